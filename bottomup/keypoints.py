@@ -1,0 +1,95 @@
+"""Joint layouts of the datasets we support: names, flip pairs, OKS sigmas, skeleton.
+
+One table per layout so that the dataset loaders, the augmentation (flip swaps), the codec and the
+AP evaluators all read the same numbers. The sigmas are the official COCO / CrowdPose OKS constants.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class KeypointLayout:
+    """A dataset's joint order and the constants that depend on it."""
+
+    name: str
+    joint_names: tuple[str, ...]
+    flip_index: tuple[int, ...]
+    sigmas: tuple[float, ...]
+    skeleton: tuple[tuple[int, int], ...]
+
+    @property
+    def num_joints(self) -> int:
+        return len(self.joint_names)
+
+    def sigmas_array(self) -> np.ndarray:
+        return np.asarray(self.sigmas, dtype=np.float64)
+
+    def __post_init__(self) -> None:
+        k = len(self.joint_names)
+        if len(self.flip_index) != k or len(self.sigmas) != k:
+            raise ValueError(f"layout {self.name}: flip_index and sigmas must have {k} entries")
+        if sorted(self.flip_index) != list(range(k)):
+            raise ValueError(f"layout {self.name}: flip_index must be a permutation of 0..{k - 1}")
+
+
+COCO = KeypointLayout(
+    name="coco",
+    joint_names=(
+        "nose", "left_eye", "right_eye", "left_ear", "right_ear",
+        "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
+        "left_wrist", "right_wrist", "left_hip", "right_hip",
+        "left_knee", "right_knee", "left_ankle", "right_ankle",
+    ),
+    flip_index=(0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15),
+    sigmas=tuple(
+        s / 10.0
+        for s in (.26, .25, .25, .35, .35, .79, .79, .72, .72, .62, .62,
+                  1.07, 1.07, .87, .87, .89, .89)
+    ),
+    skeleton=(
+        (15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6),
+        (5, 7), (6, 8), (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6),
+    ),
+)
+
+CROWDPOSE = KeypointLayout(
+    name="crowdpose",
+    joint_names=(
+        "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
+        "left_wrist", "right_wrist", "left_hip", "right_hip",
+        "left_knee", "right_knee", "left_ankle", "right_ankle", "head", "neck",
+    ),
+    flip_index=(1, 0, 3, 2, 5, 4, 7, 6, 9, 8, 11, 10, 12, 13),
+    sigmas=tuple(
+        s / 10.0 for s in (.79, .79, .72, .72, .62, .62, 1.07, 1.07, .87, .87, .89, .89, .79, .79)
+    ),
+    skeleton=(
+        (12, 13), (13, 0), (13, 1), (0, 2), (2, 4), (1, 3), (3, 5),
+        (0, 6), (1, 7), (6, 7), (6, 8), (8, 10), (7, 9), (9, 11),
+    ),
+)
+
+_LAYOUTS = {layout.name: layout for layout in (COCO, CROWDPOSE)}
+
+
+def get_layout(name: str) -> KeypointLayout:
+    """The layout called `name` ('coco' or 'crowdpose')."""
+    try:
+        return _LAYOUTS[name]
+    except KeyError:
+        raise KeyError(
+            f"unknown keypoint layout {name!r}: known layouts are {sorted(_LAYOUTS)}"
+        ) from None
+
+
+def layout_for_num_joints(num_joints: int) -> KeypointLayout:
+    """The layout with `num_joints` joints (17 -> COCO, 14 -> CrowdPose)."""
+    for layout in _LAYOUTS.values():
+        if layout.num_joints == num_joints:
+            return layout
+    known = {lay.name: lay.num_joints for lay in _LAYOUTS.values()}
+    raise KeyError(f"no keypoint layout has {num_joints} joints: known {known}")
