@@ -1,0 +1,21 @@
+"""One entry point from an architecture config to a network."""
+
+from __future__ import annotations
+
+from torch import nn
+
+from models.higherhrnet import HigherHRNet
+from models.litepose import LitePose
+from search_space.config import ArchConfig, HigherHRNetConfig, LitePoseConfig
+
+
+def build_model(config: ArchConfig) -> nn.Module:
+    """A freshly initialised network for ``config`` (validated when the config was made)."""
+    if isinstance(config, HigherHRNetConfig):
+        return HigherHRNet(config)
+    if isinstance(config, LitePoseConfig):
+        return LitePose(config)
+    raise TypeError(
+        f"build_model needs a HigherHRNetConfig or LitePoseConfig, got {type(config).__name__}; "
+        "load JSON / YAML with search_space.load_arch or a preset with search_space.get_preset"
+    )

@@ -1,0 +1,81 @@
+"""LitePose built from a :class:`~search_space.config.LitePoseConfig`.
+
+Follows the LitePose release layer for layer: stem to 1/2, four inverted residual stages, and the
+fusion (or plain) deconv head whose final separable convs add a refined path and a raw path:
+``out_quarter = Sep(y_1) + Sep(stage1)``, ``out_half = Sep(y_2) + Sep(stem)``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from models.layers import InvertedResidual, SeparableConv, conv_bn, deconv
+from search_space.config import LitePoseConfig
+
+STEM_WIDTH = 32
+DECONV_KERNEL = 4
+
+
+class LitePose(nn.Module):
+    def __init__(self, config: LitePoseConfig):
+        super().__init__()
+        self.config = config
+        stem_ch = config.stem_channels
+        self.stem = nn.Sequential(
+            conv_bn(3, STEM_WIDTH, 3, 2, act=nn.ReLU6),
+            conv_bn(STEM_WIDTH, STEM_WIDTH, 3, 1, groups=STEM_WIDTH, act=nn.ReLU6),
+            conv_bn(STEM_WIDTH, stem_ch, 1),
+        )
+        # widths[0] is the stem, widths[1..4] the stages.
+        widths = [stem_ch]
+        stages = []
+        for stage in config.stages:
+            blocks = []
+            for b, block in enumerate(stage.blocks):
+                stride = stage.stride if b == 0 else 1
+                blocks.append(
+                    InvertedResidual(widths[-1] if b == 0 else stage.channels, stage.channels,
+                                     stride, block.kernel, block.expansion)
+                )
+            stages.append(nn.Sequential(*blocks))
+            widths.append(stage.channels)
+        self.stages = nn.ModuleList(stages)
+
+        head = config.head
+        self.fusion = head.kind == "fusion"
+        # Step i upsamples y_{i-1} (y_-1 = stage 4) and, in the fusion head, the skip widths[3 - i].
+        self.deconv_refined = nn.ModuleList()
+        self.deconv_skip = nn.ModuleList()
+        self.deconv_bn_relu = nn.ModuleList()
+        in_ch = widths[4]
+        for i, out_ch in enumerate(head.channels):
+            self.deconv_refined.append(deconv(in_ch, out_ch, DECONV_KERNEL))
+            if self.fusion:
+                self.deconv_skip.append(deconv(widths[3 - i], out_ch, DECONV_KERNEL))
+            self.deconv_bn_relu.append(nn.Sequential(nn.BatchNorm2d(out_ch), nn.ReLU(inplace=True)))
+            in_ch = out_ch
+        k = config.num_joints
+        quarter_ch, fk = k + k * config.tag_dim, head.final_kernel
+        self.final_refined = nn.ModuleList(
+            [SeparableConv(head.channels[1], quarter_ch, fk), SeparableConv(head.channels[2], k, fk)]
+        )
+        self.final_raw = nn.ModuleList(
+            [SeparableConv(widths[1], quarter_ch, fk), SeparableConv(widths[0], k, fk)]
+        )
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        feats = [self.stem(x)]
+        for stage in self.stages:
+            feats.append(stage(feats[-1]))
+        y = feats[4]
+        outputs = []
+        for i in range(3):
+            up = self.deconv_refined[i](y)
+            if self.fusion:
+                up = up + self.deconv_skip[i](feats[3 - i])
+            y = self.deconv_bn_relu[i](up)
+            if i > 0:
+                # y_1 pairs with stage 1 (1/4), y_2 with the stem (1/2).
+                outputs.append(self.final_refined[i - 1](y) + self.final_raw[i - 1](feats[2 - i]))
+        return outputs

@@ -1,0 +1,233 @@
+"""Named architectures, registered timm-style: one small function per preset.
+
+``get_preset(name, **overrides)`` returns the config (overrides replace top-level fields, e.g.
+``num_joints=17`` for COCO heads); ``list_presets(pattern)`` lists names. Published paper numbers
+(paper-convention GMACs) are kept beside each preset so tables can show ours against theirs.
+Defaults use CrowdPose heads (14 joints), the setting of the paper's main results.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from search_space.config import (
+    ArchConfig,
+    DeconvHeadConfig,
+    HigherHRNetConfig,
+    HigherHRNetHeadConfig,
+    HRNetStageConfig,
+    InvertedResidualConfig,
+    LitePoseConfig,
+    LiteStageConfig,
+)
+
+
+@dataclass(frozen=True)
+class PresetInfo:
+    name: str
+    build: Callable[[], ArchConfig]
+    published_gmacs: float | None  # paper convention, CrowdPose heads
+    summary: str
+
+
+_REGISTRY: dict[str, PresetInfo] = {}
+
+
+def register(name: str, published_gmacs: float | None = None):
+    """Decorator: register a zero-argument config function under ``name``."""
+
+    def wrap(fn: Callable[[], ArchConfig]) -> Callable[[], ArchConfig]:
+        if name in _REGISTRY:
+            raise KeyError(f"preset {name!r} is already registered")
+        summary = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
+        _REGISTRY[name] = PresetInfo(name, fn, published_gmacs, summary)
+        return fn
+
+    return wrap
+
+
+def list_presets(pattern: str = "*") -> list[str]:
+    return [name for name in _REGISTRY if fnmatch.fnmatch(name, pattern)]
+
+
+def preset_info(name: str) -> PresetInfo:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"unknown preset {name!r}; known presets: {list_presets()}") from None
+
+
+def get_preset(name: str, **overrides) -> ArchConfig:
+    """The config registered as ``name``, with top-level fields replaced by ``overrides``."""
+    config = preset_info(name).build()
+    return dataclasses.replace(config, **overrides) if overrides else config
+
+
+# --------------------------------------------------------------------------------------------
+# HigherHRNet family
+# --------------------------------------------------------------------------------------------
+
+HRNET_MODULES = (1, 4, 3)  # modules in stages 2, 3, 4
+
+
+def hrnet_stages(width: int, block_maps: tuple[tuple[int, ...], ...] | None = None):
+    """Stages 2-4 with widths W, 2W, 4W, 8W.
+
+    ``block_maps[s]`` gives the block count of every branch of stage s, shared by its modules;
+    default 4 blocks per branch (the original).
+    """
+    stages = []
+    for s, modules in enumerate(HRNET_MODULES):
+        branches = s + 2
+        per_branch = (4,) * branches if block_maps is None else tuple(block_maps[s])
+        stages.append(
+            HRNetStageConfig(
+                widths=tuple(width * 2**b for b in range(branches)),
+                blocks=(per_branch,) * modules,
+            )
+        )
+    return tuple(stages)
+
+
+def higherhrnet(width: int, stem_planes: int, head_blocks: int, block_maps=None, input_size=512):
+    return HigherHRNetConfig(
+        input_size=input_size,
+        stem_planes=stem_planes,
+        stages=hrnet_stages(width, block_maps),
+        head=HigherHRNetHeadConfig(num_basic_blocks=head_blocks),
+    )
+
+
+@register("higherhrnet_w32", published_gmacs=47.9)
+def higherhrnet_w32() -> HigherHRNetConfig:
+    """HigherHRNet-W32 as released: stem planes 64, four BasicBlocks after the deconv."""
+    return higherhrnet(32, stem_planes=64, head_blocks=4)
+
+
+@register("higherhrnet_w24", published_gmacs=25.3)
+def higherhrnet_w24() -> HigherHRNetConfig:
+    """HigherHRNet-W24, paper-style: stem planes 2W, no BasicBlocks after the deconv."""
+    return higherhrnet(24, stem_planes=48, head_blocks=0)
+
+
+@register("higherhrnet_w16", published_gmacs=12.50)
+def higherhrnet_w16() -> HigherHRNetConfig:
+    """HigherHRNet-W16, paper-style (the gradual-shrinking baseline): stem planes 2W, no head blocks."""
+    return higherhrnet(16, stem_planes=32, head_blocks=0)
+
+
+# Gradual shrinking. Stage s's block map lists each branch's blocks (highest resolution first);
+# every module of the stage uses it. Each map keeps a subset of the previous one's blocks.
+SHRINK1_BLOCKS = ((4, 4), (0, 4, 4), (0, 2, 4, 4))
+SHRINK2_BLOCKS = ((0, 4), (0, 1, 4), (0, 0, 3, 4))
+SHRINK3_BLOCKS = ((0, 4), (0, 0, 4), (0, 0, 0, 4))
+
+
+@register("shrink1", published_gmacs=10.12)
+def shrink1() -> HigherHRNetConfig:
+    """Shrink1 (W16): the 1/4 branch emptied in stages 3-4, the 1/8 branch halved in stage 4.
+
+    The paper publishes only the MACs (10.12 G) and a removed share, not the block map. Ours, per
+    stage and highest resolution first: stage 2 [4, 4], stage 3 [0, 4, 4], stage 4 [0, 2, 4, 4].
+    It was chosen among all maps that remove higher-resolution blocks no later than lower ones as
+    the one nearest 10.12 G that empties whole branches first: 10.11 G paper convention.
+    """
+    return higherhrnet(16, stem_planes=32, head_blocks=0, block_maps=SHRINK1_BLOCKS)
+
+
+@register("shrink2", published_gmacs=10.02)
+def shrink2() -> HigherHRNetConfig:
+    """Shrink2 (W18): the 1/4 branch emptied everywhere, the 1/8 and 1/16 branches thinned.
+
+    Published: 10.02 G, no block map. Ours: stage 2 [0, 4], stage 3 [0, 1, 4], stage 4
+    [0, 0, 3, 4] — a subset of Shrink1's blocks and a superset of Shrink3's, at 10.02 G.
+    """
+    return higherhrnet(18, stem_planes=36, head_blocks=0, block_maps=SHRINK2_BLOCKS)
+
+
+@register("shrink3", published_gmacs=9.15)
+def shrink3() -> HigherHRNetConfig:
+    """Shrink3: single branch — each stage keeps only its lowest-resolution branch's blocks (W18)."""
+    return higherhrnet(18, stem_planes=36, head_blocks=0, block_maps=SHRINK3_BLOCKS)
+
+
+# --------------------------------------------------------------------------------------------
+# LitePose family
+# --------------------------------------------------------------------------------------------
+
+LITEPOSE_DEPTHS = (6, 8, 10, 10)
+LITEPOSE_STRIDES = (2, 2, 2, 1)
+
+
+def litepose(input_size, stem, channels, deconv, kernel=7, expansion=6, head="fusion",
+             depths=LITEPOSE_DEPTHS) -> LitePoseConfig:
+    """A LitePose net with the same kernel and expansion in every block."""
+    block = InvertedResidualConfig(kernel=kernel, expansion=expansion)
+    stages = tuple(
+        LiteStageConfig(channels=c, stride=s, blocks=(block,) * d)
+        for c, s, d in zip(channels, LITEPOSE_STRIDES, depths, strict=True)
+    )
+    return LitePoseConfig(
+        input_size=input_size,
+        stem_channels=stem,
+        stages=stages,
+        head=DeconvHeadConfig(kind=head, channels=tuple(deconv)),
+    )
+
+
+@register("litepose_xs", published_gmacs=1.2)
+def litepose_xs() -> LitePoseConfig:
+    """LitePose-XS (released subnet, 256 px)."""
+    return litepose(256, 16, (16, 32, 48, 80), (16, 24, 24))
+
+
+@register("litepose_s", published_gmacs=5.0)
+def litepose_s() -> LitePoseConfig:
+    """LitePose-S (released subnet, 448 px)."""
+    return litepose(448, 16, (16, 32, 48, 120), (32, 24, 32))
+
+
+@register("litepose_m", published_gmacs=7.8)
+def litepose_m() -> LitePoseConfig:
+    """LitePose-M (released subnet, 448 px)."""
+    return litepose(448, 16, (24, 48, 72, 120), (64, 40, 32))
+
+
+@register("litepose_l", published_gmacs=13.7)
+def litepose_l() -> LitePoseConfig:
+    """LitePose-L (released subnet, 512 px)."""
+    return litepose(512, 24, (24, 64, 96, 160), (64, 40, 32))
+
+
+@register("litepose_supernet")
+def litepose_supernet() -> LitePoseConfig:
+    """The largest LitePose member: the released supernet's widths at 512 px."""
+    return litepose(512, 24, (32, 64, 96, 160), (64, 48, 32))
+
+
+ABLATION_KERNEL_GMACS = {3: 3.77, 5: 4.14, 7: 4.69, 9: 5.33}
+
+
+def _kernel_ablation(kernel: int, head: str = "fusion") -> LitePoseConfig:
+    return litepose(512, 16, (16, 32, 48, 80), (32, 24, 16), kernel=kernel, head=head)
+
+
+def _register_kernel_ablations() -> None:
+    for kernel, gmacs in ABLATION_KERNEL_GMACS.items():
+        def build(kernel=kernel) -> LitePoseConfig:
+            return _kernel_ablation(kernel)
+
+        build.__doc__ = f"Kernel-size ablation: every depthwise kernel {kernel} (512 px, fusion head)."
+        register(f"litepose_ablation_k{kernel}", published_gmacs=gmacs)(build)
+
+
+_register_kernel_ablations()
+
+
+@register("litepose_ablation_plain_head", published_gmacs=4.06)
+def litepose_ablation_plain_head() -> LitePoseConfig:
+    """Head ablation: the kernel-7 ablation model with a plain deconv head (no skip deconvs)."""
+    return _kernel_ablation(7, head="plain")

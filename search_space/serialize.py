@@ -1,0 +1,237 @@
+"""Architecture configs to and from plain data: dicts, JSON, YAML, the LitePose release format.
+
+The dict form is the canonical one: ``{"family": ..., <fields>}`` with lists for tuples. Parsing
+checks every key, so a typo (``"stem_chanels"``) or a missing field fails with the field's path
+instead of being silently ignored. The canonical hash is computed from the sorted-key JSON of that
+dict, so two configs that describe the same network always share a hash.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import MISSING, fields, is_dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from search_space.config import (
+    FAMILIES,
+    ArchConfig,
+    DeconvHeadConfig,
+    HigherHRNetConfig,
+    HigherHRNetHeadConfig,
+    HRNetStageConfig,
+    InvertedResidualConfig,
+    LitePoseConfig,
+    LiteStageConfig,
+)
+from search_space.errors import ArchConfigError
+
+HASH_LENGTH = 16
+
+
+def to_dict(config: ArchConfig) -> dict[str, Any]:
+    """The canonical plain-data form (JSON / YAML ready)."""
+    return {"family": config.family, **_plain(config)}
+
+
+def _plain(value: Any) -> Any:
+    if is_dataclass(value):
+        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def from_dict(data: dict[str, Any]) -> ArchConfig:
+    """Parse the canonical dict form; unknown or missing keys name their path."""
+    if not isinstance(data, dict):
+        raise ArchConfigError("<root>", type(data).__name__, "must be a mapping with a 'family' key")
+    family = data.get("family")
+    if family not in FAMILIES:
+        raise ArchConfigError("family", family, f"must be one of {sorted(FAMILIES)}")
+    body = {k: v for k, v in data.items() if k not in ("family", "hash")}
+    if family == "higherhrnet":
+        return _build(HigherHRNetConfig, body, "", _HRNET_NESTED)
+    return _build(LitePoseConfig, body, "", _LITEPOSE_NESTED)
+
+
+# For each nested field, how to build its value: (dataclass, is a list of them, nested rules).
+_HRNET_NESTED = {
+    "stages": (HRNetStageConfig, True, {}),
+    "head": (HigherHRNetHeadConfig, False, {}),
+}
+_LITEPOSE_NESTED = {
+    "stages": (LiteStageConfig, True, {"blocks": (InvertedResidualConfig, True, {})}),
+    "head": (DeconvHeadConfig, False, {}),
+}
+
+
+def _build(cls: type, data: Any, path: str, nested: dict) -> Any:
+    where = path or "<root>"
+    if not isinstance(data, dict):
+        raise ArchConfigError(where, data, f"must be a mapping of {cls.__name__} fields")
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise ArchConfigError(
+            _join(path, unknown[0]), data[unknown[0]], f"unknown field; known: {sorted(known)}"
+        )
+    kwargs = {}
+    for name, field in known.items():
+        sub = _join(path, name)
+        if name not in data:
+            if field.default is MISSING and field.default_factory is MISSING:
+                raise ArchConfigError(sub, None, "is required")
+            continue
+        value = data[name]
+        if name in nested:
+            sub_cls, is_list, sub_nested = nested[name]
+            if is_list:
+                if not isinstance(value, list | tuple):
+                    raise ArchConfigError(sub, value, "must be a list")
+                value = tuple(
+                    _build(sub_cls, v, f"{sub}[{i}]", sub_nested) for i, v in enumerate(value)
+                )
+            else:
+                value = _build(sub_cls, value, sub, sub_nested)
+        else:
+            value = _tuples(value)
+        kwargs[name] = value
+    # Nested configs are validated by the top-level config, with paths from the root.
+    return cls(**kwargs)
+
+
+def _join(path: str, name: str) -> str:
+    return f"{path}.{name}" if path else name
+
+
+def _tuples(value: Any) -> Any:
+    if isinstance(value, list | tuple):
+        return tuple(_tuples(v) for v in value)
+    return value
+
+
+def to_json(config: ArchConfig, indent: int | None = 2) -> str:
+    return json.dumps(to_dict(config), indent=indent)
+
+
+def from_json(text: str) -> ArchConfig:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ArchConfigError("<json>", text[:60], f"is not valid JSON ({err})") from None
+    return from_dict(data)
+
+
+def to_yaml(config: ArchConfig) -> str:
+    return yaml.safe_dump(to_dict(config), sort_keys=False)
+
+
+def from_yaml(text: str) -> ArchConfig:
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ArchConfigError("<yaml>", text[:60], f"is not valid YAML ({err})") from None
+    return from_dict(data)
+
+
+def arch_hash(config: ArchConfig) -> str:
+    """A short canonical hash: equal architectures (whatever their origin) hash equal."""
+    canonical = json.dumps(to_dict(config), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()[:HASH_LENGTH]
+
+
+def save_arch(config: ArchConfig, path: str | Path) -> Path:
+    """Write ``arch.json``-style files: the canonical dict plus its ``hash`` as a top-level key."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {"hash": arch_hash(config), **to_dict(config)}
+    path.write_text(json.dumps(data, indent=2) + "\n")
+    return path
+
+
+def load_arch(path: str | Path) -> ArchConfig:
+    """Read a config from a ``.json``, ``.yaml`` / ``.yml`` file, canonical or LitePose-release."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"architecture file {path} does not exist")
+    text = path.read_text()
+    if path.suffix in (".yaml", ".yml"):
+        data = yaml.safe_load(text)
+    else:
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ArchConfigError(str(path), text[:60], f"is not valid JSON ({err})") from None
+    if isinstance(data, dict) and "backbone_setting" in data:
+        return from_litepose_release(data)
+    return from_dict(data)
+
+
+# --------------------------------------------------------------------------------------------
+# The LitePose release's format: {"img_size", "input_channel", "deconv_setting",
+# "backbone_setting": [{"num_blocks", "stride", "channel", "block_setting": [[t, k], ...]}]}
+# --------------------------------------------------------------------------------------------
+
+_RELEASE_KEYS = ("img_size", "input_channel", "deconv_setting", "backbone_setting")
+
+
+def from_litepose_release(data: dict[str, Any], num_joints: int = 14, tag_dim: int = 1) -> LitePoseConfig:
+    """Parse an architecture in the LitePose release's JSON format (always a fusion head)."""
+    missing = [k for k in _RELEASE_KEYS if k not in data]
+    if missing:
+        raise ArchConfigError(missing[0], None, f"LitePose release format needs keys {_RELEASE_KEYS}")
+    stages = []
+    for s, stage in enumerate(data["backbone_setting"]):
+        path = f"backbone_setting[{s}]"
+        for key in ("num_blocks", "stride", "channel", "block_setting"):
+            if key not in stage:
+                raise ArchConfigError(f"{path}.{key}", None, "is required")
+        settings = stage["block_setting"]
+        if len(settings) != stage["num_blocks"]:
+            raise ArchConfigError(
+                f"{path}.block_setting",
+                settings,
+                f"must have num_blocks={stage['num_blocks']} [expansion, kernel] pairs",
+            )
+        for b, pair in enumerate(settings):
+            if not isinstance(pair, list | tuple) or len(pair) != 2:
+                raise ArchConfigError(
+                    f"{path}.block_setting[{b}]", pair, "must be an [expansion, kernel] pair"
+                )
+        blocks = tuple(InvertedResidualConfig(kernel=k, expansion=t) for t, k in settings)
+        stages.append(LiteStageConfig(channels=stage["channel"], stride=stage["stride"], blocks=blocks))
+    return LitePoseConfig(
+        input_size=data["img_size"],
+        num_joints=num_joints,
+        tag_dim=tag_dim,
+        stem_channels=data["input_channel"],
+        stages=tuple(stages),
+        head=DeconvHeadConfig(kind="fusion", channels=_tuples(data["deconv_setting"])),
+    )
+
+
+def to_litepose_release(config: LitePoseConfig) -> dict[str, Any]:
+    """The LitePose release's format (it cannot express a plain head, joints or tag size)."""
+    if not isinstance(config, LitePoseConfig) or config.head.kind != "fusion":
+        raise ArchConfigError(
+            "head.kind", getattr(getattr(config, "head", None), "kind", None),
+            "only LitePose configs with a fusion head exist in the release format",
+        )
+    return {
+        "img_size": config.input_size,
+        "input_channel": config.stem_channels,
+        "deconv_setting": list(config.head.channels),
+        "backbone_setting": [
+            {
+                "num_blocks": stage.depth,
+                "stride": stage.stride,
+                "channel": stage.channels,
+                "block_setting": [[b.expansion, b.kernel] for b in stage.blocks],
+            }
+            for stage in config.stages
+        ],
+    }
