@@ -175,13 +175,14 @@ class HigherHRNetConfig(PoseNetConfig):
         for s, stage in enumerate(self.stages):
             if not isinstance(stage, HRNetStageConfig):
                 raise ArchConfigError(f"stages[{s}]", stage, "must be an HRNetStageConfig")
-            stage.validate(f"stages[{s}]")
+            _check_tuple(f"stages[{s}].widths", stage.widths)
             if stage.num_branches != s + 2:
                 raise ArchConfigError(
                     f"stages[{s}].widths",
                     stage.widths,
                     f"stage {s + 2} must have exactly {s + 2} branches (one more than the last)",
                 )
+            stage.validate(f"stages[{s}]")
             if s > 0 and stage.widths[: s + 1] != self.stages[s - 1].widths:
                 raise ArchConfigError(
                     f"stages[{s}].widths",

@@ -1,0 +1,101 @@
+"""Random valid architectures of either family, for tests and for exploring beyond the presets.
+
+This is a broad sampler over the *language* (every field varied within its valid range), not the
+search space of the supernet: that one is declared separately with its own, narrower choices.
+Seeded through a ``numpy.random.Generator`` so that a test's configs are reproducible.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from search_space.config import (
+    HRNET_BLOCK_TYPES,
+    KERNEL_SIZES,
+    NUM_JOINTS_CHOICES,
+    ArchConfig,
+    DeconvHeadConfig,
+    HigherHRNetConfig,
+    HigherHRNetHeadConfig,
+    HRNetStageConfig,
+    InvertedResidualConfig,
+    LitePoseConfig,
+    LiteStageConfig,
+)
+
+PLAIN_HEAD_STRIDES = ((2, 2, 2, 1), (2, 2, 1, 2), (2, 1, 2, 2))
+
+
+def random_litepose(rng: np.random.Generator, input_sizes=(64, 96, 128),
+                    max_width: int = 48, max_depth: int = 3) -> LitePoseConfig:
+    head_kind = str(rng.choice(["fusion", "plain"]))
+    strides = (2, 2, 2, 1) if head_kind == "fusion" else PLAIN_HEAD_STRIDES[rng.integers(3)]
+
+    def width() -> int:
+        return int(rng.integers(1, max_width // 4 + 1)) * 4
+
+    stages = []
+    for stride in strides:
+        blocks = tuple(
+            InvertedResidualConfig(
+                kernel=int(rng.choice(KERNEL_SIZES)), expansion=int(rng.integers(1, 7))
+            )
+            for _ in range(int(rng.integers(1, max_depth + 1)))
+        )
+        stages.append(LiteStageConfig(channels=width(), stride=int(stride), blocks=blocks))
+    return LitePoseConfig(
+        input_size=int(rng.choice(input_sizes)),
+        num_joints=int(rng.choice(NUM_JOINTS_CHOICES)),
+        tag_dim=int(rng.integers(1, 3)),
+        stem_channels=width(),
+        stages=tuple(stages),
+        head=DeconvHeadConfig(
+            kind=head_kind,
+            channels=(width(), width(), width()),
+            final_kernel=int(rng.choice(KERNEL_SIZES)),
+        ),
+    )
+
+
+def random_higherhrnet(rng: np.random.Generator, input_sizes=(64, 96, 128),
+                       max_base_width: int = 12, max_modules: int = 2,
+                       max_blocks: int = 2) -> HigherHRNetConfig:
+    base = int(rng.integers(1, max_base_width // 2 + 1)) * 2
+    block = str(rng.choice(HRNET_BLOCK_TYPES))
+    stages = []
+    for s in range(3):
+        branches = s + 2
+        modules = int(rng.integers(1, max_modules + 1))
+        blocks = tuple(
+            tuple(int(rng.integers(0, max_blocks + 1)) for _ in range(branches))
+            for _ in range(modules)
+        )
+        stages.append(
+            HRNetStageConfig(widths=tuple(base * 2**b for b in range(branches)),
+                             blocks=blocks, block=block)
+        )
+    return HigherHRNetConfig(
+        input_size=int(rng.choice(input_sizes)),
+        num_joints=int(rng.choice(NUM_JOINTS_CHOICES)),
+        tag_dim=int(rng.integers(1, 3)),
+        stem_planes=int(rng.integers(1, 5)) * 4,
+        stem_blocks=int(rng.integers(1, 3)),
+        stages=tuple(stages),
+        head=HigherHRNetHeadConfig(
+            final_conv_kernel=int(rng.choice([1, 3])),
+            cat_output=bool(rng.integers(2)),
+            deconv_channels=int(rng.integers(1, 5)) * 4,
+            deconv_kernel=int(rng.choice([2, 3, 4])),
+            num_basic_blocks=int(rng.integers(0, 2)),
+        ),
+    )
+
+
+def random_config(rng: np.random.Generator, family: str | None = None) -> ArchConfig:
+    """A random valid config of ``family`` ('higherhrnet', 'litepose', or None for either)."""
+    family = family or str(rng.choice(["higherhrnet", "litepose"]))
+    if family == "litepose":
+        return random_litepose(rng)
+    if family == "higherhrnet":
+        return random_higherhrnet(rng)
+    raise ValueError(f"unknown family {family!r}: use 'higherhrnet' or 'litepose'")
