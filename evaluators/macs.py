@@ -80,8 +80,13 @@ def count_macs(
         extra = PAPER_DECONV_EXTRA * macs if isinstance(module, nn.ConvTranspose2d) else 0
         params = sum(p.numel() for p in module.parameters(recurse=False))
         rows.append(
-            {"layer": name, "type": type(module).__name__, "macs": macs,
-             "macs_paper": macs + extra, "params": params}
+            {
+                "layer": name,
+                "type": type(module).__name__,
+                "macs": macs,
+                "macs_paper": macs + extra,
+                "params": params,
+            }
         )
     by_layer = pd.DataFrame(rows, columns=["layer", "type", "macs", "macs_paper", "params"])
     paper_extra = int(by_layer["macs_paper"].sum() - by_layer["macs"].sum())

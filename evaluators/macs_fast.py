@@ -38,8 +38,17 @@ class _Tally:
         self.macs = 0
         self.deconv_macs = 0
 
-    def conv(self, in_ch: int, out_ch: int, k: int, size: Size, stride: int = 1,
-             groups: int = 1, bn: bool = True, padding: int | None = None) -> Size:
+    def conv(
+        self,
+        in_ch: int,
+        out_ch: int,
+        k: int,
+        size: Size,
+        stride: int = 1,
+        groups: int = 1,
+        bn: bool = True,
+        padding: int | None = None,
+    ) -> Size:
         pad = k // 2 if padding is None else padding
         out = tuple((s + 2 * pad - k) // stride + 1 for s in size)
         pixels = out[0] * out[1]
@@ -179,8 +188,14 @@ def _litepose(t: _Tally, config: LitePoseConfig, size: Size) -> None:
         for b, block in enumerate(stage.blocks):
             hidden = inverted_residual_hidden(in_ch, block.expansion)
             t.conv(in_ch, hidden, 1, size)
-            size = t.conv(hidden, hidden, block.kernel, size,
-                          stride=stage.stride if b == 0 else 1, groups=hidden)
+            size = t.conv(
+                hidden,
+                hidden,
+                block.kernel,
+                size,
+                stride=stage.stride if b == 0 else 1,
+                groups=hidden,
+            )
             t.conv(hidden, stage.channels, 1, size)
             in_ch = stage.channels
         widths.append(stage.channels)

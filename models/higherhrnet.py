@@ -42,8 +42,14 @@ def _fuse_layer(in_ch: int, out_ch: int, levels: int) -> nn.Module:
 class HRModule(nn.Module):
     """Parallel branches, then every output branch sums all inputs brought to its resolution."""
 
-    def __init__(self, channels: list[int], blocks: tuple[int, ...], widths: tuple[int, ...],
-                 block: str, num_outputs: int):
+    def __init__(
+        self,
+        channels: list[int],
+        blocks: tuple[int, ...],
+        widths: tuple[int, ...],
+        block: str,
+        num_outputs: int,
+    ):
         super().__init__()
         self.branches = nn.ModuleList(
             _branch(c, w, n, block) for c, w, n in zip(channels, widths, blocks, strict=True)
@@ -79,7 +85,9 @@ class Transition(nn.Module):
         for i, c in enumerate(channels):
             if i < len(prev_channels):
                 same = prev_channels[i] == c
-                layers.append(nn.Identity() if same else conv_bn(prev_channels[i], c, 3, act=nn.ReLU))
+                layers.append(
+                    nn.Identity() if same else conv_bn(prev_channels[i], c, 3, act=nn.ReLU)
+                )
             else:
                 layers.append(conv_bn(prev_channels[-1], c, 3, 2, act=nn.ReLU))
         self.layers = nn.ModuleList(layers)

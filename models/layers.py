@@ -20,7 +20,11 @@ def make_divisible(value: float, divisor: int = 8, min_value: int | None = None)
 
 
 def conv_bn(
-    in_ch: int, out_ch: int, kernel: int, stride: int = 1, groups: int = 1,
+    in_ch: int,
+    out_ch: int,
+    kernel: int,
+    stride: int = 1,
+    groups: int = 1,
     act: type[nn.Module] | None = None,
 ) -> nn.Sequential:
     """kxk conv (padding k//2, no bias) + BN (+ activation)."""

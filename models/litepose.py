@@ -35,8 +35,13 @@ class LitePose(nn.Module):
             for b, block in enumerate(stage.blocks):
                 stride = stage.stride if b == 0 else 1
                 blocks.append(
-                    InvertedResidual(widths[-1] if b == 0 else stage.channels, stage.channels,
-                                     stride, block.kernel, block.expansion)
+                    InvertedResidual(
+                        widths[-1] if b == 0 else stage.channels,
+                        stage.channels,
+                        stride,
+                        block.kernel,
+                        block.expansion,
+                    )
                 )
             stages.append(nn.Sequential(*blocks))
             widths.append(stage.channels)
@@ -58,7 +63,10 @@ class LitePose(nn.Module):
         k = config.num_joints
         quarter_ch, fk = k + k * config.tag_dim, head.final_kernel
         self.final_refined = nn.ModuleList(
-            [SeparableConv(head.channels[1], quarter_ch, fk), SeparableConv(head.channels[2], k, fk)]
+            [
+                SeparableConv(head.channels[1], quarter_ch, fk),
+                SeparableConv(head.channels[2], k, fk),
+            ]
         )
         self.final_raw = nn.ModuleList(
             [SeparableConv(widths[1], quarter_ch, fk), SeparableConv(widths[0], k, fk)]

@@ -16,8 +16,8 @@ values (see :class:`~search_space.errors.ArchConfigError`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-from typing import Literal, Union
+from dataclasses import dataclass
+from typing import Literal
 
 from search_space.errors import ArchConfigError
 
@@ -44,7 +44,9 @@ def _check_choice(path: str, value: object, choices: tuple) -> None:
         raise ArchConfigError(path, value, f"must be one of {shown}")
 
 
-def _check_tuple(path: str, value: object, length: int | None = None, nonempty: bool = True) -> None:
+def _check_tuple(
+    path: str, value: object, length: int | None = None, nonempty: bool = True
+) -> None:
     if not isinstance(value, tuple):
         raise ArchConfigError(path, value, "must be a tuple (a list in JSON / YAML)")
     if length is not None and len(value) != length:
@@ -326,9 +328,6 @@ class LitePoseConfig(PoseNetConfig):
                 )
 
 
-ArchConfig = Union[HigherHRNetConfig, LitePoseConfig]
+ArchConfig = HigherHRNetConfig | LitePoseConfig
 FAMILIES: dict[str, type] = {"higherhrnet": HigherHRNetConfig, "litepose": LitePoseConfig}
 
-
-def field_names(cls: type) -> tuple[str, ...]:
-    return tuple(f.name for f in fields(cls))

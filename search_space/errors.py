@@ -5,7 +5,8 @@ class ArchConfigError(ValueError):
     """An architecture description that cannot be built.
 
     The message always starts with the dotted path of the offending field and its value, then says
-    what would be accepted, e.g. ``stages[2].blocks[4].kernel=4: must be an odd size in {3, 5, 7, 9}``.
+    what would be accepted, e.g.
+    ``stages[2].blocks[4].kernel=4: must be an odd size in {3, 5, 7, 9}``.
     """
 
     def __init__(self, path: str, value: object, expected: str):

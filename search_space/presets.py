@@ -115,7 +115,7 @@ def higherhrnet_w24() -> HigherHRNetConfig:
 
 @register("higherhrnet_w16", published_gmacs=12.50)
 def higherhrnet_w16() -> HigherHRNetConfig:
-    """HigherHRNet-W16, paper-style (the gradual-shrinking baseline): stem planes 2W, no head blocks."""
+    """HigherHRNet-W16, paper-style (the shrinking baseline): stem planes 2W, no head blocks."""
     return higherhrnet(16, stem_planes=32, head_blocks=0)
 
 
@@ -150,7 +150,7 @@ def shrink2() -> HigherHRNetConfig:
 
 @register("shrink3", published_gmacs=9.15)
 def shrink3() -> HigherHRNetConfig:
-    """Shrink3: single branch — each stage keeps only its lowest-resolution branch's blocks (W18)."""
+    """Shrink3 (W18): each stage keeps only its lowest-resolution branch's blocks."""
     return higherhrnet(18, stem_planes=36, head_blocks=0, block_maps=SHRINK3_BLOCKS)
 
 
@@ -162,8 +162,9 @@ LITEPOSE_DEPTHS = (6, 8, 10, 10)
 LITEPOSE_STRIDES = (2, 2, 2, 1)
 
 
-def litepose(input_size, stem, channels, deconv, kernel=7, expansion=6, head="fusion",
-             depths=LITEPOSE_DEPTHS) -> LitePoseConfig:
+def litepose(
+    input_size, stem, channels, deconv, kernel=7, expansion=6, head="fusion", depths=LITEPOSE_DEPTHS
+) -> LitePoseConfig:
     """A LitePose net with the same kernel and expansion in every block."""
     block = InvertedResidualConfig(kernel=kernel, expansion=expansion)
     stages = tuple(
@@ -217,10 +218,13 @@ def _kernel_ablation(kernel: int, head: str = "fusion") -> LitePoseConfig:
 
 def _register_kernel_ablations() -> None:
     for kernel, gmacs in ABLATION_KERNEL_GMACS.items():
+
         def build(kernel=kernel) -> LitePoseConfig:
             return _kernel_ablation(kernel)
 
-        build.__doc__ = f"Kernel-size ablation: every depthwise kernel {kernel} (512 px, fusion head)."
+        build.__doc__ = (
+            f"Kernel-size ablation: every depthwise kernel {kernel} (512 px, fusion head)."
+        )
         register(f"litepose_ablation_k{kernel}", published_gmacs=gmacs)(build)
 
 

@@ -26,8 +26,9 @@ from search_space.config import (
 PLAIN_HEAD_STRIDES = ((2, 2, 2, 1), (2, 2, 1, 2), (2, 1, 2, 2))
 
 
-def random_litepose(rng: np.random.Generator, input_sizes=(64, 96, 128),
-                    max_width: int = 48, max_depth: int = 3) -> LitePoseConfig:
+def random_litepose(
+    rng: np.random.Generator, input_sizes=(64, 96, 128), max_width: int = 48, max_depth: int = 3
+) -> LitePoseConfig:
     head_kind = str(rng.choice(["fusion", "plain"]))
     strides = (2, 2, 2, 1) if head_kind == "fusion" else PLAIN_HEAD_STRIDES[rng.integers(3)]
 
@@ -57,9 +58,13 @@ def random_litepose(rng: np.random.Generator, input_sizes=(64, 96, 128),
     )
 
 
-def random_higherhrnet(rng: np.random.Generator, input_sizes=(64, 96, 128),
-                       max_base_width: int = 12, max_modules: int = 2,
-                       max_blocks: int = 2) -> HigherHRNetConfig:
+def random_higherhrnet(
+    rng: np.random.Generator,
+    input_sizes=(64, 96, 128),
+    max_base_width: int = 12,
+    max_modules: int = 2,
+    max_blocks: int = 2,
+) -> HigherHRNetConfig:
     base = int(rng.integers(1, max_base_width // 2 + 1)) * 2
     block = str(rng.choice(HRNET_BLOCK_TYPES))
     stages = []
@@ -71,8 +76,9 @@ def random_higherhrnet(rng: np.random.Generator, input_sizes=(64, 96, 128),
             for _ in range(modules)
         )
         stages.append(
-            HRNetStageConfig(widths=tuple(base * 2**b for b in range(branches)),
-                             blocks=blocks, block=block)
+            HRNetStageConfig(
+                widths=tuple(base * 2**b for b in range(branches)), blocks=blocks, block=block
+            )
         )
     return HigherHRNetConfig(
         input_size=int(rng.choice(input_sizes)),

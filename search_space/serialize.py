@@ -48,7 +48,9 @@ def _plain(value: Any) -> Any:
 def from_dict(data: dict[str, Any]) -> ArchConfig:
     """Parse the canonical dict form; unknown or missing keys name their path."""
     if not isinstance(data, dict):
-        raise ArchConfigError("<root>", type(data).__name__, "must be a mapping with a 'family' key")
+        raise ArchConfigError(
+            "<root>", type(data).__name__, "must be a mapping with a 'family' key"
+        )
     family = data.get("family")
     if family not in FAMILIES:
         raise ArchConfigError("family", family, f"must be one of {sorted(FAMILIES)}")
@@ -179,11 +181,15 @@ def load_arch(path: str | Path) -> ArchConfig:
 _RELEASE_KEYS = ("img_size", "input_channel", "deconv_setting", "backbone_setting")
 
 
-def from_litepose_release(data: dict[str, Any], num_joints: int = 14, tag_dim: int = 1) -> LitePoseConfig:
+def from_litepose_release(
+    data: dict[str, Any], num_joints: int = 14, tag_dim: int = 1
+) -> LitePoseConfig:
     """Parse an architecture in the LitePose release's JSON format (always a fusion head)."""
     missing = [k for k in _RELEASE_KEYS if k not in data]
     if missing:
-        raise ArchConfigError(missing[0], None, f"LitePose release format needs keys {_RELEASE_KEYS}")
+        raise ArchConfigError(
+            missing[0], None, f"LitePose release format needs keys {_RELEASE_KEYS}"
+        )
     stages = []
     for s, stage in enumerate(data["backbone_setting"]):
         path = f"backbone_setting[{s}]"
@@ -203,7 +209,9 @@ def from_litepose_release(data: dict[str, Any], num_joints: int = 14, tag_dim: i
                     f"{path}.block_setting[{b}]", pair, "must be an [expansion, kernel] pair"
                 )
         blocks = tuple(InvertedResidualConfig(kernel=k, expansion=t) for t, k in settings)
-        stages.append(LiteStageConfig(channels=stage["channel"], stride=stage["stride"], blocks=blocks))
+        stages.append(
+            LiteStageConfig(channels=stage["channel"], stride=stage["stride"], blocks=blocks)
+        )
     return LitePoseConfig(
         input_size=data["img_size"],
         num_joints=num_joints,
@@ -218,7 +226,8 @@ def to_litepose_release(config: LitePoseConfig) -> dict[str, Any]:
     """The LitePose release's format (it cannot express a plain head, joints or tag size)."""
     if not isinstance(config, LitePoseConfig) or config.head.kind != "fusion":
         raise ArchConfigError(
-            "head.kind", getattr(getattr(config, "head", None), "kind", None),
+            "head.kind",
+            getattr(getattr(config, "head", None), "kind", None),
             "only LitePose configs with a fusion head exist in the release format",
         )
     return {

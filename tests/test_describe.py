@@ -11,7 +11,10 @@ REPO = Path(__file__).resolve().parents[1]
 def _run(*overrides: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "experiments.describe", *overrides],
-        cwd=REPO, capture_output=True, text=True, timeout=300,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
 
 
@@ -21,8 +24,14 @@ def test_json_lines_have_the_contract_keys():
     records = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["name"] for r in records] == ["litepose_xs", "litepose_m"]
     for record in records:
-        assert set(record) == {"name", "input_size", "macs", "macs_paper", "params",
-                               "published_macs"}
+        assert set(record) == {
+            "name",
+            "input_size",
+            "macs",
+            "macs_paper",
+            "params",
+            "published_macs",
+        }
         assert isinstance(record["macs"], int) and record["macs_paper"] > record["macs"]
     assert records[0]["input_size"] == 256 and records[0]["published_macs"] == 1_200_000_000
     assert abs(records[0]["macs"] / 0.92e9 - 1) < 5e-3

@@ -13,8 +13,13 @@ from search_space.random_arch import random_config
 # True MACs (fvcore) of the reference implementation, CrowdPose heads, from
 # shared/reference/litepose.md (two decimals, GMACs).
 REFERENCE_TRUE_GMACS = {
-    "litepose_xs": 0.92, "litepose_s": 3.73, "litepose_m": 5.41, "litepose_l": 10.19,
-    "higherhrnet_w16": 11.34, "higherhrnet_w24": 23.95, "higherhrnet_w32": 46.40,
+    "litepose_xs": 0.92,
+    "litepose_s": 3.73,
+    "litepose_m": 5.41,
+    "litepose_l": 10.19,
+    "higherhrnet_w16": 11.34,
+    "higherhrnet_w24": 23.95,
+    "higherhrnet_w32": 46.40,
     "shrink3": 7.95,
 }
 PAPER_CHECKED = list(REFERENCE_TRUE_GMACS)
@@ -51,8 +56,9 @@ def test_model_without_config_needs_input_size():
         count_macs(nn.Conv2d(3, 3, 1))
 
 
-@pytest.mark.parametrize("name", ["litepose_xs", "litepose_s", "litepose_m", "litepose_l",
-                                  "shrink3", "higherhrnet_w16"])
+@pytest.mark.parametrize(
+    "name", ["litepose_xs", "litepose_s", "litepose_m", "litepose_l", "shrink3", "higherhrnet_w16"]
+)
 def test_fvcore_true_macs_match_reference_within_half_percent(name):
     report = count_macs(get_preset(name))
     assert report.gmacs == pytest.approx(REFERENCE_TRUE_GMACS[name], rel=5e-3)
