@@ -1,0 +1,106 @@
+"""The HigherHRNet training loss: masked heatmap MSE at both resolutions plus associative embedding.
+
+Targets come from the codec (``bottomup/codec.py``): per resolution ``heatmaps (N, K, h, w)`` and
+``masks (N, h, w)`` (1 = use, 0 = ignore), and for the tag loss at 1/4 ``joints (N, M, K, 2)``
+holding ``[flat index into h*w, valid]`` for up to M persons. Model outputs follow the models'
+convention: ``out_quarter (N, K + K*D, h, w)`` (heatmaps, then joint-major tags of dimension D) and
+``out_half (N, K, 2h, 2w)``.
+
+Everything is vectorised over images and persons: no Python loop over persons, so the loss costs
+the same whether a batch holds 2 or 30 people.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Loss weights (the reference recipe: heatmaps 1 and 1, push and pull 1e-3)."""
+
+    heatmap_weights: tuple[float, float] = (1.0, 1.0)  # 1/4, 1/2
+    push_weight: float = 1e-3
+    pull_weight: float = 1e-3
+
+
+def heatmap_loss(pred: Tensor, target: Tensor, mask: Tensor) -> Tensor:
+    """Masked MSE, averaged per image then over the batch.
+
+    pred, target: (N, K, h, w); mask: (N, h, w). Returns a scalar.
+    """
+    return ((pred - target) ** 2 * mask[:, None]).mean()
+
+
+def gather_tags(tags: Tensor, joints: Tensor, num_joints: int) -> Tensor:
+    """Tag vectors at the annotated joints.
+
+    tags: (N, K * D, h, w), joint-major; joints: (N, M, K, 2). Returns (N, M, K, D).
+    """
+    n, channels, h, w = tags.shape
+    dim = channels // num_joints
+    flat = tags.reshape(n, num_joints, dim, h * w)
+    index = joints[..., 0].clamp(0, h * w - 1).long()  # (N, M, K)
+    index = index.permute(0, 2, 1)[:, :, None, :].expand(n, num_joints, dim, index.shape[1])
+    gathered = torch.gather(flat, 3, index)  # (N, K, D, M)
+    return gathered.permute(0, 3, 1, 2)
+
+
+def associative_embedding_loss(
+    tags: Tensor, joints: Tensor, num_joints: int
+) -> tuple[Tensor, Tensor]:
+    """Push and pull losses (Newell et al.), per image then averaged over the batch.
+
+    pull: mean squared distance of a person's joint tags to the person's mean tag, averaged over
+    persons. push: mean over ordered pairs of distinct persons of exp(-||mean_i - mean_j||^2),
+    halved as in the reference. Images with fewer than two persons contribute no push.
+    """
+    values = gather_tags(tags, joints, num_joints)  # (N, M, K, D)
+    valid = (joints[..., 1] > 0).to(values.dtype)  # (N, M, K)
+    counts = valid.sum(dim=2)  # (N, M)
+    person = (counts > 0).to(values.dtype)  # (N, M)
+    safe_counts = counts.clamp(min=1)
+    means = (values * valid[..., None]).sum(dim=2) / safe_counts[..., None]  # (N, M, D)
+
+    sq_dev = ((values - means[:, :, None]) ** 2).sum(dim=-1)  # (N, M, K)
+    per_person_pull = (sq_dev * valid).sum(dim=2) / safe_counts  # (N, M)
+    num_persons = person.sum(dim=1)  # (N,)
+    pull = (per_person_pull * person).sum(dim=1) / num_persons.clamp(min=1)
+
+    diff = ((means[:, :, None] - means[:, None]) ** 2).sum(dim=-1)  # (N, M, M)
+    pair = person[:, :, None] * person[:, None, :]
+    pair = pair * (1 - torch.eye(pair.shape[1], dtype=pair.dtype, device=pair.device))
+    num_pairs = num_persons * (num_persons - 1)
+    push = (torch.exp(-diff) * pair).sum(dim=(1, 2)) / num_pairs.clamp(min=1) * 0.5
+    return push.mean(), pull.mean()
+
+
+class BottomUpLoss(nn.Module):
+    """The total loss and its parts, for logging: ``{'loss', 'heatmap_quarter', 'heatmap_half',
+    'push', 'pull'}``."""
+
+    def __init__(self, num_joints: int, config: LossConfig = LossConfig()):
+        super().__init__()
+        self.num_joints = num_joints
+        self.config = config
+
+    def forward(self, outputs: list[Tensor], targets: dict[str, Tensor]) -> dict[str, Tensor]:
+        k = self.num_joints
+        quarter, half = outputs
+        w_quarter, w_half = self.config.heatmap_weights
+        parts = {
+            "heatmap_quarter": heatmap_loss(
+                quarter[:, :k], targets["heatmaps_quarter"], targets["masks_quarter"]
+            )
+            * w_quarter,
+            "heatmap_half": heatmap_loss(half, targets["heatmaps_half"], targets["masks_half"])
+            * w_half,
+        }
+        push, pull = associative_embedding_loss(quarter[:, k:], targets["joints"], k)
+        parts["push"] = push * self.config.push_weight
+        parts["pull"] = pull * self.config.pull_weight
+        parts["loss"] = sum(parts.values())
+        return parts
