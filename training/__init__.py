@@ -1,0 +1,5 @@
+"""Training any architecture: the trainer, exact resume, checkpoints, distributed runs.
+
+The trainer knows nothing about pose: it is given a model, a loss module and a dataset of
+ready-made (image, targets) samples, which ``bottomup`` produces. Supernet training builds on it.
+"""

@@ -1,0 +1,344 @@
+"""The training loop: Adam with the reference schedule, exact resume, DDP, AMP, NaN guard, logs.
+
+Lifecycle of ``Trainer.fit()``:
+
+1. If ``run_dir/checkpoints/last.pt`` exists, everything is restored from it: weights, optimiser,
+   schedule, the best score so far and the data position (epoch, batch in epoch). The sampler's
+   order is a pure function of (seed, epoch) and every sample's augmentation a pure function of
+   (seed, epoch, index), so the run continues with exactly the batches an uninterrupted run would
+   have seen next: nothing lost, nothing repeated.
+2. Each step: forward (bf16 autocast on CUDA when ``amp``), loss, NaN / inf check, backward,
+   optional gradient clipping, optimiser and schedule steps.
+3. Every ``checkpoint_every`` steps and at each epoch's end, rank 0 writes ``last.pt`` atomically;
+   after an evaluation that improves the score it also writes ``best.pt``.
+
+A non-finite loss stops the run with :class:`TrainingDiverged` before anything is written, so the
+last checkpoint on disk is the last good one.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from training.checkpoint import load_checkpoint, save_checkpoint
+from training.distributed import DistContext
+from training.sampler import ResumableSampler
+
+SCHEDULES = ("multistep", "cosine", "constant")
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass
+class TrainerConfig:
+    """How to train. Milestones are fractions of the total steps (HigherHRNet: epochs 200 and
+    260 of 300, i.e. 2/3 and 13/15), so a shortened run keeps the schedule's shape."""
+
+    epochs: int = 10
+    max_steps: int | None = None
+    batch_size: int = 16
+    lr: float = 4e-3
+    weight_decay: float = 0.0
+    schedule: str = "multistep"
+    milestones: tuple[float, ...] = (2 / 3, 13 / 15)
+    gamma: float = 0.1
+    warmup_steps: int = 0
+    grad_clip: float | None = None
+    amp: bool = True
+    channels_last: bool = True
+    seed: int = 0
+    num_workers: int = 0
+    checkpoint_every: int = 100
+    log_every: int = 10
+    eval_every_epochs: int = 1
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"trainer.schedule={self.schedule!r}: must be one of {SCHEDULES}")
+        for name in ("epochs", "batch_size", "checkpoint_every", "log_every", "eval_every_epochs"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"trainer.{name}={getattr(self, name)}: must be >= 1")
+        if self.lr <= 0:
+            raise ValueError(f"trainer.lr={self.lr}: must be > 0")
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    epochs_done: int
+    best_score: float | None
+    last_checkpoint: Path
+    history: list[dict[str, float]] = field(default_factory=list)
+
+
+class Trainer:
+    """Trains ``model`` on ``dataset`` whose items are dicts with an ``image`` and the targets
+    ``loss_fn(outputs, targets)`` expects; ``dataset[(epoch, index)]`` must be deterministic.
+
+    ``evaluate`` (optional) maps the bare model to a dict of scores; ``score_key`` picks the one
+    that decides the best checkpoint (higher is better).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        loss_fn: nn.Module,
+        dataset: Dataset,
+        config: TrainerConfig,
+        run_dir: str | Path,
+        ctx: DistContext | None = None,
+        evaluate: Callable[[nn.Module], dict[str, float]] | None = None,
+        score_key: str = "AP",
+        extra_state: dict[str, Any] | None = None,
+    ):
+        self.config = config
+        self.ctx = ctx or DistContext()
+        self.run_dir = Path(run_dir)
+        self.checkpoint_dir = self.run_dir / "checkpoints"
+        self.loss_fn = loss_fn
+        self.dataset = dataset
+        self.evaluate = evaluate
+        self.score_key = score_key
+        self.extra_state = extra_state or {}
+        torch.manual_seed(config.seed)
+
+        self.model = model.to(self.ctx.device)
+        if config.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.train_model: nn.Module = self.model
+        if self.ctx.distributed:
+            ids = [self.ctx.device.index] if self.ctx.device.type == "cuda" else None
+            self.train_model = DistributedDataParallel(self.model, device_ids=ids)
+
+        self.sampler = ResumableSampler(
+            len(dataset), config.batch_size, config.seed, self.ctx.rank, self.ctx.world_size
+        )
+        self.total_steps = self._total_steps()
+        self.optimizer = torch.optim.Adam(
+            self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay
+        )
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
+        self.use_amp = config.amp and self.ctx.device.type == "cuda"
+        self.step = 0
+        self.epoch = 0
+        self.batch_in_epoch = 0
+        self.best_score: float | None = None
+        self.history: list[dict[str, float]] = []
+
+    # ------------------------------------------------------------------ schedule
+    def _total_steps(self) -> int:
+        steps = self.config.epochs * self.sampler.batches_per_epoch
+        return min(steps, self.config.max_steps) if self.config.max_steps else steps
+
+    def _lr_factor(self, step: int) -> float:
+        cfg = self.config
+        warm = min(1.0, (step + 1) / cfg.warmup_steps) if cfg.warmup_steps else 1.0
+        progress = step / max(self.total_steps, 1)
+        if cfg.schedule == "multistep":
+            return warm * cfg.gamma ** sum(progress >= m for m in cfg.milestones)
+        if cfg.schedule == "cosine":
+            return warm * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+        return warm
+
+    # ------------------------------------------------------------------ state
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "step": self.step,
+            "epoch": self.epoch,
+            "batch_in_epoch": self.batch_in_epoch,
+            "best_score": self.best_score,
+            "trainer_config": asdict(self.config),
+            "history": self.history,
+            **self.extra_state,
+        }
+
+    def _restore(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.step = state["step"]
+        self.epoch = state["epoch"]
+        self.batch_in_epoch = state["batch_in_epoch"]
+        self.best_score = state["best_score"]
+        self.history = list(state.get("history", []))
+
+    def _save(self, name: str) -> Path:
+        path = self.checkpoint_dir / name
+        if self.ctx.is_main:
+            save_checkpoint(self.state_dict(), path)
+        return path
+
+    # ------------------------------------------------------------------ loop
+    def fit(self) -> TrainResult:
+        last = self.checkpoint_dir / "last.pt"
+        if last.exists():
+            self._restore(load_checkpoint(last))
+            self._drop_log_rows_after(self.step)
+        bar = tqdm(
+            total=self.total_steps,
+            initial=self.step,
+            desc="train",
+            unit="step",
+            disable=not (self.config.progress and self.ctx.is_main),
+            dynamic_ncols=True,
+        )
+        log_path = self.run_dir / "metrics.csv"
+        try:
+            while self.step < self.total_steps:
+                self._run_epoch(bar, log_path)
+                if self.batch_in_epoch >= self.sampler.batches_per_epoch:
+                    self.epoch += 1
+                    self.batch_in_epoch = 0
+                    self._end_of_epoch()
+        finally:
+            bar.close()
+        if self.ctx.distributed:
+            # DDP syncs buffers (BN statistics) from rank 0 at each forward, so after the last
+            # step they still differ; make every rank hold rank 0's, as a checkpoint would.
+            for buffer in self.model.buffers():
+                torch.distributed.broadcast(buffer, src=0)
+        evaluated = self.history and self.history[-1]["step"] == self.step
+        if self.evaluate is not None and not evaluated:
+            self._evaluate_and_keep_best()
+        path = self._save("last.pt")
+        return TrainResult(self.step, self.epoch, self.best_score, path, self.history)
+
+    def _loader(self) -> DataLoader:
+        self.sampler.set_position(self.epoch, self.batch_in_epoch)
+        keyed = _EpochKeyedSampler(self.sampler)
+        return DataLoader(
+            self.dataset,
+            batch_size=self.config.batch_size,
+            sampler=keyed,
+            num_workers=self.config.num_workers,
+            drop_last=True,
+            pin_memory=self.ctx.device.type == "cuda",
+        )
+
+    def _run_epoch(self, bar: tqdm, log_path: Path) -> None:
+        self.train_model.train()
+        tick = time.perf_counter()
+        for batch in self._loader():
+            parts = self._train_step(batch)
+            self.step += 1
+            self.batch_in_epoch += 1
+            bar.update(1)
+            now = time.perf_counter()
+            images_per_s = self.config.batch_size * self.ctx.world_size / max(now - tick, 1e-9)
+            tick = now
+            if self.step % self.config.log_every == 0 or self.step == self.total_steps:
+                row = {
+                    "step": self.step,
+                    "epoch": self.epoch,
+                    "lr": self.optimizer.param_groups[0]["lr"],
+                    "images_per_s": images_per_s,
+                    **{k: v for k, v in parts.items()},
+                }
+                bar.set_postfix(loss=f"{parts['loss']:.5f}", img_s=f"{images_per_s:.1f}")
+                self._log(log_path, row)
+            if self.step % self.config.checkpoint_every == 0:
+                self._save("last.pt")
+            if self.step >= self.total_steps:
+                break
+
+    def _train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        device = self.ctx.device
+        image = batch.pop("image").to(device, non_blocking=True)
+        if self.config.channels_last:
+            image = image.contiguous(memory_format=torch.channels_last)
+        targets = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.use_amp):
+            outputs = self.train_model(image)
+        outputs = [o.float() for o in outputs]
+        parts = self.loss_fn(outputs, targets)
+        loss = parts["loss"]
+        if not torch.isfinite(loss):
+            raise TrainingDiverged(
+                f"loss became {loss.item()} at step {self.step + 1} (epoch {self.epoch}); "
+                f"nothing was saved after it, the last good checkpoint is "
+                f"{self.checkpoint_dir / 'last.pt'}. Lower trainer.lr (now {self.config.lr}) "
+                "or set trainer.grad_clip (e.g. 1.0), then rerun the same command to resume."
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.config.grad_clip:
+            nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        return {k: float(v.detach()) for k, v in parts.items()}
+
+    def _end_of_epoch(self) -> None:
+        if self.evaluate is not None and self.epoch % self.config.eval_every_epochs == 0:
+            self._evaluate_and_keep_best()
+        self._save("last.pt")
+
+    def _evaluate_and_keep_best(self) -> None:
+        if not self.ctx.is_main:
+            return
+        scores = self.evaluate(self.model)
+        record = {"step": self.step, "epoch": self.epoch, **scores}
+        self.history.append(record)
+        self._log(self.run_dir / "eval.csv", record)
+        score = scores.get(self.score_key)
+        if score is not None and (self.best_score is None or score > self.best_score):
+            self.best_score = float(score)
+            self._save("best.pt")
+
+    def _drop_log_rows_after(self, step: int) -> None:
+        """After a resume, forget log rows of steps the restart will run again."""
+        for name in ("metrics.csv", "eval.csv"):
+            path = self.run_dir / name
+            if not self.ctx.is_main or not path.exists():
+                continue
+            with open(path, newline="") as handle:
+                rows = list(csv.DictReader(handle))
+            kept = [row for row in rows if int(row["step"]) <= step]
+            if len(kept) != len(rows):
+                with open(path, "w", newline="") as handle:
+                    writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+                    writer.writeheader()
+                    writer.writerows(kept)
+
+    def _log(self, path: Path, row: dict[str, Any]) -> None:
+        if not self.ctx.is_main:
+            return
+        path.parent.mkdir(parents=True, exist_ok=True)
+        new = not path.exists()
+        with open(path, "a", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=list(row))
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+
+
+class _EpochKeyedSampler(torch.utils.data.Sampler):
+    """Yields ``(epoch, index)`` so that each sample's augmentation can be seeded by both, also
+    inside DataLoader worker processes."""
+
+    def __init__(self, sampler: ResumableSampler):
+        self.sampler = sampler
+
+    def __iter__(self):
+        epoch = self.sampler.epoch
+        return ((epoch, index) for index in self.sampler)
+
+    def __len__(self) -> int:
+        return len(self.sampler)
