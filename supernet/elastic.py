@@ -1,0 +1,103 @@
+"""Elastic layers: one weight tensor serves every smaller width and kernel size.
+
+Once-for-all style. A layer is built at its largest shape; the active sub-layer takes the *first*
+channels (so widths nest: the 16-channel subnet's filters are the 24-channel subnet's first 16),
+and a depthwise kernel of size k is the centre k x k crop of the largest kernel, passed through a
+learned k^2 x k^2 transform per size step (7 -> 5 -> 3) so that a small kernel is not forced to
+equal the middle of a big one. Input widths are read from the incoming tensor.
+
+Each elastic layer can return the plain tensors a static layer of the active shape would hold
+(``active_weight`` and friends), which is how subnets are exported: the exported network is built
+by ``models.build_model`` and only receives these tensors.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class ElasticConv2d(nn.Conv2d):
+    """A dense (groups=1) conv whose active output width is ``active_out``."""
+
+    def __init__(self, max_in: int, max_out: int, kernel: int, stride: int = 1):
+        super().__init__(max_in, max_out, kernel, stride, kernel // 2, bias=False)
+        self.active_out = max_out
+
+    def active_weight(self, in_ch: int) -> Tensor:
+        return self.weight[: self.active_out, :in_ch]
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.conv2d(x, self.active_weight(x.shape[1]), None, self.stride, self.padding)
+
+
+class ElasticDepthwiseConv2d(nn.Module):
+    """A depthwise conv with elastic width (from the input) and kernel size (``active_kernel``)."""
+
+    def __init__(self, max_channels: int, kernel_sizes: tuple[int, ...], stride: int = 1):
+        super().__init__()
+        self.kernel_sizes = tuple(sorted(kernel_sizes, reverse=True))
+        self.max_kernel = self.kernel_sizes[0]
+        self.stride = stride
+        self.weight = nn.Parameter(torch.empty(max_channels, 1, self.max_kernel, self.max_kernel))
+        nn.init.kaiming_normal_(self.weight, mode="fan_out")
+        # One transform per step down (7->5, 5->3), initialised to the identity.
+        self.transforms = nn.ParameterDict(
+            {
+                f"{big}to{small}": nn.Parameter(torch.eye(small * small))
+                for big, small in zip(self.kernel_sizes, self.kernel_sizes[1:], strict=False)
+            }
+        )
+        self.active_kernel = self.max_kernel
+
+    def active_weight(self, channels: int) -> Tensor:
+        weight = self.weight[:channels]
+        for big, small in zip(self.kernel_sizes, self.kernel_sizes[1:], strict=False):
+            if big <= self.active_kernel:
+                break
+            start = (big - small) // 2
+            crop = weight[:, :, start : start + small, start : start + small]
+            flat = crop.reshape(channels, small * small) @ self.transforms[f"{big}to{small}"]
+            weight = flat.reshape(channels, 1, small, small)
+        return weight
+
+    def forward(self, x: Tensor) -> Tensor:
+        channels = x.shape[1]
+        k = self.active_kernel
+        return F.conv2d(x, self.active_weight(channels), None, self.stride, k // 2, 1, channels)
+
+
+class ElasticBatchNorm2d(nn.BatchNorm2d):
+    """Batch norm over the first ``C`` channels of its statistics and affine parameters."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        c = x.shape[1]
+        if self.training and self.track_running_stats:
+            self.num_batches_tracked += 1
+        use_batch_stats = self.training or not self.track_running_stats
+        momentum = 0.0 if self.momentum is None else self.momentum
+        return F.batch_norm(
+            x,
+            self.running_mean[:c],
+            self.running_var[:c],
+            self.weight[:c],
+            self.bias[:c],
+            use_batch_stats,
+            momentum,
+            self.eps,
+        )
+
+
+class ElasticConvTranspose2d(nn.ConvTranspose2d):
+    """A stride-2 transposed conv (kernel 4) with elastic input and output widths."""
+
+    def __init__(self, max_in: int, max_out: int):
+        super().__init__(max_in, max_out, 4, stride=2, padding=1, bias=False)
+        self.active_out = max_out
+
+    def active_weight(self, in_ch: int) -> Tensor:
+        return self.weight[:in_ch, : self.active_out]
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.conv_transpose2d(x, self.active_weight(x.shape[1]), None, 2, 1)
