@@ -1,0 +1,73 @@
+"""Export an architecture as a standalone model folder: arch.json, model.pt, model.onnx.
+
+    python -m experiments.export arch=litepose_s out=exports/litepose_s
+    python -m experiments.export arch=my/arch.json out=exports/x supernet=run/checkpoints/last.pt
+
+``arch`` is a preset name or an architecture file (our JSON / YAML or the LitePose release's JSON).
+With ``supernet`` the weights are sliced from a supernet checkpoint (the architecture must be a
+member of it); without, the network is freshly initialised (for deployment and latency checks).
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import hydra
+from hydra.core.config_store import ConfigStore
+
+from models import build_model
+from models.io import save_standalone
+from search_space import ArchConfig, ArchConfigError, get_preset, list_presets, load_arch
+from supernet.checkpoint import load_supernet
+from training.checkpoint import CheckpointError
+
+
+@dataclass
+class ExportConfig:
+    arch: str = "???"
+    out: str = "???"
+    supernet: str | None = None
+    onnx: bool = True
+
+
+ConfigStore.instance().store(name="export_schema", node=ExportConfig)
+
+
+def resolve_arch(arch: str) -> ArchConfig:
+    """A preset name or an architecture file path."""
+    if arch in list_presets():
+        return get_preset(arch)
+    path = Path(arch)
+    if path.exists():
+        return load_arch(path)
+    raise ArchConfigError(
+        "arch",
+        arch,
+        f"is neither a preset ({', '.join(list_presets())}) nor an existing architecture file",
+    )
+
+
+def export(cfg: ExportConfig) -> Path:
+    config = resolve_arch(cfg.arch)
+    if cfg.supernet:
+        supernet = load_supernet(cfg.supernet)
+        model = supernet.export(config)
+    else:
+        model = build_model(config)
+    return save_standalone(model, config, cfg.out, onnx=cfg.onnx)
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="export")
+def main(cfg: ExportConfig) -> None:
+    try:
+        folder = export(cfg)
+    except (ArchConfigError, CheckpointError, FileNotFoundError) as err:
+        print(f"export failed: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    print(f"exported to {folder}")
+
+
+if __name__ == "__main__":
+    main()

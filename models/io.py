@@ -1,0 +1,80 @@
+"""Standalone model folders: ``arch.json`` + ``model.pt`` (+ ``model.onnx``).
+
+A folder written here is everything needed to rebuild and run a network without posearch's search
+machinery: the architecture (with its canonical hash) and the weights. The ONNX graph takes images
+of any height and width (multiples of the net's stride), as test-time decoding needs.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from models.builder import build_model
+from search_space import ArchConfig, from_dict, save_arch, to_dict
+from training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+
+MODEL_FILE = "model.pt"
+ARCH_FILE = "arch.json"
+ONNX_FILE = "model.onnx"
+
+
+def save_standalone(
+    model: nn.Module, config: ArchConfig, folder: str | Path, onnx: bool = True
+) -> Path:
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    save_arch(config, folder / ARCH_FILE)
+    save_checkpoint({"arch": to_dict(config), "model": model.state_dict()}, folder / MODEL_FILE)
+    if onnx:
+        export_onnx(model, config, folder / ONNX_FILE)
+    return folder
+
+
+def load_standalone(path: str | Path) -> tuple[nn.Module, ArchConfig]:
+    """A model from a standalone folder or a ``model.pt`` file (any checkpoint carrying
+    ``arch`` and ``model``)."""
+    path = Path(path)
+    file = path / MODEL_FILE if path.is_dir() else path
+    state = load_checkpoint(file)
+    if "arch" not in state or "model" not in state:
+        raise CheckpointError(
+            f"checkpoint {file} holds no architecture ('arch') and weights "
+            "('model'); write it with models.io.save_standalone"
+        )
+    config = from_dict(state["arch"])
+    model = build_model(config)
+    model.load_state_dict(state["model"])
+    return model, config
+
+
+def export_onnx(model: nn.Module, config: ArchConfig, path: str | Path) -> Path:
+    """ONNX (opset 17) with dynamic batch, height and width, exported in eval mode.
+
+    Uses the TorchScript exporter: on these convolutional nets it gives the same graph as the
+    dynamo exporter in well under a second instead of half a minute (measured on LitePose-XS).
+    ONNX Runtime fuses batch norm into the convolutions when it loads the graph.
+    """
+    path = Path(path)
+    was_training = model.training
+    model.eval()
+    size = config.input_size
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                model,
+                (torch.zeros(1, 3, size, size),),
+                str(path),
+                dynamo=False,
+                input_names=["image"],
+                output_names=["out_quarter", "out_half"],
+                dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"}},
+                opset_version=17,
+            )
+    finally:
+        model.train(was_training)
+    return path

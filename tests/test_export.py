@@ -1,0 +1,64 @@
+"""Standalone export: folders that rebuild, ONNX that runs at any size, supernet weights."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnxruntime
+import torch
+
+from models.io import load_standalone
+from search_space import arch_hash, get_preset
+from supernet import LitePoseSupernet
+from supernet.checkpoint import supernet_state
+from training.checkpoint import save_checkpoint
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _export(*overrides: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "experiments.export", *overrides],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_export_from_supernet_checkpoint_matches_supernet(tmp_path):
+    torch.manual_seed(0)
+    net = LitePoseSupernet(get_preset("litepose_supernet", input_size=64)).eval()
+    ckpt = tmp_path / "supernet.pt"
+    save_checkpoint({"model": net.state_dict(), **supernet_state(net)}, ckpt)
+    arch = tmp_path / "xs.json"
+    arch.write_text((REPO / "tests" / "data" / "litepose_xs_release.json").read_text())
+    out = tmp_path / "out"
+    result = _export(f"arch={arch}", f"out={out}", f"supernet={ckpt}")
+    assert result.returncode == 0, result.stderr
+    saved = json.loads((out / "arch.json").read_text())
+    model, config = load_standalone(out)
+    assert saved["hash"] == arch_hash(config) == arch_hash(get_preset("litepose_xs"))
+    model.eval()
+    net.set_active(config)
+    image = torch.randn(1, 3, 64, 128)
+    session = onnxruntime.InferenceSession(str(out / "model.onnx"))
+    onnx_out = session.run(None, {"image": image.numpy()})
+    with torch.no_grad():
+        for ours, standalone, via_onnx in zip(net(image), model(image), onnx_out, strict=True):
+            assert torch.allclose(ours, standalone, atol=1e-5)
+            assert np.allclose(standalone.numpy(), via_onnx, atol=1e-4)
+
+
+def test_export_errors_are_clear(tmp_path):
+    result = _export("arch=no_such_model", f"out={tmp_path}")
+    assert result.returncode == 2 and "litepose_xs" in result.stderr
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(b"not a checkpoint")
+    result = _export("arch=litepose_xs", f"out={tmp_path / 'o'}", f"supernet={broken}")
+    assert result.returncode == 2 and "corrupt" in result.stderr
+    result = _export("arch=shrink3", f"out={tmp_path / 'p'}", "onnx=false")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "p" / "model.pt").exists() and not (tmp_path / "p" / "model.onnx").exists()
