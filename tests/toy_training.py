@@ -45,7 +45,7 @@ class ToyData(Dataset):
         return 20
 
     def __getitem__(self, key):
-        epoch, index = key
+        epoch, index, _ = key
         g = torch.Generator().manual_seed(index)
         image = torch.randn(3, 8, 8, generator=g)
         noise = torch.Generator().manual_seed(1000 * epoch + index)

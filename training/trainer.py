@@ -35,6 +35,7 @@ from tqdm import tqdm
 from training.checkpoint import load_checkpoint, save_checkpoint
 from training.distributed import DistContext
 from training.sampler import ResumableSampler
+from training.steps import StandardStep, TrainStep
 
 SCHEDULES = ("multistep", "cosine", "constant")
 
@@ -88,8 +89,11 @@ class TrainResult:
 
 class Trainer:
     """Trains ``model`` on ``dataset`` whose items are dicts with an ``image`` and the targets
-    ``loss_fn(outputs, targets)`` expects; ``dataset[(epoch, index)]`` must be deterministic.
+    the loss expects. Items are fetched by key ``(epoch, index, extra)`` and must be a pure
+    function of it; ``extra`` is ``batch_extra(epoch, batch_in_epoch)`` (None by default), which
+    is how a batch-wide choice such as the input resolution reaches every sample of the batch.
 
+    ``step`` (default: ``StandardStep(loss_fn)``) computes one batch's forward and backward.
     ``evaluate`` (optional) maps the bare model to a dict of scores; ``score_key`` picks the one
     that decides the best checkpoint (higher is better).
     """
@@ -105,12 +109,15 @@ class Trainer:
         evaluate: Callable[[nn.Module], dict[str, float]] | None = None,
         score_key: str = "AP",
         extra_state: dict[str, Any] | None = None,
+        step: TrainStep | None = None,
+        batch_extra: Callable[[int, int], Any] | None = None,
     ):
         self.config = config
         self.ctx = ctx or DistContext()
         self.run_dir = Path(run_dir)
         self.checkpoint_dir = self.run_dir / "checkpoints"
-        self.loss_fn = loss_fn
+        self.step_fn = step or StandardStep(loss_fn, amp=config.amp)
+        self.batch_extra = batch_extra
         self.dataset = dataset
         self.evaluate = evaluate
         self.score_key = score_key
@@ -121,7 +128,7 @@ class Trainer:
         if config.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.train_model: nn.Module = self.model
-        if self.ctx.distributed:
+        if self.ctx.distributed and not self.step_fn.manages_ddp:
             ids = [self.ctx.device.index] if self.ctx.device.type == "cuda" else None
             self.train_model = DistributedDataParallel(self.model, device_ids=ids)
 
@@ -133,7 +140,6 @@ class Trainer:
             self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay
         )
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
-        self.use_amp = config.amp and self.ctx.device.type == "cuda"
         self.step = 0
         self.epoch = 0
         self.batch_in_epoch = 0
@@ -223,7 +229,7 @@ class Trainer:
 
     def _loader(self) -> DataLoader:
         self.sampler.set_position(self.epoch, self.batch_in_epoch)
-        keyed = _EpochKeyedSampler(self.sampler)
+        keyed = _KeyedSampler(self.sampler, self.batch_extra)
         return DataLoader(
             self.dataset,
             batch_size=self.config.batch_size,
@@ -265,10 +271,8 @@ class Trainer:
         if self.config.channels_last:
             image = image.contiguous(memory_format=torch.channels_last)
         targets = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=self.use_amp):
-            outputs = self.train_model(image)
-        outputs = [o.float() for o in outputs]
-        parts = self.loss_fn(outputs, targets)
+        self.optimizer.zero_grad(set_to_none=True)
+        parts = self.step_fn(self.train_model, image, targets, self.step)
         loss = parts["loss"]
         if not torch.isfinite(loss):
             raise TrainingDiverged(
@@ -277,13 +281,13 @@ class Trainer:
                 f"{self.checkpoint_dir / 'last.pt'}. Lower trainer.lr (now {self.config.lr}) "
                 "or set trainer.grad_clip (e.g. 1.0), then rerun the same command to resume."
             )
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        if self.ctx.distributed and self.step_fn.manages_ddp:
+            _all_reduce_gradients(self.model, self.ctx.world_size)
         if self.config.grad_clip:
             nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
         self.optimizer.step()
         self.scheduler.step()
-        return {k: float(v.detach()) for k, v in parts.items()}
+        return {k: float(v) for k, v in parts.items()}
 
     def _end_of_epoch(self) -> None:
         if self.evaluate is not None and self.epoch % self.config.eval_every_epochs == 0:
@@ -329,16 +333,35 @@ class Trainer:
             writer.writerow(row)
 
 
-class _EpochKeyedSampler(torch.utils.data.Sampler):
-    """Yields ``(epoch, index)`` so that each sample's augmentation can be seeded by both, also
-    inside DataLoader worker processes."""
+def _all_reduce_gradients(model: nn.Module, world_size: int) -> None:
+    """Average gradients over ranks in one flat all-reduce (parameters without a gradient this
+    step count as zero, identically on every rank)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in params]
+    flat = torch.cat([g.reshape(-1) for g in grads])
+    torch.distributed.all_reduce(flat)
+    flat /= world_size
+    offset = 0
+    for p in params:
+        n = p.numel()
+        p.grad = flat[offset : offset + n].view_as(p).clone()
+        offset += n
 
-    def __init__(self, sampler: ResumableSampler):
+
+class _KeyedSampler(torch.utils.data.Sampler):
+    """Yields ``(epoch, index, extra)`` so that each sample can be seeded by them, also inside
+    DataLoader worker processes; ``extra`` is the same for every sample of a batch."""
+
+    def __init__(self, sampler: ResumableSampler, batch_extra: Callable[[int, int], Any] | None):
         self.sampler = sampler
+        self.batch_extra = batch_extra
 
     def __iter__(self):
-        epoch = self.sampler.epoch
-        return ((epoch, index) for index in self.sampler)
+        epoch, start, size = self.sampler.epoch, self.sampler.start_batch, self.sampler.batch_size
+        for position, index in enumerate(self.sampler):
+            batch = start + position // size
+            extra = self.batch_extra(epoch, batch) if self.batch_extra else None
+            yield (epoch, index, extra)
 
     def __len__(self) -> int:
         return len(self.sampler)
