@@ -1,0 +1,175 @@
+"""Proxy evaluators: cheap scores that stand in for trained accuracy during search.
+
+Lifecycle (in the spirit of Optuna's ``BaseSampler``): a search builds each proxy once with
+``get_proxy(name, **options)``; for every candidate architecture that passed the MACs budget it
+calls ``proxy.score(config, context)`` exactly once and records the float it returns (higher means
+better for every proxy here, so a search can always maximise). ``context`` carries what a proxy
+may need: calibration batches (dicts with ``image`` and codec targets), the loss, a seed, a
+device. ``proxy.cost`` says roughly what a call costs, so tables can show it beside the score.
+
+Zero-cost proxies here are adapted to the pose loss (heatmap MSE + associative embedding):
+
+* ``params`` / ``macs``: the baselines every proxy must beat.
+* ``synflow``: data-free; sum over parameters of |theta * dR/dtheta| with R the sum of the
+  outputs of the network with |weights| on an all-ones input (Tanaka et al. 2020).
+* ``grad_norm``: the norm of the pose-loss gradient on a calibration batch.
+* ``snip``: sum of |theta * dL/dtheta| for the pose loss (Lee et al. 2019).
+* ``jacob_cov``: NASWOT's log-determinant of the kernel of binary ReLU codes over a batch
+  (Mellor et al. 2021), on the 1/4-resolution features' pre-activations of every ReLU.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from evaluators.macs_fast import fast_macs
+from models import build_model
+from search_space.config import ArchConfig
+
+
+@dataclass
+class ProxyContext:
+    """What proxies may use. ``batches`` yields dicts with ``image`` and the loss's targets."""
+
+    batches: Callable[[], Iterable[dict[str, Tensor]]] | None = None
+    loss_fn: nn.Module | None = None
+    seed: int = 0
+    device: str = "cpu"
+    input_size: int | None = None  # overrides the config's, to keep zero-cost proxies cheap
+    extras: dict = field(default_factory=dict)
+
+
+class Proxy:
+    """Base class: subclasses set ``name`` and ``cost`` and implement ``score``."""
+
+    name = "proxy"
+    cost = "unknown"
+    needs_data = False
+
+    def score(self, config: ArchConfig, context: ProxyContext) -> float:
+        raise NotImplementedError
+
+    def _model(self, config: ArchConfig, context: ProxyContext) -> nn.Module:
+        torch.manual_seed(context.seed)
+        return build_model(config).to(context.device)
+
+    def _batch(self, context: ProxyContext) -> dict[str, Tensor]:
+        if context.batches is None:
+            raise ValueError(f"proxy {self.name!r} needs calibration batches (context.batches)")
+        batch = next(iter(context.batches()))
+        return {k: v.to(context.device) for k, v in batch.items()}
+
+
+_PROXIES: dict[str, type[Proxy]] = {}
+
+
+def register_proxy(cls: type[Proxy]) -> type[Proxy]:
+    _PROXIES[cls.name] = cls
+    return cls
+
+
+def list_proxies() -> list[str]:
+    return sorted(_PROXIES)
+
+
+def get_proxy(name: str, **options) -> Proxy:
+    try:
+        return _PROXIES[name](**options)
+    except KeyError:
+        raise KeyError(f"unknown proxy {name!r}; known proxies: {list_proxies()}") from None
+
+
+@register_proxy
+class ParamsProxy(Proxy):
+    name, cost = "params", "build the model (~10 ms)"
+
+    def score(self, config, context):
+        return float(sum(p.numel() for p in build_model(config).parameters()))
+
+
+@register_proxy
+class MacsProxy(Proxy):
+    name, cost = "macs", "config walk (<1 ms)"
+
+    def score(self, config, context):
+        return float(fast_macs(config).macs)
+
+
+@register_proxy
+class SynflowProxy(Proxy):
+    name, cost = "synflow", "one forward + backward, no data"
+
+    def score(self, config, context):
+        model = self._model(config, context).double().eval()
+        with torch.no_grad():  # synflow scores the network with all weights made positive
+            for p in model.state_dict().values():
+                if p.is_floating_point():
+                    p.abs_()
+        size = context.input_size or config.input_size
+        ones = torch.ones(1, 3, size, size, dtype=torch.double, device=context.device)
+        total = sum(o.sum() for o in model(ones))
+        total.backward()
+        score = sum((p * p.grad).abs().sum() for p in model.parameters() if p.grad is not None)
+        return float(torch.log(score + 1e-30))
+
+
+@register_proxy
+class GradNormProxy(Proxy):
+    name, cost, needs_data = "grad_norm", "one forward + backward on a batch", True
+
+    def score(self, config, context):
+        model = self._model(config, context).train()
+        batch = self._batch(context)
+        image = batch.pop("image")
+        context.loss_fn(model(image), batch)["loss"].backward()
+        norms = [p.grad.norm() ** 2 for p in model.parameters() if p.grad is not None]
+        return float(torch.stack(norms).sum().sqrt())
+
+
+@register_proxy
+class SnipProxy(Proxy):
+    name, cost, needs_data = "snip", "one forward + backward on a batch", True
+
+    def score(self, config, context):
+        model = self._model(config, context).train()
+        batch = self._batch(context)
+        image = batch.pop("image")
+        context.loss_fn(model(image), batch)["loss"].backward()
+        return float(
+            sum((p * p.grad).abs().sum() for p in model.parameters() if p.grad is not None)
+        )
+
+
+@register_proxy
+class JacobCovProxy(Proxy):
+    """NASWOT: networks whose ReLUs split the images of a batch into distinct activation patterns
+    score higher."""
+
+    name, cost, needs_data = "jacob_cov", "one forward on a batch", True
+
+    def score(self, config, context):
+        model = self._model(config, context).train()
+        image = self._batch(context)["image"]
+        n = image.shape[0]
+        codes: list[Tensor] = []
+
+        def hook(_module, _inputs, output):
+            codes.append((output.detach() > 0).reshape(n, -1).double())
+
+        relus = [m for m in model.modules() if isinstance(m, nn.ReLU | nn.ReLU6)]
+        handles = [m.register_forward_hook(hook) for m in relus]
+        try:
+            with torch.no_grad():
+                model(image)
+        finally:
+            for handle in handles:
+                handle.remove()
+        binary = torch.cat(codes, dim=1)
+        kernel = binary @ binary.T + (1 - binary) @ (1 - binary).T
+        sign, logdet = np.linalg.slogdet(kernel.cpu().numpy())
+        return float(logdet) if sign > 0 else float("-inf")
