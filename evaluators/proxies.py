@@ -114,7 +114,9 @@ class SynflowProxy(Proxy):
         ones = torch.ones(1, 3, size, size, dtype=torch.double, device=context.device)
         total = sum(o.sum() for o in model(ones))
         total.backward()
-        score = sum((p * p.grad).abs().sum() for p in model.parameters() if p.grad is not None)
+        score = sum(
+            (p.detach() * p.grad).abs().sum() for p in model.parameters() if p.grad is not None
+        )
         return float(torch.log(score + 1e-30))
 
 
