@@ -143,7 +143,7 @@ class SnipProxy(Proxy):
         image = batch.pop("image")
         context.loss_fn(model(image), batch)["loss"].backward()
         return float(
-            sum((p * p.grad).abs().sum() for p in model.parameters() if p.grad is not None)
+            sum((p.detach() * p.grad).abs().sum() for p in model.parameters() if p.grad is not None)
         )
 
 
