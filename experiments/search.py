@@ -1,0 +1,102 @@
+"""Constrained architecture search (Optuna inside one Hydra job).
+
+    python -m experiments.search                                   # the small default run
+    python -m experiments.search budget=5.0G convention=paper proxy=synflow n_trials=40
+    python -m experiments.search storage=postgresql://user@host/db  # run on many workers
+
+Leaves in ``run_dir``: ``study.db`` (unless ``storage`` points elsewhere), ``trials.csv``,
+``pareto.csv``, ``pareto.png`` / ``pareto.pdf`` and ``exports/<budget name>/arch.json`` for each
+named budget. Rerunning the same command continues the same study.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import hydra
+import optuna
+from hydra.core.config_store import ConfigStore
+
+from evaluators.proxies import ProxyContext, get_proxy, list_proxies
+from search.budget import PAPER_BUDGETS, Budget, BudgetError, parse_macs
+from search.driver import SearchSettings, objective_column, run_search, trials_table
+from search.report import export_winners, plot_pareto, write_tables
+from search_space.space import LitePoseSpace
+
+
+@dataclass
+class SearchConfig:
+    budget: str = "5.0G"
+    convention: str = "paper"
+    proxy: str = "synflow"
+    n_trials: int = 40
+    storage: str | None = None
+    study_name: str = "posearch"
+    seed: int = 0
+    run_dir: str = "outputs/search"
+    sampler: str = "tpe"
+    multi_objective: bool = False
+    seed_paper_models: bool = True
+    proxy_input_size: int = 128
+    export_budgets: dict[str, str] = field(
+        default_factory=lambda: {k: f"{v / 1e9:g}G" for k, v in PAPER_BUDGETS.items()}
+    )
+    export_convention: str = "paper"
+    progress: bool = True
+
+
+ConfigStore.instance().store(name="search_schema", node=SearchConfig)
+
+
+def search(cfg: SearchConfig) -> Path:
+    run_dir = Path(cfg.run_dir)
+    budget = Budget(parse_macs(cfg.budget), cfg.convention)
+    settings = SearchSettings(
+        budget=budget,
+        run_dir=run_dir,
+        n_trials=cfg.n_trials,
+        storage=cfg.storage,
+        study_name=cfg.study_name,
+        seed=cfg.seed,
+        sampler=cfg.sampler,
+        multi_objective=cfg.multi_objective,
+        seed_paper_models=cfg.seed_paper_models,
+    )
+    proxy = get_proxy(cfg.proxy)
+    if proxy.needs_data:
+        raise SystemExit(
+            f"proxy {cfg.proxy!r} needs calibration data, which this command does not build yet; "
+            "use a data-free proxy (params, macs, synflow)"
+        )
+    context = ProxyContext(seed=cfg.seed, input_size=cfg.proxy_input_size)
+    study = run_search(LitePoseSpace(), settings, proxy, context, progress=cfg.progress)
+    objective = objective_column(cfg.proxy)
+    table = trials_table(study, objective)
+    write_tables(table, objective, run_dir)
+    named = {
+        name: Budget(parse_macs(v), cfg.export_convention) for name, v in cfg.export_budgets.items()
+    }
+    plot_pareto(table, objective, budget, run_dir, named)
+    exports = export_winners(table, objective, named, run_dir)
+    for name, folder in exports.items():
+        print(f"{name}: {folder if folder else 'no finished trial fits this budget'}")
+    return run_dir
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="search")
+def main(cfg: SearchConfig) -> None:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        run_dir = search(cfg)
+    except (BudgetError, KeyError, ValueError) as err:
+        print(f"search failed: {err}", file=sys.stderr)
+        if isinstance(err, KeyError):
+            print(f"known proxies: {list_proxies()}", file=sys.stderr)
+        raise SystemExit(2) from None
+    print(f"results in {run_dir}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Constrained architecture search: budgets, the Optuna driver, results tables and plots."""

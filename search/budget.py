@@ -1,0 +1,63 @@
+"""MACs budgets: parsing ``5.0G`` / ``800M`` / plain counts, conventions, feasibility."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from evaluators.macs_fast import FastMacs
+
+CONVENTIONS = ("true", "paper")
+_UNITS = {"": 1, "K": 1e3, "M": 1e6, "G": 1e9}
+
+# The paper's named budgets (paper convention, reference section 1).
+PAPER_BUDGETS = {"XS": 1.2e9, "S": 5.0e9, "M": 7.8e9, "L": 13.7e9}
+
+
+class BudgetError(ValueError):
+    """A budget that cannot be parsed or that no member of the space can meet."""
+
+
+@dataclass(frozen=True)
+class Budget:
+    macs: float
+    convention: str = "true"
+
+    def __post_init__(self) -> None:
+        if self.convention not in CONVENTIONS:
+            raise BudgetError(f"convention={self.convention!r}: must be one of {CONVENTIONS}")
+        if self.macs <= 0:
+            raise BudgetError(f"budget={self.macs}: must be positive")
+
+    def measure(self, macs: FastMacs) -> int:
+        """The MACs of a candidate in this budget's convention."""
+        return macs.macs_paper if self.convention == "paper" else macs.macs
+
+    def violation(self, macs: FastMacs) -> float:
+        """Optuna constraint value: <= 0 when the candidate fits."""
+        return float(self.measure(macs) - self.macs)
+
+    def __str__(self) -> str:
+        return f"{self.macs / 1e9:g}G ({self.convention} MACs)"
+
+
+def parse_macs(text: str | float | int) -> float:
+    """``'5.0G'`` -> 5e9, ``'800M'`` -> 8e8, ``1.2e9`` -> 1.2e9."""
+    if isinstance(text, int | float):
+        return float(text)
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([KMG]?)\s*", str(text))
+    if not match:
+        raise BudgetError(
+            f"budget={text!r}: write a number with an optional K, M or G suffix (e.g. 5.0G)"
+        )
+    return float(match.group(1)) * _UNITS[match.group(2)]
+
+
+def check_reachable(budget: Budget, smallest: FastMacs) -> None:
+    """Refuse a budget below the smallest member of the space, naming what is reachable."""
+    floor = budget.measure(smallest)
+    if floor > budget.macs:
+        raise BudgetError(
+            f"budget {budget} is infeasible: the smallest member of the search space needs "
+            f"{floor / 1e9:.3f} G {budget.convention} MACs; raise the budget to at least that"
+        )

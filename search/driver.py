@@ -1,0 +1,234 @@
+"""Constrained architecture search with Optuna, driven from inside one process.
+
+Each trial suggests every gene of the declared space (``trial.suggest_categorical``), decodes the
+architecture, computes its MACs with the exact fast path, and records the budget as an Optuna
+constraint (``Trial.set_constraint``: feasible when <= 0). Only a feasible candidate is scored by
+the proxy, so no proxy time is spent on an infeasible one; an infeasible trial completes with the
+worst score so that the sampler learns where the budget lies. A candidate whose canonical hash was
+already scored in this study (by any worker) reuses that score.
+
+The study lives in an Optuna storage (SQLite in the run folder by default, or any URL: a journal
+file, PostgreSQL for many workers). Trials are counted across workers and restarts: running the
+same command again continues the study until ``n_trials`` trials have finished.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import optuna
+import pandas as pd
+from optuna.exceptions import ExperimentalWarning
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.trial import TrialState
+
+from evaluators.macs_fast import fast_macs
+from evaluators.proxies import Proxy, ProxyContext
+from models import build_model
+from search.budget import Budget, check_reachable
+from search_space import arch_hash, get_preset, to_dict
+from search_space.space import LitePoseSpace
+
+SAMPLERS = ("tpe", "nsga2")
+PAPER_SEEDS = ("litepose_xs", "litepose_s", "litepose_m", "litepose_l")
+WORST = -math.inf
+
+
+@dataclass
+class SearchSettings:
+    budget: Budget
+    run_dir: Path
+    n_trials: int = 40
+    storage: str | None = None
+    study_name: str = "posearch"
+    seed: int = 0
+    sampler: str = "tpe"
+    multi_objective: bool = False
+    seed_paper_models: bool = False
+    heartbeat_s: int = 10
+
+    def __post_init__(self) -> None:
+        self.run_dir = Path(self.run_dir)
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"sampler={self.sampler!r}: must be one of {SAMPLERS}")
+        if self.n_trials < 1:
+            raise ValueError(f"n_trials={self.n_trials}: must be >= 1")
+
+    @property
+    def storage_url(self) -> str:
+        return self.storage or f"sqlite:///{(self.run_dir / 'study.db').resolve()}"
+
+
+def make_storage(settings: SearchSettings) -> optuna.storages.BaseStorage:
+    """RDB storages get heartbeats, so a trial whose worker was killed is failed and retried."""
+    url = settings.storage_url
+    if url.startswith(("sqlite", "postgresql", "mysql")):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ExperimentalWarning)  # heartbeats: stable in practice
+            return RDBStorage(
+                url,
+                heartbeat_interval=settings.heartbeat_s,
+                grace_period=3 * settings.heartbeat_s,
+                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=2),
+                engine_kwargs=None if url.startswith("sqlite") else {"pool_pre_ping": True},
+            )
+    if url.startswith("journal:"):
+        from optuna.storages.journal import JournalFileBackend, JournalStorage
+
+        return JournalStorage(JournalFileBackend(url.removeprefix("journal:")))
+    raise ValueError(
+        f"storage={url!r}: use an sqlite://, postgresql:// or mysql:// URL, or "
+        "journal:<path> for a journal file"
+    )
+
+
+def open_study(settings: SearchSettings) -> optuna.Study:
+    settings.run_dir.mkdir(parents=True, exist_ok=True)
+    if settings.sampler == "nsga2":
+        sampler = optuna.samplers.NSGAIISampler(seed=settings.seed)
+    else:
+        sampler = optuna.samplers.TPESampler(seed=settings.seed, multivariate=True)
+    directions = ["maximize", "minimize"] if settings.multi_objective else ["maximize"]
+    return optuna.create_study(
+        study_name=settings.study_name,
+        storage=make_storage(settings),
+        sampler=sampler,
+        directions=directions,
+        load_if_exists=True,
+    )
+
+
+class SearchObjective:
+    """Optuna objective: decode, budget check, de-duplicate, score."""
+
+    def __init__(
+        self,
+        space: LitePoseSpace,
+        budget: Budget,
+        proxy: Proxy,
+        context: ProxyContext,
+        multi_objective: bool,
+    ):
+        self.space = space
+        self.choices = space.choices()
+        self.budget = budget
+        self.proxy = proxy
+        self.context = context
+        self.multi_objective = multi_objective
+
+    def __call__(self, trial: optuna.Trial):
+        genes = {name: trial.suggest_categorical(name, c) for name, c in self.choices.items()}
+        config = self.space.decode(genes)
+        macs = fast_macs(config)
+        digest = arch_hash(config)
+        trial.set_user_attr("hash", digest)
+        trial.set_user_attr("macs", macs.macs)
+        trial.set_user_attr("macs_paper", macs.macs_paper)
+        trial.set_user_attr("arch", json.dumps(to_dict(config)))
+        trial.set_constraint("macs", self.budget.violation(macs))
+        if self.budget.violation(macs) > 0:
+            return self._values(WORST, macs.macs)
+        previous = _scored_trial_with_hash(trial.study, digest)
+        if previous is not None:
+            trial.set_user_attr("duplicate_of", previous.number)
+            trial.set_user_attr("params", previous.user_attrs["params"])
+            return self._values(previous.values[0], macs.macs)
+        trial.set_user_attr("params", sum(p.numel() for p in build_model(config).parameters()))
+        return self._values(self.proxy.score(config, self.context), macs.macs)
+
+    def _values(self, score: float, macs: int):
+        return (score, float(macs)) if self.multi_objective else score
+
+
+def _scored_trial_with_hash(study: optuna.Study, digest: str):
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        if t.user_attrs.get("hash") == digest and "params" in t.user_attrs:
+            return t
+    return None
+
+
+def finished_trials(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
+
+
+def run_search(
+    space: LitePoseSpace,
+    settings: SearchSettings,
+    proxy: Proxy,
+    context: ProxyContext,
+    progress: bool = True,
+) -> optuna.Study:
+    """Run (or continue) the study until ``n_trials`` trials have finished, all workers counted."""
+    check_reachable(settings.budget, fast_macs(space.smallest()))
+    study = open_study(settings)
+    if settings.seed_paper_models and not study.trials:
+        for name in PAPER_SEEDS:
+            config = get_preset(name)
+            if space.contains(config):
+                study.enqueue_trial(space.encode(config), skip_if_exists=True)
+    remaining = settings.n_trials - finished_trials(study)
+    if remaining > 0:
+        objective = SearchObjective(
+            space, settings.budget, proxy, context, settings.multi_objective
+        )
+        stop = optuna.study.MaxTrialsCallback(
+            settings.n_trials, states=(TrialState.COMPLETE, TrialState.PRUNED)
+        )
+        study.optimize(objective, n_trials=remaining, callbacks=[stop], show_progress_bar=progress)
+    return study
+
+
+def objective_column(proxy: str) -> str:
+    """The trials-table column of a proxy's score (never clashes with ``params`` or ``macs``)."""
+    return f"{proxy}_score"
+
+
+def trials_table(study: optuna.Study, objective_name: str) -> pd.DataFrame:
+    """One row per trial: the contract columns, the objective (column ``objective_name``), the
+    genes and the arch JSON."""
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        violation = (t.constraints or {}).get("macs") if hasattr(t, "constraints") else None
+        row = {
+            "number": t.number,
+            "hash": t.user_attrs.get("hash"),
+            "macs": t.user_attrs.get("macs"),
+            "macs_paper": t.user_attrs.get("macs_paper"),
+            "params": t.user_attrs.get("params"),
+            "feasible": violation is not None and violation <= 0,
+            "state": t.state.name,
+            objective_name: t.values[0] if t.values else None,
+            "duplicate_of": t.user_attrs.get("duplicate_of"),
+            "arch": t.user_attrs.get("arch"),
+        }
+        row.update({f"gene.{k}": v for k, v in t.params.items()})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def pareto_front(table: pd.DataFrame, objective: str, macs_column: str = "macs") -> pd.DataFrame:
+    """Feasible, finished trials not dominated in (higher objective, lower MACs)."""
+    done = table[(table["state"] == "COMPLETE") & table["feasible"]]
+    done = done.drop_duplicates("hash").sort_values(
+        [macs_column, objective], ascending=[True, False]
+    )
+    front, best = [], -math.inf
+    for _, row in done.iterrows():
+        if row[objective] > best:
+            front.append(row)
+            best = row[objective]
+    return pd.DataFrame(front)
+
+
+def best_within(table: pd.DataFrame, objective: str, budget: Budget):
+    """The best finished trial whose MACs (in the budget's convention) fit ``budget``."""
+    column = "macs_paper" if budget.convention == "paper" else "macs"
+    done = table[(table["state"] == "COMPLETE") & (table[column] <= budget.macs)]
+    done = done[done[objective] > WORST]
+    if done.empty:
+        return None
+    return done.sort_values([objective, column], ascending=[False, True]).iloc[0]

@@ -1,0 +1,116 @@
+"""Search results on disk: the trials table, the Pareto front, accuracy-vs-MACs plots, exports."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from search.budget import Budget  # noqa: E402
+from search.driver import WORST, best_within, pareto_front  # noqa: E402
+from search_space import from_dict, save_arch  # noqa: E402
+
+# Published LitePose points (paper-convention GMACs, CrowdPose mAP), reference section 1.
+PAPER_POINTS = {"XS": (1.2, 49.4), "S": (5.0, 58.3), "M": (7.8, 59.9), "L": (13.7, 61.9)}
+
+
+def write_tables(table: pd.DataFrame, objective: str, run_dir: Path) -> pd.DataFrame:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    table.to_csv(run_dir / "trials.csv", index=False)
+    front = pareto_front(table, objective)
+    front.to_csv(run_dir / "pareto.csv", index=False)
+    return front
+
+
+def plot_pareto(
+    table: pd.DataFrame,
+    objective: str,
+    budget: Budget,
+    run_dir: Path,
+    named_budgets: dict[str, Budget] | None = None,
+) -> list[Path]:
+    """Objective vs MACs in the budget's convention: feasible and infeasible trials, the front,
+    budget lines, and the paper's published models on a second axis (their CrowdPose mAP)."""
+    column = "macs_paper" if budget.convention == "paper" else "macs"
+    done = table[table["state"] == "COMPLETE"].copy()
+    done["gmacs"] = done[column] / 1e9
+    scored = done[done[objective] > WORST]
+    unscored = done[done[objective] <= WORST]
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
+    ax.scatter(scored["gmacs"], scored[objective], s=18, alpha=0.7, label="feasible trials")
+    floor = scored[objective].min() if not scored.empty else 0.0
+    if not unscored.empty:
+        ax.scatter(
+            unscored["gmacs"],
+            [floor] * len(unscored),
+            marker="x",
+            color="grey",
+            s=18,
+            alpha=0.6,
+            label="over budget (not scored)",
+        )
+    front = pareto_front(table, objective, column)
+    if not front.empty:
+        ax.step(
+            front[column] / 1e9, front[objective], where="post", color="C3", label="Pareto front"
+        )
+    ax.axvline(budget.macs / 1e9, color="k", linestyle="--", label=f"budget {budget}")
+    for name, named in (named_budgets or {}).items():
+        ax.axvline(named.macs / 1e9, color="C2", linestyle=":", alpha=0.6)
+        ax.text(named.macs / 1e9, ax.get_ylim()[1], f" {name}", va="top", fontsize=8)
+    ax.set_xlabel(f"GMACs ({budget.convention} convention)")
+    ax.set_ylabel(objective)
+    if budget.convention == "paper":
+        paper = ax.twinx()
+        xs, ys = zip(*PAPER_POINTS.values(), strict=True)
+        paper.plot(xs, ys, "D--", color="C1", label="LitePose (paper, CrowdPose mAP)")
+        for name, (x, y) in PAPER_POINTS.items():
+            paper.annotate(name, (x, y), textcoords="offset points", xytext=(4, -10), fontsize=8)
+        paper.set_ylabel("paper CrowdPose mAP")
+        paper.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper left", fontsize=8)
+    ax.set_title("accuracy proxy vs MACs")
+    fig.tight_layout()
+    paths = [run_dir / "pareto.png", run_dir / "pareto.pdf"]
+    for path in paths:
+        fig.savefig(path, dpi=150)
+    plt.close(fig)
+    return paths
+
+
+def export_winners(
+    table: pd.DataFrame, objective: str, budgets: dict[str, Budget], run_dir: Path, exporter=None
+) -> dict[str, Path | None]:
+    """For each named budget, the best trial that fits it: ``exports/<name>/arch.json`` (with
+    its hash) and, when ``exporter(config, folder)`` is given, weights and ONNX."""
+    written: dict[str, Path | None] = {}
+    for name, budget in budgets.items():
+        row = best_within(table, objective, budget)
+        if row is None:
+            written[name] = None
+            continue
+        config = from_dict(json.loads(row["arch"]))
+        folder = run_dir / "exports" / name
+        save_arch(config, folder / "arch.json")
+        (folder / "trial.json").write_text(
+            json.dumps(
+                {
+                    "number": int(row["number"]),
+                    objective: float(row[objective]),
+                    "macs": int(row["macs"]),
+                    "macs_paper": int(row["macs_paper"]),
+                    "budget": str(budget),
+                },
+                indent=2,
+            )
+            + "\n"
+        )
+        if exporter is not None:
+            exporter(config, folder)
+        written[name] = folder
+    return written
