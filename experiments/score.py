@@ -1,0 +1,64 @@
+"""Score a COCO-format keypoint results file against a ground-truth file.
+
+    python -m experiments.score results=dets.json gt=person_keypoints_val2017.json dataset=coco
+    python -m experiments.score results=dets.json gt=crowdpose_test.json dataset=crowdpose
+
+The table lists every statistic; ``format=json`` prints one JSON object with AP, AP50, AP75, AR,
+AR50, AR75 (and AP_easy, AP_medium, AP_hard for CrowdPose).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass
+from enum import Enum
+
+import hydra
+from hydra.core.config_store import ConfigStore
+
+from evaluators.keypoint_ap import ResultsError, evaluate_keypoints
+
+JSON_KEYS = {
+    "coco": ("AP", "AP50", "AP75", "AR", "AR50", "AR75"),
+    "crowdpose": ("AP", "AP50", "AP75", "AR", "AR50", "AR75", "AP_easy", "AP_medium", "AP_hard"),
+}
+
+
+class Dataset(str, Enum):
+    coco = "coco"
+    crowdpose = "crowdpose"
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    json = "json"
+
+
+@dataclass
+class ScoreConfig:
+    results: str = "???"
+    gt: str = "???"
+    dataset: Dataset = Dataset.coco
+    format: OutputFormat = OutputFormat.table
+
+
+ConfigStore.instance().store(name="score_schema", node=ScoreConfig)
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="score")
+def main(cfg: ScoreConfig) -> None:
+    dataset = cfg.dataset.value
+    try:
+        ap = evaluate_keypoints(cfg.gt, cfg.results, dataset)
+    except ResultsError as err:
+        print(f"score failed: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    if cfg.format == OutputFormat.json:
+        print(json.dumps({k: ap.stats[k] for k in JSON_KEYS[dataset]}))
+    else:
+        print(ap.table())
+
+
+if __name__ == "__main__":
+    main()
