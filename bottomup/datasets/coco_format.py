@@ -1,0 +1,182 @@
+"""Keypoint datasets in the real COCO and CrowdPose folder layouts.
+
+* COCO 2017:  ``<root>/annotations/person_keypoints_<split>.json`` and ``<root>/images/<split>/``
+* CrowdPose:  ``<root>/json/crowdpose_<split>.json`` and ``<root>/images/``
+
+The embedded synthetic dataset is written in these same layouts, so one loader serves all three.
+Every item is a :class:`~bottomup.sample.PoseSample` in original image pixels, with HigherHRNet's
+ignore mask: crowd regions and persons annotated without any labelled joint.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from pycocotools import mask as mask_utils
+from pycocotools.coco import COCO
+
+from bottomup.keypoints import KeypointLayout, get_layout
+from bottomup.sample import PoseSample
+
+
+class DatasetError(ValueError):
+    """A dataset folder or annotation file that cannot be used."""
+
+
+@dataclass(frozen=True)
+class FolderLayout:
+    name: str
+    annotation: str  # relative to root, with {split}
+    images: str  # relative to root, with {split}
+
+    def describe(self) -> str:
+        return f"<root>/{self.annotation} and <root>/{self.images}/<file_name>"
+
+
+FOLDER_LAYOUTS = {
+    "coco": FolderLayout("coco", "annotations/person_keypoints_{split}.json", "images/{split}"),
+    "crowdpose": FolderLayout("crowdpose", "json/crowdpose_{split}.json", "images"),
+}
+
+
+class KeypointDataset:
+    """Images with all their persons, from a COCO-format annotation file."""
+
+    def __init__(
+        self, root: str | Path, split: str, layout: str = "coco", only_with_persons: bool = False
+    ):
+        if layout not in FOLDER_LAYOUTS:
+            raise DatasetError(f"layout={layout!r}: must be one of {sorted(FOLDER_LAYOUTS)}")
+        self.folder_layout = FOLDER_LAYOUTS[layout]
+        self.root = Path(root)
+        self.split = split
+        if not self.root.is_dir():
+            raise DatasetError(
+                f"dataset root {self.root} does not exist; a {layout} dataset "
+                f"needs {self.folder_layout.describe()}"
+            )
+        self.annotation_file = self.root / self.folder_layout.annotation.format(split=split)
+        self.image_dir = self.root / self.folder_layout.images.format(split=split)
+        if not self.annotation_file.is_file():
+            raise DatasetError(
+                f"annotation file {self.annotation_file} does not exist; a "
+                f"{layout} dataset needs {self.folder_layout.describe()}"
+            )
+        if not self.image_dir.is_dir():
+            raise DatasetError(
+                f"image folder {self.image_dir} does not exist; a {layout} "
+                f"dataset needs {self.folder_layout.describe()}"
+            )
+        self.coco = self._load_index()
+        self.keypoint_layout: KeypointLayout = get_layout(layout)
+        self._check_keypoint_counts()
+        ids = sorted(self.coco.getImgIds())
+        if only_with_persons:
+            ids = [i for i in ids if self._labelled_annotations(i)]
+        self.image_ids = ids
+
+    def _load_index(self) -> COCO:
+        path = self.annotation_file
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as err:
+            raise DatasetError(f"annotation file {path} is not valid JSON ({err})") from None
+        if not isinstance(data, dict):
+            raise DatasetError(f"annotation file {path} must hold a JSON object")
+        missing = [k for k in ("images", "annotations") if k not in data]
+        if missing:
+            raise DatasetError(f"annotation file {path} lacks {missing}: not a COCO-format file")
+        data.setdefault("categories", [{"id": 1, "name": "person"}])
+        for ann in data["annotations"]:
+            if "image_id" not in ann:
+                raise DatasetError(
+                    f"annotation file {path}: annotation {ann.get('id')} has no image_id"
+                )
+            ann.setdefault("category_id", 1)
+        coco = COCO()
+        coco.dataset = data
+        with contextlib.redirect_stdout(io.StringIO()):
+            coco.createIndex()
+        return coco
+
+    def _check_keypoint_counts(self) -> None:
+        expected = 3 * self.keypoint_layout.num_joints
+        for ann in self.coco.dataset["annotations"]:
+            keypoints = ann.get("keypoints")
+            if keypoints is None or len(keypoints) != expected:
+                count = None if keypoints is None else len(keypoints)
+                raise DatasetError(
+                    f"annotation file {self.annotation_file}: annotation {ann.get('id')} has "
+                    f"{count} keypoint values, a {self.keypoint_layout.name} dataset needs "
+                    f"{expected} ({self.keypoint_layout.num_joints} joints x 3)"
+                )
+
+    def _labelled_annotations(self, image_id: int) -> list[dict]:
+        anns = self.coco.imgToAnns.get(image_id, [])
+        return [a for a in anns if not a.get("iscrowd", 0) and max(a["keypoints"][2::3]) > 0]
+
+    def __len__(self) -> int:
+        return len(self.image_ids)
+
+    def image_path(self, image_id: int) -> Path:
+        return self.image_dir / self.coco.imgs[image_id]["file_name"]
+
+    def load_image(self, image_id: int) -> np.ndarray:
+        path = self.image_path(image_id)
+        if not path.is_file():
+            raise DatasetError(f"image file {path} (image id {image_id}) does not exist")
+        with Image.open(path) as image:
+            return np.asarray(image.convert("RGB"))
+
+    def __getitem__(self, index: int) -> PoseSample:
+        image_id = self.image_ids[index]
+        image = self.load_image(image_id)
+        info = self.coco.imgs[image_id]
+        height, width = image.shape[:2]
+        persons = self._labelled_annotations(image_id)
+        k = self.keypoint_layout.num_joints
+        keypoints = np.array([a["keypoints"] for a in persons], dtype=np.float32).reshape(-1, k, 3)
+        meta = {"file_name": info["file_name"], "height": height, "width": width}
+        if "crowdIndex" in info:
+            meta["crowdIndex"] = info["crowdIndex"]
+        return PoseSample(
+            image=image,
+            keypoints=keypoints,
+            ignore_mask=self.ignore_mask(image_id, height, width),
+            image_id=image_id,
+            meta=meta,
+        )
+
+    def ignore_mask(self, image_id: int, height: int, width: int) -> np.ndarray:
+        """Crowd regions and persons without labelled joints (HigherHRNet's loss mask)."""
+        mask = np.zeros((height, width), dtype=bool)
+        for ann in self.coco.imgToAnns.get(image_id, []):
+            unlabelled = max(ann["keypoints"][2::3]) <= 0
+            if not (ann.get("iscrowd", 0) or unlabelled):
+                continue
+            mask |= _region(ann, height, width)
+        return mask
+
+
+def _region(ann: dict, height: int, width: int) -> np.ndarray:
+    segmentation = ann.get("segmentation")
+    if segmentation:
+        if isinstance(segmentation, list):
+            rles = mask_utils.frPyObjects(segmentation, height, width)
+            rle = mask_utils.merge(rles)
+        elif isinstance(segmentation.get("counts"), list):
+            rle = mask_utils.frPyObjects(segmentation, height, width)
+        else:
+            rle = segmentation
+        return mask_utils.decode(rle).astype(bool)
+    region = np.zeros((height, width), dtype=bool)
+    if "bbox" in ann:
+        x, y, w, h = (int(round(v)) for v in ann["bbox"])
+        region[max(y, 0) : max(y + h, 0), max(x, 0) : max(x + w, 0)] = True
+    return region

@@ -1,0 +1,31 @@
+"""One factory for every dataset name a command line may give."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bottomup.datasets.coco_format import DatasetError, KeypointDataset
+from bottomup.datasets.synthetic import SyntheticOptions, ensure_synthetic
+
+DATASET_NAMES = ("synthetic", "coco", "crowdpose")
+
+
+def build_dataset(
+    name: str,
+    split: str,
+    root: str | Path | None = None,
+    synthetic: SyntheticOptions | None = None,
+    only_with_persons: bool = False,
+    progress: bool = True,
+) -> KeypointDataset:
+    """``synthetic`` generates (once, cached) and loads the embedded default in the layout of
+    ``synthetic.layout``; ``coco`` / ``crowdpose`` load a real dataset from ``root``."""
+    if name == "synthetic":
+        options = synthetic or SyntheticOptions()
+        folder = ensure_synthetic(options, cache_dir=root, progress=progress)
+        return KeypointDataset(folder, split, options.layout, only_with_persons)
+    if name in ("coco", "crowdpose"):
+        if root is None:
+            raise DatasetError(f"dataset={name} needs a root folder (dataset.root=/path/to/{name})")
+        return KeypointDataset(root, split, name, only_with_persons)
+    raise DatasetError(f"unknown dataset {name!r}; known datasets: {list(DATASET_NAMES)}")
