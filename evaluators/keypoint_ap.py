@@ -129,8 +129,11 @@ def _num_joints(gt) -> int:
     raise ResultsError("ground truth has no keypoint annotations")
 
 
-def evaluate_keypoints(gt, results, dataset: str) -> KeypointAP:
-    """AP / AR of ``results`` (a COCO results file or list) against ``gt`` (path or index)."""
+def evaluate_keypoints(
+    gt, results, dataset: str, image_ids: list[int] | None = None
+) -> KeypointAP:
+    """AP / AR of ``results`` (a COCO results file or list) against ``gt`` (path or index),
+    over ``image_ids`` (default: every image of the ground truth)."""
     if dataset not in DATASETS:
         raise ResultsError(f"dataset={dataset!r}: must be one of {DATASETS}")
     gt = load_ground_truth(gt, dataset)
@@ -139,15 +142,23 @@ def evaluate_keypoints(gt, results, dataset: str) -> KeypointAP:
     results = [{"category_id": 1, **det} for det in results]
     with contextlib.redirect_stdout(io.StringIO()):
         if dataset == "coco":
-            stats = _coco_stats(gt, results)
+            stats = _coco_stats(gt, results, image_ids)
         else:
-            stats = _crowdpose_stats(gt, results)
+            stats = _crowdpose_stats(gt, results, image_ids)
     names = COCO_STATS if dataset == "coco" else CROWDPOSE_STATS
     return KeypointAP(dataset, {n: float(v) for n, v in zip(names, stats, strict=True)})
 
 
-def _coco_stats(gt, results) -> np.ndarray:
+def empty_result(dataset: str) -> KeypointAP:
+    """The scores of a model that detected nobody."""
+    names = COCO_STATS if dataset == "coco" else CROWDPOSE_STATS
+    return KeypointAP(dataset, dict.fromkeys(names, 0.0))
+
+
+def _coco_stats(gt, results, image_ids) -> np.ndarray:
     evaluator = PyCOCOeval(gt, gt.loadRes(results), "keypoints")
+    if image_ids is not None:
+        evaluator.params.imgIds = list(image_ids)
     evaluator.evaluate()
     evaluator.accumulate()
     evaluator.summarize()
@@ -167,13 +178,15 @@ def raise_all_zero_scores(results: list[dict]) -> list[dict]:
     return guarded
 
 
-def _crowdpose_stats(gt, results) -> np.ndarray:
+def _crowdpose_stats(gt, results, image_ids) -> np.ndarray:
     from xtcocotools.cocoeval import COCOeval as XtCOCOeval
 
     detections = gt.loadRes(raise_all_zero_scores(results))
     evaluator = XtCOCOeval(
         gt, detections, "keypoints_crowd", CROWDPOSE.sigmas_array(), use_area=False
     )
+    if image_ids is not None:
+        evaluator.params.imgIds = list(image_ids)
     evaluator.evaluate()
     evaluator.accumulate()
     evaluator.summarize()

@@ -19,7 +19,7 @@ from hydra.core.config_store import ConfigStore
 
 from models import build_model
 from models.io import save_standalone
-from search_space import ArchConfig, ArchConfigError, get_preset, list_presets, load_arch
+from search_space import ArchConfigError, resolve_arch
 from supernet.checkpoint import load_supernet
 from training.checkpoint import CheckpointError
 
@@ -33,20 +33,6 @@ class ExportConfig:
 
 
 ConfigStore.instance().store(name="export_schema", node=ExportConfig)
-
-
-def resolve_arch(arch: str) -> ArchConfig:
-    """A preset name or an architecture file path."""
-    if arch in list_presets():
-        return get_preset(arch)
-    path = Path(arch)
-    if path.exists():
-        return load_arch(path)
-    raise ArchConfigError(
-        "arch",
-        arch,
-        f"is neither a preset ({', '.join(list_presets())}) nor an existing architecture file",
-    )
 
 
 def export(cfg: ExportConfig) -> Path:

@@ -15,7 +15,7 @@ from search_space.config import (
     LiteStageConfig,
 )
 from search_space.errors import ArchConfigError
-from search_space.presets import get_preset, list_presets, preset_info
+from search_space.presets import get_preset, list_presets, preset_info, resolve_arch
 from search_space.serialize import (
     arch_hash,
     from_dict,
@@ -49,6 +49,7 @@ __all__ = [
     "list_presets",
     "load_arch",
     "preset_info",
+    "resolve_arch",
     "save_arch",
     "to_dict",
     "to_json",

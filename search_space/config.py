@@ -330,4 +330,3 @@ class LitePoseConfig(PoseNetConfig):
 
 ArchConfig = HigherHRNetConfig | LitePoseConfig
 FAMILIES: dict[str, type] = {"higherhrnet": HigherHRNetConfig, "litepose": LitePoseConfig}
-

@@ -12,6 +12,7 @@ import dataclasses
 import fnmatch
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 from search_space.config import (
     ArchConfig,
@@ -23,6 +24,8 @@ from search_space.config import (
     LitePoseConfig,
     LiteStageConfig,
 )
+from search_space.errors import ArchConfigError
+from search_space.serialize import load_arch
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,22 @@ def preset_info(name: str) -> PresetInfo:
         return _REGISTRY[name]
     except KeyError:
         raise KeyError(f"unknown preset {name!r}; known presets: {list_presets()}") from None
+
+
+def resolve_arch(name_or_path: str, **overrides) -> ArchConfig:
+    """A preset name or an architecture file (our JSON / YAML or the LitePose release's JSON),
+    with top-level fields replaced by ``overrides``."""
+    if name_or_path in _REGISTRY:
+        return get_preset(name_or_path, **overrides)
+    path = Path(name_or_path)
+    if not path.exists():
+        raise ArchConfigError(
+            "arch",
+            name_or_path,
+            f"is neither a preset ({', '.join(list_presets())}) nor an existing architecture file",
+        )
+    config = load_arch(path)
+    return dataclasses.replace(config, **overrides) if overrides else config
 
 
 def get_preset(name: str, **overrides) -> ArchConfig:

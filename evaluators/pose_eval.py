@@ -1,0 +1,57 @@
+"""Predictions of a model on a dataset, in COCO results format, and their AP.
+
+Test-time processing follows the reference: the short side goes to the model's input size (sides
+rounded up to multiples of 64), a horizontally flipped pass is averaged in when ``flip`` is set,
+the codec decodes and maps back to original pixels, and each image keeps its 20 best persons
+(the AP evaluators' maxDets).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from bottomup.codec import CodecConfig, HeatmapTagCodec, to_coco_results
+from bottomup.datasets.coco_format import KeypointDataset
+from bottomup.transforms import resize_for_test
+from evaluators.keypoint_ap import KeypointAP, empty_result, evaluate_keypoints
+
+MAX_PERSONS_PER_IMAGE = 20
+
+
+@torch.no_grad()
+def predict(model: nn.Module, dataset: KeypointDataset, input_size: int, tag_dim: int = 1,
+            flip: bool = True, max_images: int | None = None, progress: bool = False) -> list[dict]:
+    layout = dataset.keypoint_layout
+    codec = HeatmapTagCodec(CodecConfig(input_size, layout.num_joints, tag_dim), layout)
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    results: list[dict] = []
+    count = len(dataset) if max_images is None else min(max_images, len(dataset))
+    try:
+        for i in tqdm(range(count), desc="predict", unit="img", disable=not progress):
+            sample = dataset[i]
+            image, scale = resize_for_test(sample.image, input_size)
+            image = image[None].to(device)
+            outputs = [o.float().cpu() for o in model(image)]
+            flipped = [o.float().cpu() for o in model(image.flip(-1))] if flip else None
+            persons = codec.decode(outputs, flipped, scale=scale)[0]
+            persons = sorted(persons, key=lambda p: -p["score"])[:MAX_PERSONS_PER_IMAGE]
+            results += to_coco_results(persons, sample.image_id)
+    finally:
+        model.train(was_training)
+    return results
+
+
+def evaluate_model(model: nn.Module, dataset: KeypointDataset, input_size: int,
+                   tag_dim: int = 1, flip: bool = True, max_images: int | None = None,
+                   progress: bool = False) -> KeypointAP:
+    """AP of ``model`` on the first ``max_images`` images of ``dataset`` (default: all)."""
+    results = predict(model, dataset, input_size, tag_dim, flip, max_images, progress)
+    layout = dataset.keypoint_layout.name
+    if not results:
+        return empty_result(layout)
+    image_ids = dataset.image_ids if max_images is None else dataset.image_ids[:max_images]
+    return evaluate_keypoints(dataset.annotation_file, results, layout, image_ids)
