@@ -1,0 +1,69 @@
+"""Evaluate a trained model (a checkpoint or a standalone folder) on a dataset's validation split.
+
+    python -m experiments.evaluate checkpoint=outputs/train/litepose_xs/checkpoints/best.pt
+    python -m experiments.evaluate checkpoint=exports/S dataset=crowdpose dataset.root=/data/cp
+    python -m experiments.evaluate checkpoint=... flip=false format=json
+
+Prints the AP table (or one JSON object with ``format=json``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from bottomup.datasets import DatasetError
+from evaluators.pose_eval import evaluate_model
+from experiments.train import load_datasets
+from models import build_model
+from models.io import load_standalone
+from search_space import ArchConfigError, resolve_arch
+from training.checkpoint import CheckpointError
+from training.distributed import DistContext
+
+
+def run(cfg: DictConfig) -> dict:
+    _, val_set = load_datasets(cfg, True, DistContext())
+    if cfg.checkpoint:
+        model, config = load_standalone(cfg.checkpoint)
+    elif cfg.arch:
+        config = resolve_arch(cfg.arch, num_joints=val_set.keypoint_layout.num_joints)
+        model = build_model(config)
+    else:
+        raise ValueError("give checkpoint=<file or folder> or arch=<preset or arch file>")
+    if config.num_joints != val_set.keypoint_layout.num_joints:
+        raise ValueError(
+            f"the model predicts {config.num_joints} joints, the dataset has "
+            f"{val_set.keypoint_layout.num_joints} ({val_set.keypoint_layout.name})"
+        )
+    size = cfg.input_size or config.input_size
+    ap = evaluate_model(
+        model,
+        val_set,
+        size,
+        config.tag_dim,
+        cfg.flip,
+        cfg.max_images,
+        progress=cfg.format == "table",
+    )
+    if cfg.format == "json":
+        print(json.dumps(ap.stats))
+    else:
+        print(ap.table())
+    return ap.stats
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
+def main(cfg: DictConfig) -> None:
+    try:
+        run(cfg)
+    except (ArchConfigError, DatasetError, CheckpointError, ValueError) as err:
+        print(f"evaluate failed: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()

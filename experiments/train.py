@@ -1,0 +1,117 @@
+"""Train any architecture on a dataset, resumably, on one process or under torchrun.
+
+    python -m experiments.train model=litepose_xs dataset=synthetic
+    python -m experiments.train model=shrink3 dataset=crowdpose dataset.root=/data/crowdpose
+    torchrun --nproc_per_node 8 -m experiments.train model=litepose_s dataset=coco dataset.root=...
+
+The run folder (``run_dir``) holds the resolved config (``.hydra/``), ``metrics.csv``,
+``eval.csv``, ``arch.json`` and ``checkpoints/{last,best}.pt``; rerunning the same command resumes
+from ``last.pt``. Checkpoints carry the architecture, so ``experiments.evaluate`` and
+``experiments.export`` take them directly.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from bottomup.datasets import DatasetError, SyntheticOptions, build_dataset
+from bottomup.losses import BottomUpLoss
+from bottomup.training_data import TrainingSamples
+from evaluators.pose_eval import evaluate_model
+from models import build_model
+from search_space import ArchConfigError, resolve_arch, save_arch, to_dict
+from training.checkpoint import CheckpointError
+from training.distributed import barrier, init_distributed, shutdown
+from training.trainer import Trainer, TrainerConfig, TrainingDiverged
+
+
+def trainer_config(cfg: DictConfig) -> TrainerConfig:
+    values = OmegaConf.to_container(cfg, resolve=True)
+    known = {f.name for f in fields(TrainerConfig)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"unknown trainer settings {unknown}; known: {sorted(known)}")
+    values["milestones"] = tuple(values.get("milestones", ()))
+    return TrainerConfig(**values)
+
+
+def load_datasets(cfg: DictConfig, is_main: bool, ctx):
+    synthetic = None
+    if cfg.dataset.get("synthetic"):
+        synthetic = SyntheticOptions(**OmegaConf.to_container(cfg.dataset.synthetic))
+    root = cfg.dataset.root
+    if is_main:  # rank 0 generates the synthetic data once; the others wait and read it
+        build_dataset(cfg.dataset.name, cfg.dataset.train_split, root, synthetic)
+    barrier(ctx)
+    train = build_dataset(
+        cfg.dataset.name,
+        cfg.dataset.train_split,
+        root,
+        synthetic,
+        only_with_persons=True,
+        progress=False,
+    )
+    val = build_dataset(cfg.dataset.name, cfg.dataset.val_split, root, synthetic, progress=False)
+    return train, val
+
+
+def run(cfg: DictConfig) -> None:
+    ctx = init_distributed(cfg.device)
+    train_set, val_set = load_datasets(cfg, ctx.is_main, ctx)
+    overrides = {"num_joints": train_set.keypoint_layout.num_joints, "tag_dim": cfg.tag_dim}
+    if cfg.input_size:
+        overrides["input_size"] = cfg.input_size
+    config = resolve_arch(cfg.model, **overrides)
+    settings = trainer_config(cfg.trainer)
+    run_dir = Path(cfg.run_dir)
+    if ctx.is_main:
+        save_arch(config, run_dir / "arch.json")
+
+    def evaluate(model):
+        ap = evaluate_model(
+            model,
+            val_set,
+            config.input_size,
+            config.tag_dim,
+            flip=cfg.eval_flip,
+            max_images=cfg.eval_max_images,
+        )
+        return ap.stats
+
+    trainer = Trainer(
+        build_model(config),
+        BottomUpLoss(config.num_joints),
+        TrainingSamples(train_set, config.input_size, config.tag_dim, settings.seed),
+        settings,
+        run_dir,
+        ctx=ctx,
+        evaluate=evaluate,
+        extra_state={"arch": to_dict(config)},
+    )
+    result = trainer.fit()
+    if ctx.is_main:
+        for record in result.history:
+            print(
+                f"step {record['step']:6d}  epoch {record['epoch']:3d}  AP {record['AP']:.4f}  "
+                f"AP50 {record['AP50']:.4f}"
+            )
+        print(f"best AP {result.best_score}; checkpoints in {run_dir / 'checkpoints'}")
+    shutdown(ctx)
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+def main(cfg: DictConfig) -> None:
+    try:
+        run(cfg)
+    except (ArchConfigError, DatasetError, CheckpointError, TrainingDiverged, ValueError) as err:
+        print(f"train failed: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()
