@@ -1,46 +1,55 @@
-"""Write the embedded synthetic dataset into a folder, in the COCO or CrowdPose layout.
+"""Generate the embedded synthetic dataset into a folder, in the COCO or CrowdPose layout.
 
     python -m experiments.make_synthetic out=data/synthetic layout=crowdpose num_train=2000
+    python -m experiments.make_synthetic layout=coco seed=1     # into the cache instead
 
-Other commands generate it on demand into the cache (``~/.cache/posearch/synthetic`` or
-``$POSEARCH_DATA``); this one is for inspecting it or serving it to other tools.
+Every field of ``SyntheticOptions`` is an override (``max_persons=4 crowd_probability=0``). With
+``out`` the folder is written atomically (built beside it, renamed when complete) and an existing
+complete folder is kept as it is; without ``out`` the dataset goes to the cache that training
+reads (``$POSEARCH_DATA`` or ``~/.cache/posearch/synthetic``, in ``<layout>-<hash>``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+import typing
 
 import hydra
 from hydra.core.config_store import ConfigStore
+from omegaconf import OmegaConf
 
-from bottomup.datasets.synthetic import SyntheticOptions, generate
+from bottomup.datasets.cache import build_once
+from bottomup.datasets.synthetic import SyntheticOptions, ensure_synthetic, generate
 
-
-@dataclass
-class MakeSyntheticConfig:
-    out: str = "???"
-    layout: str = "crowdpose"
-    num_train: int = 2000
-    num_val: int = 200
-    image_size: int = 256
-    seed: int = 0
-    max_persons: int = 10
-
-
+_HINTS = typing.get_type_hints(SyntheticOptions)
+# The schema is SyntheticOptions' fields plus where to write, so a new option or a typo in an
+# override can never drift from the generator.
+MakeSyntheticConfig = dataclasses.make_dataclass(
+    "MakeSyntheticConfig",
+    [
+        ("out", str | None, None),
+        ("progress", bool, True),
+    ]
+    + [(f.name, _HINTS[f.name], f.default) for f in dataclasses.fields(SyntheticOptions)],
+)
 ConfigStore.instance().store(name="make_synthetic_schema", node=MakeSyntheticConfig)
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="make_synthetic")
-def main(cfg: MakeSyntheticConfig) -> None:
-    options = SyntheticOptions(
-        layout=cfg.layout,
-        num_train=cfg.num_train,
-        num_val=cfg.num_val,
-        image_size=cfg.image_size,
-        seed=cfg.seed,
-        max_persons=cfg.max_persons,
+def run(cfg) -> str:
+    values = OmegaConf.to_container(cfg, resolve=True)
+    out, progress = values.pop("out"), values.pop("progress")
+    options = SyntheticOptions(**values)
+    if out is None:
+        return str(ensure_synthetic(options, progress=progress))
+    folder = build_once(
+        out, lambda tmp: generate(options, tmp, progress=progress), dataclasses.asdict(options)
     )
-    print(f"wrote {generate(options, cfg.out)}")
+    return str(folder)
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="make_synthetic")
+def main(cfg) -> None:
+    print(f"synthetic dataset ready: {run(cfg)}")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,12 +32,15 @@ class DatasetError(ValueError):
 
 @dataclass(frozen=True)
 class FolderLayout:
+    """Where a dataset keeps its annotation file and images, relative to its root."""
+
     name: str
     annotation: str  # relative to root, with {split}
     images: str  # relative to root, with {split}
 
-    def describe(self) -> str:
-        return f"<root>/{self.annotation} and <root>/{self.images}/<file_name>"
+    def describe(self, split: str = "<split>") -> str:
+        annotation, images = self.annotation.format(split=split), self.images.format(split=split)
+        return f"<root>/{annotation} and <root>/{images}/<file_name>"
 
 
 FOLDER_LAYOUTS = {
@@ -46,32 +50,41 @@ FOLDER_LAYOUTS = {
 
 
 class KeypointDataset:
-    """Images with all their persons, from a COCO-format annotation file."""
+    """Images with all their persons, from a COCO-format annotation file.
+
+    What callers use: ``len`` / ``[index]`` (a :class:`PoseSample`), ``image_ids`` (in item
+    order), ``annotation_file`` (the ground truth the AP evaluators need), ``keypoint_layout``
+    and ``image_info(image_id)``. Construction checks the folders and the whole annotation file;
+    images are decoded lazily, per item.
+    """
 
     def __init__(
         self, root: str | Path, split: str, layout: str = "coco", only_with_persons: bool = False
     ):
         if layout not in FOLDER_LAYOUTS:
-            raise DatasetError(f"layout={layout!r}: must be one of {sorted(FOLDER_LAYOUTS)}")
+            raise DatasetError(
+                f"layout={layout!r}: must be one of {sorted(FOLDER_LAYOUTS)} (the COCO 2017 or "
+                "CrowdPose folder layout, see docs/datasets.md)"
+            )
         self.folder_layout = FOLDER_LAYOUTS[layout]
         self.root = Path(root)
         self.split = split
         if not self.root.is_dir():
             raise DatasetError(
                 f"dataset root {self.root} does not exist; a {layout} dataset "
-                f"needs {self.folder_layout.describe()}"
+                f"needs {self.folder_layout.describe(self.split)}"
             )
         self.annotation_file = self.root / self.folder_layout.annotation.format(split=split)
         self.image_dir = self.root / self.folder_layout.images.format(split=split)
         if not self.annotation_file.is_file():
             raise DatasetError(
                 f"annotation file {self.annotation_file} does not exist; a "
-                f"{layout} dataset needs {self.folder_layout.describe()}"
+                f"{layout} dataset needs {self.folder_layout.describe(self.split)}"
             )
         if not self.image_dir.is_dir():
             raise DatasetError(
                 f"image folder {self.image_dir} does not exist; a {layout} "
-                f"dataset needs {self.folder_layout.describe()}"
+                f"dataset needs {self.folder_layout.describe(self.split)}"
             )
         self.coco = self._load_index()
         self.keypoint_layout: KeypointLayout = get_layout(layout)
@@ -85,14 +98,29 @@ class KeypointDataset:
         path = self.annotation_file
         try:
             data = json.loads(path.read_text())
-        except json.JSONDecodeError as err:
-            raise DatasetError(f"annotation file {path} is not valid JSON ({err})") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise DatasetError(
+                f"annotation file {path} is not valid JSON ({err}); expected a COCO-format "
+                f"keypoint file of a {self.folder_layout.name} dataset"
+            ) from None
         if not isinstance(data, dict):
-            raise DatasetError(f"annotation file {path} must hold a JSON object")
-        missing = [k for k in ("images", "annotations") if k not in data]
+            raise DatasetError(
+                f"annotation file {path} must hold a JSON object with 'images' and 'annotations', "
+                f"got a {type(data).__name__}"
+            )
+        missing = [k for k in ("images", "annotations") if not isinstance(data.get(k), list)]
         if missing:
-            raise DatasetError(f"annotation file {path} lacks {missing}: not a COCO-format file")
+            raise DatasetError(
+                f"annotation file {path} lacks {missing} (lists): not a COCO-format file; a "
+                f"{self.folder_layout.name} dataset needs {self.folder_layout.describe(self.split)}"
+            )
         data.setdefault("categories", [{"id": 1, "name": "person"}])
+        for image in data["images"]:
+            if not isinstance(image, dict) or "id" not in image or "file_name" not in image:
+                raise DatasetError(
+                    f"annotation file {path}: image record {str(image)[:80]} needs 'id' and "
+                    "'file_name'"
+                )
         for ann in data["annotations"]:
             if "image_id" not in ann:
                 raise DatasetError(
@@ -114,7 +142,8 @@ class KeypointDataset:
                 raise DatasetError(
                     f"annotation file {self.annotation_file}: annotation {ann.get('id')} has "
                     f"{count} keypoint values, a {self.keypoint_layout.name} dataset needs "
-                    f"{expected} ({self.keypoint_layout.num_joints} joints x 3)"
+                    f"{expected} ({self.keypoint_layout.num_joints} joints x 3); wrong layout? "
+                    "(coco: 17 joints, crowdpose: 14)"
                 )
 
     def _labelled_annotations(self, image_id: int) -> list[dict]:
@@ -124,15 +153,28 @@ class KeypointDataset:
     def __len__(self) -> int:
         return len(self.image_ids)
 
+    def image_info(self, image_id: int) -> dict:
+        """The image's record in the annotation file (file_name, height, width, crowdIndex...)."""
+        return self.coco.imgs[image_id]
+
     def image_path(self, image_id: int) -> Path:
         return self.image_dir / self.coco.imgs[image_id]["file_name"]
 
     def load_image(self, image_id: int) -> np.ndarray:
         path = self.image_path(image_id)
         if not path.is_file():
-            raise DatasetError(f"image file {path} (image id {image_id}) does not exist")
-        with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"))
+            raise DatasetError(
+                f"image file {path} (image id {image_id}) does not exist; a "
+                f"{self.folder_layout.name} dataset keeps images as "
+                f"{self.folder_layout.describe(self.split)}"
+            )
+        try:
+            with Image.open(path) as image:
+                return np.asarray(image.convert("RGB"))
+        except OSError as err:
+            raise DatasetError(
+                f"image file {path} (image id {image_id}) cannot be decoded: {err}"
+            ) from None
 
     def __getitem__(self, index: int) -> PoseSample:
         image_id = self.image_ids[index]
@@ -174,7 +216,9 @@ def _region(ann: dict, height: int, width: int) -> np.ndarray:
             rle = mask_utils.frPyObjects(segmentation, height, width)
         else:
             rle = segmentation
-        return mask_utils.decode(rle).astype(bool)
+        with warnings.catch_warnings():  # pycocotools' numpy-2 copy-keyword notice, harmless
+            warnings.simplefilter("ignore", DeprecationWarning)
+            return mask_utils.decode(rle).astype(bool)
     region = np.zeros((height, width), dtype=bool)
     if "bbox" in ann:
         x, y, w, h = (int(round(v)) for v in ann["bbox"])
