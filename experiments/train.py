@@ -20,7 +20,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from bottomup.datasets import DatasetError, SyntheticOptions, build_dataset
-from bottomup.losses import BottomUpLoss
+from bottomup.losses import BottomUpLoss, LossConfig
 from bottomup.training_data import TrainingSamples
 from evaluators.pose_eval import evaluate_model
 from models import build_model
@@ -83,9 +83,14 @@ def run(cfg: DictConfig) -> None:
         )
         return ap.stats
 
+    loss = LossConfig(
+        heatmap_weights=tuple(cfg.loss.heatmap_weights),
+        push_weight=cfg.loss.push_weight,
+        pull_weight=cfg.loss.pull_weight,
+    )
     trainer = Trainer(
         build_model(config),
-        BottomUpLoss(config.num_joints),
+        BottomUpLoss(config.num_joints, loss),
         TrainingSamples(train_set, config.input_size, config.tag_dim, settings.seed),
         settings,
         run_dir,
