@@ -34,7 +34,7 @@ def candidates(
     locations = rng.integers(0, 128, (k, top, 2)).astype(np.float32)
     heat = rng.uniform(0, 0.15, (k, top)).astype(np.float32)
     for j in range(k):
-        present = rng.random(persons) < 0.85
+        present = (rng.random(persons) < 0.85) & (np.arange(persons) < top)
         n = int(present.sum())
         tags[j, :n] = person_tags[present] + rng.normal(0, 0.2, (n, tag_dim))
         heat[j, :n] = rng.uniform(0.2, 1.0, n)

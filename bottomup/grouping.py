@@ -38,38 +38,38 @@ def group_by_tags(
     persons = np.zeros((capacity, k, 3 + d), dtype=np.float32)
     tag_sums = np.zeros((capacity, d), dtype=np.float64)
     counts = np.zeros(capacity, dtype=np.int64)
+    every = np.concatenate([locations, heat[..., None], tags], axis=2).astype(np.float32)
+    every_tags = tags.astype(np.float64)
+    keep_all = heat > detection_threshold
     found = 0
     for j in range(k):
-        keep = heat[j] > detection_threshold
+        keep = keep_all[j]
         if not keep.any():
             continue
-        cand_tags = tags[j][keep].astype(np.float64)
-        cand = np.concatenate(
-            [locations[j][keep], heat[j][keep, None], tags[j][keep]], axis=1
-        ).astype(np.float32)
+        cand, cand_tags = every[j][keep], every_tags[j][keep]
         if found == 0:
-            rows = np.arange(len(cand))
-            new = rows
-            persons[found : found + len(new), j] = cand[new]
-            tag_sums[found : found + len(new)] = cand_tags[new]
-            counts[found : found + len(new)] = 1
-            found += len(new)
+            found = len(cand)
+            persons[:found, j] = cand
+            tag_sums[:found] = cand_tags
+            counts[:found] = 1
             continue
         grouped = min(found, max_match)
+        n = len(cand)
         means = tag_sums[:grouped] / counts[:grouped, None]
-        distance = np.linalg.norm(cand_tags[:, None, :] - means[None, :, :], axis=2)
-        cost = np.round(distance) * 100 - cand[:, 2:3]
-        if len(cand) > grouped:
-            cost = np.concatenate(
-                [cost, np.full((len(cand), len(cand) - grouped), UNMATCHED_COST)], axis=1
-            )
-        rows, cols = linear_sum_assignment(cost)
-        matched = (cols < grouped) & (distance[rows, np.minimum(cols, grouped - 1)] < tag_threshold)
-        m_rows, m_cols = rows[matched], cols[matched]
+        distance = np.sqrt(((cand_tags[:, None, :] - means[None, :, :]) ** 2).sum(axis=2))
+        # Padded like the reference (whose float sums with the padding this reproduces).
+        cost = np.full((n, max(n, grouped)), UNMATCHED_COST)
+        cost[:, :grouped] = np.round(distance) * 100 - cand[:, 2:3]
+        _, cols = linear_sum_assignment(cost)  # every row gets a column: rows are 0..n-1
+        close = (cols < grouped) & (
+            distance[np.arange(n), np.minimum(cols, grouped - 1)] < tag_threshold
+        )
+        m_rows = np.flatnonzero(close)
+        m_cols = cols[m_rows]
         persons[m_cols, j] = cand[m_rows]
         tag_sums[m_cols] += cand_tags[m_rows]
         counts[m_cols] += 1
-        new = rows[~matched]
+        new = np.flatnonzero(~close)
         persons[found : found + len(new), j] = cand[new]
         tag_sums[found : found + len(new)] = cand_tags[new]
         counts[found : found + len(new)] = 1
