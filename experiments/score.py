@@ -46,7 +46,8 @@ class ScoreConfig:
 ConfigStore.instance().store(name="score_schema", node=ScoreConfig)
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="score")
+# Its own config folder: in conf/ "dataset" is a config group (train, evaluate), here a value.
+@hydra.main(version_base="1.3", config_path="conf/score", config_name="score")
 def main(cfg: ScoreConfig) -> None:
     dataset = cfg.dataset.value
     try:
