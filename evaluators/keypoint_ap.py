@@ -58,18 +58,22 @@ def load_ground_truth(gt: str | Path | Any, dataset: str):
     if not isinstance(gt, str | Path):
         return gt
     path = Path(gt)
-    if not path.is_file():
-        raise ResultsError(f"ground-truth file {path} does not exist")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ResultsError(f"ground-truth file {path} is not valid JSON ({err})") from None
+    data = _read_json(path, "ground-truth file")
     missing = [k for k in ("images", "annotations", "categories") if k not in data]
     if missing:
         raise ResultsError(f"ground-truth file {path} lacks {missing}: not a COCO-format file")
     with contextlib.redirect_stdout(io.StringIO()):
         # xtcocotools re-reads the file by path for the CrowdPose easy / medium / hard split.
         return _coco_class(dataset)(str(path))
+
+
+def _read_json(path: Path, what: str):
+    if not path.is_file():
+        raise ResultsError(f"{what} {path} does not exist")
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as err:
+        raise ResultsError(f"{what} {path} is not valid JSON ({err})") from None
 
 
 def _coco_class(dataset: str):
@@ -84,12 +88,7 @@ def load_results(results: str | Path | list[dict]) -> list[dict]:
     if isinstance(results, list):
         return results
     path = Path(results)
-    if not path.is_file():
-        raise ResultsError(f"results file {path} does not exist")
-    try:
-        data = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ResultsError(f"results file {path} is not valid JSON ({err})") from None
+    data = _read_json(path, "results file")
     if not isinstance(data, list):
         raise ResultsError(f"results file {path} must hold a JSON list of detections")
     return data
@@ -129,9 +128,7 @@ def _num_joints(gt) -> int:
     raise ResultsError("ground truth has no keypoint annotations")
 
 
-def evaluate_keypoints(
-    gt, results, dataset: str, image_ids: list[int] | None = None
-) -> KeypointAP:
+def evaluate_keypoints(gt, results, dataset: str, image_ids: list[int] | None = None) -> KeypointAP:
     """AP / AR of ``results`` (a COCO results file or list) against ``gt`` (path or index),
     over ``image_ids`` (default: every image of the ground truth)."""
     if dataset not in DATASETS:

@@ -58,6 +58,14 @@ class Proxy:
         torch.manual_seed(context.seed)
         return build_model(config).to(context.device)
 
+    def _loss_gradients(self, config, context) -> list[tuple[Tensor, Tensor]]:
+        """(weight, gradient) pairs of the pose loss on one calibration batch, at init."""
+        model = self._model(config, context).train()
+        batch = self._batch(context)
+        image = batch.pop("image")
+        context.loss_fn(model(image), batch)["loss"].backward()
+        return [(p.detach(), p.grad) for p in model.parameters() if p.grad is not None]
+
     def _batch(self, context: ProxyContext) -> dict[str, Tensor]:
         if context.batches is None:
             raise ValueError(f"proxy {self.name!r} needs calibration batches (context.batches)")
@@ -125,12 +133,8 @@ class GradNormProxy(Proxy):
     name, cost, needs_data = "grad_norm", "one forward + backward on a batch", True
 
     def score(self, config, context):
-        model = self._model(config, context).train()
-        batch = self._batch(context)
-        image = batch.pop("image")
-        context.loss_fn(model(image), batch)["loss"].backward()
-        norms = [p.grad.norm() ** 2 for p in model.parameters() if p.grad is not None]
-        return float(torch.stack(norms).sum().sqrt())
+        grads = [g for _, g in self._loss_gradients(config, context)]
+        return float(torch.stack([g.norm() ** 2 for g in grads]).sum().sqrt())
 
 
 @register_proxy
@@ -138,13 +142,8 @@ class SnipProxy(Proxy):
     name, cost, needs_data = "snip", "one forward + backward on a batch", True
 
     def score(self, config, context):
-        model = self._model(config, context).train()
-        batch = self._batch(context)
-        image = batch.pop("image")
-        context.loss_fn(model(image), batch)["loss"].backward()
-        return float(
-            sum((p.detach() * p.grad).abs().sum() for p in model.parameters() if p.grad is not None)
-        )
+        pairs = self._loss_gradients(config, context)
+        return float(sum((p * g).abs().sum() for p, g in pairs))
 
 
 @register_proxy

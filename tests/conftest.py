@@ -21,3 +21,29 @@ def shared_data() -> Path:
             "repository checkout)"
         )
     return SHARED_DATA
+
+
+def free_port() -> int:
+    """A free TCP port on the loopback, for torchrun's rendezvous in tests."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def torchrun(script: Path, *args: str, env: dict, timeout: int = 300):
+    """Run ``script`` under torchrun with two CPU processes."""
+    import subprocess
+
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc_per_node=2",
+        "--master_addr=127.0.0.1",
+        f"--master_port={free_port()}",
+        str(script),
+        *args,
+    ]
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)

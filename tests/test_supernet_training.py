@@ -2,12 +2,10 @@
 
 import csv
 import os
-import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import torch
+from conftest import torchrun
 from toy_supernet_training import RESOLUTIONS, run, small_space
 
 from supernet.training import resolution_for_batch, sandwich_subnets
@@ -37,25 +35,8 @@ def test_sandwich_training_runs_and_logs_every_subnet(tmp_path):
         assert abs(sum(parts) - float(row["loss"])) < 1e-4
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_two_rank_supernet_training_keeps_weights_identical(tmp_path):
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node=2",
-        "--master_addr=127.0.0.1",
-        f"--master_port={_free_port()}",
-        str(REPO / "tests" / "toy_supernet_training.py"),
-        str(tmp_path),
-        "2",
-    ]
-    result = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=300)
+    result = torchrun(REPO / "tests" / "toy_supernet_training.py", str(tmp_path), "2", env=ENV)
     assert result.returncode == 0, result.stderr[-3000:]
     w0 = torch.load(tmp_path / "weights-rank0.pt")
     w1 = torch.load(tmp_path / "weights-rank1.pt")

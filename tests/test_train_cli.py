@@ -6,44 +6,78 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = ["input_size=64", "trainer.epochs=1", "trainer.max_steps=3", "trainer.batch_size=2",
-        "trainer.num_workers=0", "trainer.progress=false", "eval_max_images=2",
-        "dataset.synthetic.num_train=6", "dataset.synthetic.num_val=2",
-        "dataset.synthetic.image_size=64"]
+TINY = [
+    "input_size=64",
+    "trainer.epochs=1",
+    "trainer.max_steps=3",
+    "trainer.batch_size=2",
+    "trainer.num_workers=0",
+    "trainer.progress=false",
+    "eval_max_images=2",
+    "dataset.synthetic.num_train=6",
+    "dataset.synthetic.num_val=2",
+    "dataset.synthetic.image_size=64",
+]
 
 
 def _run(module: str, *overrides: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", module, *overrides], cwd=REPO,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", module, *overrides],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_tiny_training_then_evaluation(tmp_path):
     run_dir = tmp_path / "run"
-    result = _run("experiments.train", f"run_dir={run_dir}", f"dataset.root={tmp_path / 'data'}",
-                  *TINY)
+    result = _run(
+        "experiments.train", f"run_dir={run_dir}", f"dataset.root={tmp_path / 'data'}", *TINY
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert (run_dir / "checkpoints" / "last.pt").exists()
     assert (run_dir / ".hydra" / "config.yaml").exists(), "the resolved config is saved"
     assert json.loads((run_dir / "arch.json").read_text())["input_size"] == 64
-    evaluation = _run("experiments.evaluate", f"checkpoint={run_dir / 'checkpoints' / 'last.pt'}",
-                      f"dataset.root={tmp_path / 'data'}", "dataset.synthetic.num_train=6",
-                      "dataset.synthetic.num_val=2", "dataset.synthetic.image_size=64",
-                      "format=json", "flip=false")
+    evaluation = _run(
+        "experiments.evaluate",
+        f"checkpoint={run_dir / 'checkpoints' / 'last.pt'}",
+        f"dataset.root={tmp_path / 'data'}",
+        "dataset.synthetic.num_train=6",
+        "dataset.synthetic.num_val=2",
+        "dataset.synthetic.image_size=64",
+        "format=json",
+        "flip=false",
+    )
     assert evaluation.returncode == 0, evaluation.stderr[-2000:]
     stats = json.loads(evaluation.stdout.strip().splitlines()[-1])
     assert set(stats) >= {"AP", "AP_easy"} and 0.0 <= stats["AP"] <= 1.0
 
 
 def test_clear_errors(tmp_path):
-    missing = _run("experiments.train", "dataset=coco", f"dataset.root={tmp_path / 'nope'}",
-                   f"run_dir={tmp_path / 'r'}")
+    missing = _run(
+        "experiments.train",
+        "dataset=coco",
+        f"dataset.root={tmp_path / 'nope'}",
+        f"run_dir={tmp_path / 'r'}",
+    )
     assert missing.returncode == 2 and "does not exist" in missing.stderr
-    unknown = _run("experiments.train", "model=litepose_xxl", f"run_dir={tmp_path / 'r2'}",
-                   f"dataset.root={tmp_path / 'data'}", *TINY)
+    unknown = _run(
+        "experiments.train",
+        "model=litepose_xxl",
+        f"run_dir={tmp_path / 'r2'}",
+        f"dataset.root={tmp_path / 'data'}",
+        *TINY,
+    )
     assert unknown.returncode == 2 and "litepose_xs" in unknown.stderr
     corrupt = tmp_path / "bad.pt"
     corrupt.write_bytes(b"\x00" * 100)
-    bad = _run("experiments.evaluate", f"checkpoint={corrupt}",
-               f"dataset.root={tmp_path / 'data'}", "dataset.synthetic.num_train=6",
-               "dataset.synthetic.num_val=2", "dataset.synthetic.image_size=64")
+    bad = _run(
+        "experiments.evaluate",
+        f"checkpoint={corrupt}",
+        f"dataset.root={tmp_path / 'data'}",
+        "dataset.synthetic.num_train=6",
+        "dataset.synthetic.num_val=2",
+        "dataset.synthetic.image_size=64",
+    )
     assert bad.returncode == 2 and "corrupt" in bad.stderr

@@ -2,7 +2,6 @@
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -10,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import torchrun
 
 from training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from training.sampler import ResumableSampler
@@ -64,25 +64,8 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path):
     assert steps_logged == list(range(1, 13)), "resumed log must have each step exactly once"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_two_process_gloo_ddp_keeps_ranks_identical(tmp_path):
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--nproc_per_node=2",
-        "--master_addr=127.0.0.1",
-        f"--master_port={_free_port()}",
-        str(TOY),
-        str(tmp_path),
-        "5",
-    ]
-    result = subprocess.run(cmd, env=ENV, capture_output=True, text=True, timeout=240)
+    result = torchrun(TOY, str(tmp_path), "5", env=ENV)
     assert result.returncode == 0, result.stderr[-3000:]
     w0, w1 = _weights(tmp_path, 0), _weights(tmp_path, 1)
     for key in w0:

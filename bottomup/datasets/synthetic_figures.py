@@ -20,27 +20,10 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import ImageDraw
 
-POINTS = (
-    "nose",
-    "left_eye",
-    "right_eye",
-    "left_ear",
-    "right_ear",
-    "left_shoulder",
-    "right_shoulder",
-    "left_elbow",
-    "right_elbow",
-    "left_wrist",
-    "right_wrist",
-    "left_hip",
-    "right_hip",
-    "left_knee",
-    "right_knee",
-    "left_ankle",
-    "right_ankle",
-    "head",
-    "neck",
-)
+from bottomup.keypoints import COCO
+
+# Every point a figure carries: COCO's 17 joints plus CrowdPose's head top and neck.
+POINTS = COCO.joint_names + ("head", "neck")
 INDEX = {name: i for i, name in enumerate(POINTS)}
 SIDES = (("left", 1.0), ("right", -1.0))  # the person's left is +X in the body frame
 
