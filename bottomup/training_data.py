@@ -18,13 +18,19 @@ from bottomup.transforms import AugmentConfig, random_affine
 
 
 class TrainingSamples(Dataset):
-    def __init__(self, dataset: KeypointDataset, input_size: int, tag_dim: int = 1,
-                 seed: int = 0, augment: AugmentConfig = AugmentConfig()):
+    def __init__(
+        self,
+        dataset: KeypointDataset,
+        input_size: int,
+        tag_dim: int = 1,
+        seed: int = 0,
+        augment: AugmentConfig | None = None,
+    ):
         self.dataset = dataset
         self.input_size = input_size
         self.tag_dim = tag_dim
         self.seed = seed
-        self.augment = augment
+        self.augment = augment or AugmentConfig()
         self.layout = dataset.keypoint_layout
 
     def __len__(self) -> int:
@@ -40,5 +46,7 @@ class TrainingSamples(Dataset):
         size = size or self.input_size
         rng = np.random.default_rng([self.seed, epoch, index])
         warped = random_affine(self.dataset[index], size, rng, self.layout, self.augment)
-        return {"image": warped.image, **self.codec(size).encode(warped.keypoints,
-                                                                  warped.ignore_mask)}
+        return {
+            "image": warped.image,
+            **self.codec(size).encode(warped.keypoints, warped.ignore_mask),
+        }

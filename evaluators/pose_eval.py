@@ -21,8 +21,15 @@ MAX_PERSONS_PER_IMAGE = 20
 
 
 @torch.no_grad()
-def predict(model: nn.Module, dataset: KeypointDataset, input_size: int, tag_dim: int = 1,
-            flip: bool = True, max_images: int | None = None, progress: bool = False) -> list[dict]:
+def predict(
+    model: nn.Module,
+    dataset: KeypointDataset,
+    input_size: int,
+    tag_dim: int = 1,
+    flip: bool = True,
+    max_images: int | None = None,
+    progress: bool = False,
+) -> list[dict]:
     layout = dataset.keypoint_layout
     codec = HeatmapTagCodec(CodecConfig(input_size, layout.num_joints, tag_dim), layout)
     device = next(model.parameters()).device
@@ -45,9 +52,15 @@ def predict(model: nn.Module, dataset: KeypointDataset, input_size: int, tag_dim
     return results
 
 
-def evaluate_model(model: nn.Module, dataset: KeypointDataset, input_size: int,
-                   tag_dim: int = 1, flip: bool = True, max_images: int | None = None,
-                   progress: bool = False) -> KeypointAP:
+def evaluate_model(
+    model: nn.Module,
+    dataset: KeypointDataset,
+    input_size: int,
+    tag_dim: int = 1,
+    flip: bool = True,
+    max_images: int | None = None,
+    progress: bool = False,
+) -> KeypointAP:
     """AP of ``model`` on the first ``max_images`` images of ``dataset`` (default: all)."""
     results = predict(model, dataset, input_size, tag_dim, flip, max_images, progress)
     layout = dataset.keypoint_layout.name
