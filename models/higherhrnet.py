@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from models.layers import HRNET_BLOCKS, BasicBlock, Bottleneck, conv_bn, deconv
+from models.layers import HRNET_BLOCKS, BasicBlock, Bottleneck, conv_bn, deconv, init_output_conv
 from search_space.config import HRNET_BLOCK_EXPANSION, HigherHRNetConfig, HRNetStageConfig
 
 STEM_WIDTH = 64
@@ -136,6 +136,8 @@ class HigherHRNet(nn.Module):
             *[BasicBlock(dc, dc) for _ in range(head.num_basic_blocks)],
         )
         self.final_half = nn.Conv2d(dc, k, head.final_conv_kernel, padding=pad)
+        init_output_conv(self.final_quarter)
+        init_output_conv(self.final_half)
 
     @staticmethod
     def _stage(stage: HRNetStageConfig, channels: list[int], last: bool):

@@ -125,3 +125,14 @@ def deconv(in_ch: int, out_ch: int, kernel: int = 4) -> nn.ConvTranspose2d:
     return nn.ConvTranspose2d(
         in_ch, out_ch, kernel, stride=2, padding=padding, output_padding=output_padding, bias=False
     )
+
+
+OUTPUT_INIT_STD = 0.001
+
+
+def init_output_conv(conv: nn.Conv2d) -> None:
+    """Start an output conv near zero (HigherHRNet's std 0.001), so that initial heatmaps are
+    about zero rather than unit-scale noise the network must first unlearn."""
+    nn.init.normal_(conv.weight, std=OUTPUT_INIT_STD)
+    if conv.bias is not None:
+        nn.init.zeros_(conv.bias)

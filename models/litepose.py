@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from models.layers import InvertedResidual, SeparableConv, conv_bn, deconv
+from models.layers import InvertedResidual, SeparableConv, conv_bn, deconv, init_output_conv
 from search_space.config import LitePoseConfig
 
 STEM_WIDTH = 32
@@ -71,6 +71,9 @@ class LitePose(nn.Module):
         self.final_raw = nn.ModuleList(
             [SeparableConv(widths[1], quarter_ch, fk), SeparableConv(widths[0], k, fk)]
         )
+
+        for final in (*self.final_refined, *self.final_raw):
+            init_output_conv(final[3])
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         feats = [self.stem(x)]
