@@ -1,0 +1,164 @@
+"""Wall-clock latency of one forward pass, and the hardware efficiency it implies (GMACs/s).
+
+LitePose argues with two numbers per model: MACs and latency. Their ratio, GMACs per second, says
+how well a network's MACs map onto the hardware: removing HigherHRNet's high-resolution branches
+raised it by 1.1x in the paper, because thin, high-resolution branches and their fusion layers run
+far below the device's peak. This module measures it for any ``nn.Module`` at any input size:
+
+* ``warmup`` untimed runs (allocator, kernel selection and cache effects settle), then ``runs``
+  timed ones, each a single forward under ``torch.inference_mode`` in eval mode;
+* on CUDA the device is synchronised before and after each timed run, so the time covers the
+  kernels and not just their launch;
+* the median and the interquartile range are reported: the median resists the outliers a shared
+  machine produces, and the IQR says how much to trust it;
+* ``threads`` fixes the CPU intra-op thread count for the measurement (restored afterwards), so
+  numbers from different runs of one machine compare.
+
+``gmacs_per_s`` divides *true* MACs (fvcore convention, see docs/macs.md), never the paper
+convention, by the median latency. Latency on a development CPU is not the paper's latency (Jetson
+Nano / Snapdragon / Raspberry Pi, TVM-compiled); compare numbers measured on one machine only.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+Size = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class LatencyReport:
+    """One measurement: milliseconds per forward of a batch, and the MACs rate it implies."""
+
+    latency_ms: float  # median over the timed runs
+    iqr_ms: float  # 75th - 25th percentile of the timed runs
+    runs_ms: tuple[float, ...]
+    device: str
+    threads: int  # CPU intra-op threads in effect during the measurement
+    input_size: Size
+    batch_size: int
+    macs: int  # true MACs of one forward of the whole batch
+
+    @property
+    def gmacs_per_s(self) -> float:
+        """True giga-MACs per second: the hardware efficiency of the network on this device."""
+        return self.macs / 1e9 / (self.latency_ms / 1e3)
+
+
+def _as_size(input_size: int | Size) -> Size:
+    size = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
+    if len(size) != 2 or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in size):
+        raise ValueError(
+            f"measure_latency: input_size={input_size!r}: must be a positive int or (height, width)"
+        )
+    return size
+
+
+def _resolve_device(device: str) -> torch.device:
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        resolved = None
+    if resolved is None or resolved.type not in ("cpu", "cuda"):
+        raise ValueError(f"measure_latency: device={device!r}: must be 'cpu', 'cuda' or 'auto'")
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            f"measure_latency: device={device!r}: CUDA is not available on this machine; "
+            "use device='cpu' or 'auto'"
+        )
+    return resolved
+
+
+@contextmanager
+def _threads(threads: int | None):
+    previous = torch.get_num_threads()
+    if threads is not None:
+        if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+            raise ValueError(
+                f"measure_latency: threads={threads!r}: must be a positive integer or None "
+                "(None keeps torch's current setting)"
+            )
+        torch.set_num_threads(threads)
+    try:
+        yield torch.get_num_threads()
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _percentile(sorted_values: list[float], q: float) -> float:
+    """Linear-interpolation percentile (numpy's default) of an already sorted list."""
+    position = q * (len(sorted_values) - 1)
+    low = int(position)
+    high = min(low + 1, len(sorted_values) - 1)
+    return sorted_values[low] + (sorted_values[high] - sorted_values[low]) * (position - low)
+
+
+def measure_latency(
+    model: nn.Module,
+    input_size: int | Size,
+    *,
+    runs: int = 10,
+    warmup: int = 3,
+    device: str = "cpu",
+    threads: int | None = None,
+    batch_size: int = 1,
+    macs: int | None = None,
+) -> LatencyReport:
+    """Time ``model`` on a ``(batch_size, 3, H, W)`` input; see the module docstring for how.
+
+    ``macs`` is the true MACs of one forward of the whole batch; when None it is counted with
+    fvcore at this input size (``evaluators.macs.count_macs``). The model is moved to ``device``
+    (``nn.Module.to`` works in place) and put in eval mode for the measurement; its training flag
+    is restored afterwards.
+    """
+    if isinstance(runs, bool) or not isinstance(runs, int) or runs < 1:
+        raise ValueError(f"measure_latency: runs={runs!r}: must be an integer >= 1")
+    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
+        raise ValueError(f"measure_latency: warmup={warmup!r}: must be an integer >= 0")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"measure_latency: batch_size={batch_size!r}: must be an integer >= 1")
+    size = _as_size(input_size)
+    target = _resolve_device(device)
+    if macs is None:
+        from evaluators.macs import count_macs  # fvcore is only needed when MACs are not given
+
+        macs = count_macs(model.cpu(), size).macs * batch_size
+
+    was_training = model.training
+    model.to(target).eval()
+    generator = torch.Generator().manual_seed(0)
+    image = torch.rand(batch_size, 3, *size, generator=generator).to(target)
+    sync = torch.cuda.synchronize if target.type == "cuda" else (lambda: None)
+    times_ms = []
+    try:
+        with _threads(threads) as used_threads, torch.inference_mode():
+            for _ in range(warmup):
+                model(image)
+            sync()
+            for _ in range(runs):
+                start = time.perf_counter()
+                model(image)
+                sync()
+                times_ms.append((time.perf_counter() - start) * 1e3)
+    finally:
+        model.train(was_training)
+
+    ordered = sorted(times_ms)
+    return LatencyReport(
+        latency_ms=statistics.median(ordered),
+        iqr_ms=_percentile(ordered, 0.75) - _percentile(ordered, 0.25),
+        runs_ms=tuple(times_ms),
+        device=str(target),
+        threads=used_threads,
+        input_size=size,
+        batch_size=batch_size,
+        macs=int(macs),
+    )

@@ -1,0 +1,228 @@
+"""The gradual-shrinking table: every model of a path with its MACs, parameters and latency.
+
+    python -m experiments.shrink                                   # the paper's path, a table
+    python -m experiments.shrink format=json                       # one JSON object per model
+    python -m experiments.shrink path=generated baseline=higherhrnet_w32 steps=4
+    python -m experiments.shrink latency=false run_dir=outputs/shrink   # + shrink.csv / shrink.md
+
+MACs come from the exact fast path (``evaluators.macs_fast``), parameters from the built model,
+latency from ``evaluators.latency`` at the models' own input size and at ``latency_size`` (a
+smaller one; null skips it). JSON lines carry exactly ``name``, ``blocks_removed`` (a share, 0-1),
+``macs``, ``macs_paper`` and ``params`` (plain counts) and are never timed. With ``run_dir`` the
+table is also written as CSV and Markdown, and every step's architecture as ``arch/<step>.json``
+(trainable with ``python -m experiments.train model=<file>``).
+
+``train=true`` is refused: this command does not train the path, so it has no AP column.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+
+import hydra
+import pandas as pd
+from hydra.core.config_store import ConfigStore
+
+from evaluators.latency import measure_latency
+from evaluators.macs import count_params
+from evaluators.macs_fast import fast_macs
+from models import build_model
+from search_space import get_preset, list_presets, save_arch
+from search_space.config import HigherHRNetConfig
+from shrinking import ShrinkPath, ShrinkPathError, ShrinkStep, generate_path, get_path, list_paths
+
+JSON_KEYS = ("name", "blocks_removed", "macs", "macs_paper", "params")
+
+TRAIN_REFUSAL = (
+    "experiments.shrink: train=true is not supported: training along a shrinking path is not "
+    "implemented in this command yet, so it has no AP column and will not invent one. "
+    "train=false gives the MACs table (true / paper-convention GMACs, params, latency). To train "
+    "one model of the path, run `python -m experiments.train model=<preset or arch file>` "
+    "(run_dir=<folder> writes each step's architecture to <folder>/arch/<step>.json)."
+)
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    json = "json"
+
+
+@dataclass
+class ShrinkConfig:
+    path: str = "paper"  # a registered path, or "generated"
+    baseline: str = "higherhrnet_w16"  # generated paths: a HigherHRNet preset
+    steps: int = 3  # generated paths: shrinking steps after the baseline
+    width: int | None = None  # generated paths: base width of the steps after the baseline
+    train: bool = False
+    format: OutputFormat = OutputFormat.table
+    latency: bool = True  # table only
+    latency_size: int | None = 256  # a second, smaller input size to time (null: skip)
+    latency_runs: int = 10
+    latency_warmup: int = 2
+    threads: int | None = 1  # CPU threads while timing (null: torch's default)
+    device: str = "cpu"
+    num_joints: int = 14
+    run_dir: str | None = None
+
+
+ConfigStore.instance().store(name="shrink_schema", node=ShrinkConfig)
+
+
+def resolve_path(cfg: ShrinkConfig) -> ShrinkPath:
+    """The registered path named ``cfg.path``, or one generated from ``cfg.baseline``."""
+    if cfg.path == "generated":
+        if cfg.baseline not in list_presets():
+            raise SystemExit(
+                f"baseline={cfg.baseline!r}: unknown preset; HigherHRNet presets: "
+                f"{list_presets('higherhrnet_*')}"
+            )
+        baseline = get_preset(cfg.baseline, num_joints=cfg.num_joints)
+        if not isinstance(baseline, HigherHRNetConfig):
+            raise SystemExit(
+                f"baseline={cfg.baseline!r} is a {type(baseline).__name__}; a shrinking path "
+                f"starts from a HigherHRNet preset: {list_presets('higherhrnet_*')}"
+            )
+        return generate_path(baseline, cfg.steps, cfg.width, name=f"{cfg.baseline}-{cfg.steps}")
+    if cfg.path not in list_paths():
+        raise SystemExit(
+            f"path={cfg.path!r}: unknown; known paths: {list_paths()} or 'generated' "
+            "(with baseline=<HigherHRNet preset> steps=<n> [width=<w>])"
+        )
+    path = get_path(cfg.path)
+    if cfg.num_joints == path.baseline.config.num_joints:
+        return path
+    return ShrinkPath(
+        path.name,
+        tuple(
+            ShrinkStep(
+                step.name,
+                dataclasses.replace(step.config, num_joints=cfg.num_joints),
+                step.published_gmacs,
+            )
+            for step in path.steps
+        ),
+    )
+
+
+def path_records(path: ShrinkPath, cfg: ShrinkConfig, timed: bool) -> list[dict]:
+    """One record per model of ``path``; latency keys are added when ``timed``."""
+    records = []
+    for step, removed in zip(path.steps, path.blocks_removed, strict=True):
+        config = step.config
+        counts = fast_macs(config)
+        model = build_model(config)
+        record = {
+            "name": step.name,
+            "blocks_removed": removed,
+            "macs": counts.macs,
+            "macs_paper": counts.macs_paper,
+            "params": count_params(model),
+            "published_gmacs": step.published_gmacs,
+            "input_size": config.input_size,
+        }
+        if timed:
+            for size in latency_sizes(config.input_size, cfg.latency_size):
+                report = measure_latency(
+                    model,
+                    size,
+                    runs=cfg.latency_runs,
+                    warmup=cfg.latency_warmup,
+                    device=cfg.device,
+                    threads=cfg.threads,
+                    macs=fast_macs(config, size).macs,
+                )
+                record[f"latency_ms@{size}"] = report.latency_ms
+                record[f"iqr_ms@{size}"] = report.iqr_ms
+                record[f"gmacs_per_s@{size}"] = report.gmacs_per_s
+        records.append(record)
+    return records
+
+
+def latency_sizes(full: int, small: int | None) -> list[int]:
+    return [full] if small is None or small == full else [full, small]
+
+
+def format_frame(records: list[dict], device: str = "cpu") -> pd.DataFrame:
+    """The human table: giga-MACs, millions of parameters, removed share in percent."""
+    frame = pd.DataFrame(records)
+    table = pd.DataFrame(
+        {
+            "step": frame["name"],
+            "blocks removed %": 100 * frame["blocks_removed"],
+            "GMACs (true)": frame["macs"] / 1e9,
+            "GMACs (paper conv.)": frame["macs_paper"] / 1e9,
+            "published GMACs": frame["published_gmacs"].astype("float"),
+            "params (M)": frame["params"] / 1e6,
+        }
+    )
+    unit = "CUDA" if device.startswith("cuda") else "CPU"
+    for column in frame.columns:
+        if column.startswith("latency_ms@"):
+            size = column.split("@")[1]
+            table[f"{unit} ms @{size}"] = frame[column]
+            table[f"IQR ms @{size}"] = frame[f"iqr_ms@{size}"]
+            table[f"GMACs/s @{size}"] = frame[f"gmacs_per_s@{size}"]
+    return table
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return "-" if pd.isna(value) else f"{value:.3f}"
+    return str(value)
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    """A GitHub Markdown table (pandas' ``to_markdown`` when ``tabulate`` is installed)."""
+    try:
+        return table.to_markdown(index=False, floatfmt=".3f", missingval="-")
+    except ImportError:
+        return markdown_table(table)
+
+
+def markdown_table(table: pd.DataFrame) -> str:
+    """A GitHub Markdown table without ``tabulate``: floats to 3 decimals, missing as ``-``."""
+    lines = [
+        "| " + " | ".join(str(c) for c in table.columns) + " |",
+        "|" + "|".join("---" for _ in table.columns) + "|",
+    ]
+    for row in table.itertuples(index=False):
+        lines.append("| " + " | ".join(_cell(v) for v in row) + " |")
+    return "\n".join(lines)
+
+
+def write_outputs(run_dir: Path, path: ShrinkPath, table: pd.DataFrame) -> None:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    table.to_csv(run_dir / "shrink.csv", index=False)
+    (run_dir / "shrink.md").write_text(to_markdown(table) + "\n")
+    for step in path.steps:
+        save_arch(step.config, run_dir / "arch" / f"{step.name}.json")
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="shrink")
+def main(cfg: ShrinkConfig) -> None:
+    if cfg.train:
+        raise SystemExit(TRAIN_REFUSAL)
+    try:
+        path = resolve_path(cfg)
+    except ShrinkPathError as error:
+        raise SystemExit(str(error)) from None
+    as_json = cfg.format == OutputFormat.json
+    records = path_records(path, cfg, timed=cfg.latency and not as_json)
+    table = format_frame(records, cfg.device)
+    if as_json:
+        for record in records:
+            print(json.dumps({key: record[key] for key in JSON_KEYS}))
+    else:
+        timed = f", latency on {cfg.device}" if cfg.latency else ""
+        print(f"shrinking path {path.name!r}{timed}")
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}", na_rep="-"))
+    if cfg.run_dir:
+        write_outputs(Path(cfg.run_dir), path, table)
+
+
+if __name__ == "__main__":
+    main()
