@@ -7,10 +7,12 @@
 
 MACs come from the exact fast path (``evaluators.macs_fast``), parameters from the built model,
 latency from ``evaluators.latency`` at the models' own input size and at ``latency_size`` (a
-smaller one; null skips it). JSON lines carry exactly ``name``, ``blocks_removed`` (a share, 0-1),
-``macs``, ``macs_paper`` and ``params`` (plain counts) and are never timed. With ``run_dir`` the
-table is also written as CSV and Markdown, and every step's architecture as ``arch/<step>.json``
-(trainable with ``python -m experiments.train model=<file>``).
+smaller one; null skips it), with one CPU thread unless ``threads`` says otherwise (see
+docs/shrinking.md: more threads on a shared machine oversubscribe the cores). JSON lines carry
+exactly ``name``, ``blocks_removed`` (a share, 0-1), ``macs``, ``macs_paper`` and ``params``
+(plain counts) and are never timed. With ``run_dir`` the table is also written as CSV and
+Markdown, and every step's architecture as ``arch/<step>.json`` (trainable with
+``python -m experiments.train model=<file>``).
 
 ``train=true`` is refused: this command does not train the path, so it has no AP column.
 """
