@@ -17,6 +17,7 @@ mapped back to the original image.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from bottomup.grouping import group_by_tags
+from bottomup.grouping import group_batch
 from bottomup.keypoints import KeypointLayout
 
 
@@ -121,22 +122,48 @@ class HeatmapTagCodec:
         joint order."""
         return tensor.flip(-1)[:, list(self.layout.flip_index)]
 
-    def decode(
-        self, outputs: list[Tensor], flip_outputs: list[Tensor] | None = None, scale: float = 1.0
-    ) -> list[list[dict]]:
-        """Persons per image of the batch: dicts with ``keypoints (K, 3)`` in original pixels
-        (x, y, heat) and ``score``. ``scale``: input pixels per original pixel."""
+    def maps(
+        self, outputs: list[Tensor], flip_outputs: list[Tensor] | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Aggregated (N, K, H, W) heatmaps and (N, K, D', H, W) tags at 1/2 resolution, flip
+        test included (D' = 2D with a flipped pass)."""
         heat, tags = self._heat_and_tags(outputs)
         if flip_outputs is not None:
             flip_heat, flip_tags = self._heat_and_tags(flip_outputs)
             heat = (heat + self._flip_back(flip_heat)) / 2
             tags = torch.cat([tags, self._flip_back(flip_tags)], dim=2)
-        results = []
-        for n in range(heat.shape[0]):
-            results.append(self._decode_one(heat[n], tags[n], scale))
-        return results
+        return heat, tags
 
-    def _decode_one(self, heat: Tensor, tags: Tensor, scale: float) -> list[dict]:
+    def decode(
+        self, outputs: list[Tensor], flip_outputs: list[Tensor] | None = None, scale: float = 1.0
+    ) -> list[list[dict]]:
+        """Persons per image of the batch: dicts with ``keypoints (K, 3)`` in original pixels
+        (x, y, heat) and ``score``. ``scale``: input pixels per original pixel."""
+        heat, tags = self.maps(outputs, flip_outputs)
+        return self.decode_maps([(heat[n], tags[n], scale) for n in range(heat.shape[0])])
+
+    def decode_maps(self, images: Sequence[tuple[Tensor, Tensor, float]]) -> list[list[dict]]:
+        """Persons of each image from its ``maps`` (heat (K, H, W), tags (K, D', H, W), scale).
+
+        Images may differ in size: grouping only sees each image's top-k candidates, so all of
+        them are grouped in one ``group_batch`` call (the part the reference loops over).
+        """
+        if not images:
+            return []
+        cfg = self.config
+        found = [self._candidates(heat, tags) for heat, tags, _ in images]
+        grouped = group_batch(
+            *(np.stack(arrays) for arrays in zip(*found, strict=True)),
+            cfg.detection_threshold,
+            cfg.tag_threshold,
+        )  # per image (P, K, 3 + D'): x, y, heat, tag
+        return [
+            self._finish(persons, heat.numpy(), tags.numpy(), scale)
+            for persons, (heat, tags, scale) in zip(grouped, images, strict=True)
+        ]
+
+    def _candidates(self, heat: Tensor, tags: Tensor) -> tuple[np.ndarray, ...]:
+        """Peak NMS and top-k per joint: tags (K, C, D'), locations (K, C, 2) x, y, heat (K, C)."""
         cfg = self.config
         k, h, w = heat.shape
         pooled = F.max_pool2d(heat[None], cfg.nms_kernel, 1, cfg.nms_kernel // 2)[0]
@@ -145,20 +172,19 @@ class HeatmapTagCodec:
         ys, xs = (idx // w).numpy(), (idx % w).numpy()
         flat_tags = tags.reshape(k, tags.shape[1], h * w)
         tag_k = torch.gather(flat_tags, 2, idx[:, None, :].expand(-1, tags.shape[1], -1))
-        persons = group_by_tags(
-            tag_k.permute(0, 2, 1).numpy(),
-            np.stack([xs, ys], -1).astype(np.float32),
-            vals.numpy(),
-            cfg.detection_threshold,
-            cfg.tag_threshold,
-        )  # (P, K, 3 + D): x, y, heat, tag
+        locations = np.stack([xs, ys], -1).astype(np.float32)
+        return tag_k.permute(0, 2, 1).numpy(), locations, vals.numpy()
+
+    def _finish(
+        self, persons: np.ndarray, heat: np.ndarray, tags: np.ndarray, scale: float
+    ) -> list[dict]:
+        """Refinement, quarter-pixel adjustment and the map back to original pixels."""
         if len(persons) == 0:
             return []
-        heat_np, tags_np = heat.numpy(), tags.numpy()
-        if cfg.refine:
-            persons = refine_missing(persons, heat_np, tags_np)
-        if cfg.adjust:
-            persons = adjust_quarter_pixel(persons, heat_np)
+        if self.config.refine:
+            persons = refine_missing(persons, heat, tags)
+        if self.config.adjust:
+            persons = adjust_quarter_pixel(persons, heat)
         out = []
         for person in persons:
             keypoints = person[:, :3].copy()

@@ -2,7 +2,7 @@
 
 Test-time processing follows the reference: the short side goes to the model's input size (sides
 rounded up to multiples of 64), a horizontally flipped pass is averaged in when ``flip`` is set,
-the codec decodes and maps back to original pixels, and each image keeps its 20 best persons
+the codec decodes (grouping 32 images at a time) and maps back to original pixels, and each image keeps its 20 best persons
 (the AP evaluators' maxDets).
 """
 
@@ -18,6 +18,7 @@ from bottomup.transforms import resize_for_test
 from evaluators.keypoint_ap import KeypointAP, empty_result, evaluate_keypoints
 
 MAX_PERSONS_PER_IMAGE = 20
+GROUP_CHUNK = 32  # images grouped in one vectorised call (1/2-res maps of 32 images: small)
 
 
 @torch.no_grad()
@@ -37,6 +38,15 @@ def predict(
     model.eval()
     results: list[dict] = []
     count = len(dataset) if max_images is None else min(max_images, len(dataset))
+    pending: list[tuple] = []  # (heat, tags, scale, image id) waiting to be grouped together
+
+    def flush() -> None:
+        decoded = codec.decode_maps([p[:3] for p in pending])
+        for persons, (*_, image_id) in zip(decoded, pending, strict=True):
+            persons = sorted(persons, key=lambda p: -p["score"])[:MAX_PERSONS_PER_IMAGE]
+            results.extend(to_coco_results(persons, image_id))
+        pending.clear()
+
     try:
         for i in tqdm(range(count), desc="predict", unit="img", disable=not progress):
             sample = dataset[i]
@@ -44,9 +54,11 @@ def predict(
             image = image[None].to(device)
             outputs = [o.float().cpu() for o in model(image)]
             flipped = [o.float().cpu() for o in model(image.flip(-1))] if flip else None
-            persons = codec.decode(outputs, flipped, scale=scale)[0]
-            persons = sorted(persons, key=lambda p: -p["score"])[:MAX_PERSONS_PER_IMAGE]
-            results += to_coco_results(persons, sample.image_id)
+            heat, tags = codec.maps(outputs, flipped)
+            pending.append((heat[0], tags[0], scale, sample.image_id))
+            if len(pending) == GROUP_CHUNK:
+                flush()
+        flush()
     finally:
         model.train(was_training)
     return results

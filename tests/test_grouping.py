@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bottomup.grouping import group_by_tags
+from bottomup.grouping import group_batch, group_by_tags
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from grouping_bench import candidates  # noqa: E402
@@ -20,6 +20,27 @@ def test_identical_to_reference_on_crowded_random_scenes():
         ours, theirs = group_by_tags(*inputs), group_reference(*inputs)
         assert ours.shape == theirs.shape
         assert np.array_equal(ours, theirs)
+
+
+def test_batch_identical_to_reference_per_image():
+    """One call over images with 1 to 40 persons (and one with no candidate above threshold)."""
+    rng = np.random.default_rng(1)
+    inputs = [candidates(rng, int(rng.integers(1, 40))) for _ in range(12)]
+    tags, locations, heat = (np.stack(a) for a in zip(*inputs, strict=True))
+    heat[5] = 0.0
+    batch = group_batch(tags, locations, heat)
+    assert len(batch) == 12 and batch[5].shape[0] == 0
+    for n, ours in enumerate(batch):
+        theirs = group_reference(tags[n], locations[n], heat[n])
+        assert ours.shape == theirs.shape
+        assert np.array_equal(ours, theirs)
+
+
+def test_batch_rejects_mismatched_shapes():
+    import pytest
+
+    with pytest.raises(ValueError, match="group_batch"):
+        group_batch(np.zeros((2, 3, 4, 1)), np.zeros((2, 3, 4, 2)), np.zeros((2, 3, 5)))
 
 
 def test_two_well_separated_persons():
