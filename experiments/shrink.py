@@ -14,7 +14,14 @@ exactly ``name``, ``blocks_removed`` (a share, 0-1), ``macs``, ``macs_paper`` an
 Markdown, and every step's architecture as ``arch/<step>.json`` (trainable with
 ``python -m experiments.train model=<file>``).
 
-``train=true`` is refused: this command does not train the path, so it has no AP column.
+``train=true`` also trains every model of the path on the chosen data at ``train_size`` (each
+step a resumable ``experiments.train`` run under ``run_dir/train/<step>``, with ``train_args``
+passed through: the default is the CPU demo recipe for a few epochs) and adds the validation AP
+columns and the AP-vs-GMACs figure. Rerunning the same command skips finished steps and resumes
+an interrupted one.
+
+    python -m experiments.shrink train=true latency=false              # outputs/shrink
+    python -m experiments.shrink train=true 'train_args=["+experiment=demo","trainer.epochs=8"]'
 """
 
 from __future__ import annotations
@@ -32,20 +39,14 @@ from hydra.core.config_store import ConfigStore
 from evaluators.latency import measure_latency
 from evaluators.macs import count_params
 from evaluators.macs_fast import fast_macs
+from experiments.shrink_training import StepTrainingError, train_path
 from models import build_model
 from search_space import get_preset, list_presets, save_arch
 from search_space.config import HigherHRNetConfig
 from shrinking import ShrinkPath, ShrinkPathError, ShrinkStep, generate_path, get_path, list_paths
+from shrinking.figure import plot_shrinking
 
 JSON_KEYS = ("name", "blocks_removed", "macs", "macs_paper", "params")
-
-TRAIN_REFUSAL = (
-    "experiments.shrink: train=true is not supported: training along a shrinking path is not "
-    "implemented in this command yet, so it has no AP column and will not invent one. "
-    "train=false gives the MACs table (true / paper-convention GMACs, params, latency). To train "
-    "one model of the path, run `python -m experiments.train model=<preset or arch file>` "
-    "(run_dir=<folder> writes each step's architecture to <folder>/arch/<step>.json)."
-)
 
 
 class OutputFormat(str, Enum):
@@ -68,7 +69,15 @@ class ShrinkConfig:
     threads: int | None = 1  # CPU threads while timing (null: torch's default)
     device: str = "cpu"
     num_joints: int = 14
-    run_dir: str | None = None
+    run_dir: str | None = None  # train=true: defaults to outputs/shrink
+    train_size: int = 128  # train=true: input size every step trains and is evaluated at
+    train_args: list[str] = dataclasses.field(
+        default_factory=lambda: [
+            "+experiment=demo",
+            "trainer.epochs=3",
+            "trainer.eval_every_epochs=3",
+        ]
+    )
 
 
 ConfigStore.instance().store(name="shrink_schema", node=ShrinkConfig)
@@ -196,25 +205,53 @@ def markdown_table(table: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def write_outputs(run_dir: Path, path: ShrinkPath, table: pd.DataFrame) -> None:
-    run_dir.mkdir(parents=True, exist_ok=True)
-    table.to_csv(run_dir / "shrink.csv", index=False)
-    (run_dir / "shrink.md").write_text(to_markdown(table) + "\n")
+def write_archs(run_dir: Path, path: ShrinkPath) -> None:
     for step in path.steps:
         save_arch(step.config, run_dir / "arch" / f"{step.name}.json")
 
 
+def write_outputs(run_dir: Path, path: ShrinkPath, table: pd.DataFrame) -> list[Path]:
+    """shrink.csv, shrink.md, the architectures and the figure; returns the figure's paths."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    table.to_csv(run_dir / "shrink.csv", index=False)
+    (run_dir / "shrink.md").write_text(to_markdown(table) + "\n")
+    write_archs(run_dir, path)
+    return plot_shrinking(table, run_dir, f"gradual shrinking: {path.name}")
+
+
+def add_training_columns(
+    table: pd.DataFrame, path: ShrinkPath, results: list[dict], train_size: int
+) -> pd.DataFrame:
+    """The trained steps' scores beside their MACs (at the size they were trained at)."""
+    table = table.copy()
+    table["train size"] = train_size
+    table["GMACs @train"] = [fast_macs(s.config, train_size).macs / 1e9 for s in path.steps]
+    table["train steps"] = [r["train_steps"] for r in results]
+    for key in ("AP", "AP50", "AP75", "AR"):
+        table[key] = [r.get(f"final_{key}", float("nan")) for r in results]
+    table["best AP"] = [r["best_AP"] for r in results]
+    return table
+
+
 @hydra.main(version_base="1.3", config_path="conf", config_name="shrink")
 def main(cfg: ShrinkConfig) -> None:
-    if cfg.train:
-        raise SystemExit(TRAIN_REFUSAL)
     try:
         path = resolve_path(cfg)
     except ShrinkPathError as error:
         raise SystemExit(str(error)) from None
     as_json = cfg.format == OutputFormat.json
+    if cfg.train and as_json:
+        raise SystemExit("train=true prints a table: drop format=json (or use train=false)")
     records = path_records(path, cfg, timed=cfg.latency and not as_json)
     table = format_frame(records, cfg.device)
+    run_dir = Path(cfg.run_dir or "outputs/shrink") if cfg.train else cfg.run_dir
+    if cfg.train:
+        write_archs(run_dir, path)
+        try:
+            results = train_path(path, run_dir, cfg.train_size, list(cfg.train_args))
+        except StepTrainingError as error:
+            raise SystemExit(str(error)) from None
+        table = add_training_columns(table, path, results, cfg.train_size)
     if as_json:
         for record in records:
             print(json.dumps({key: record[key] for key in JSON_KEYS}))
@@ -222,8 +259,10 @@ def main(cfg: ShrinkConfig) -> None:
         timed = f", latency on {cfg.device}" if cfg.latency else ""
         print(f"shrinking path {path.name!r}{timed}")
         print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}", na_rep="-"))
-    if cfg.run_dir:
-        write_outputs(Path(cfg.run_dir), path, table)
+    if run_dir:
+        figures = write_outputs(Path(run_dir), path, table)
+        if not as_json:
+            print(f"wrote {Path(run_dir) / 'shrink.csv'}, shrink.md and {figures[0]}")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from evaluators.macs_fast import fast_macs
-from experiments.shrink import JSON_KEYS, TRAIN_REFUSAL, markdown_table
+from experiments.shrink import JSON_KEYS, markdown_table
 from search_space import get_preset
 from search_space.presets import hrnet_stages
 from shrinking import (
@@ -267,12 +267,43 @@ def test_table_without_latency_writes_csv_and_markdown(tmp_path):
     ]
 
 
-def test_train_true_is_refused_with_the_reason():
-    result = _run("train=true")
+def test_train_true_trains_every_step_and_resumes(tmp_path):
+    """A tiny generated path trained end to end: AP columns, figure, and a rerun that reuses the
+    finished steps instead of training them again."""
+    data = tmp_path / "data"
+    tiny = [
+        "trainer.epochs=1", "trainer.max_steps=2", "trainer.batch_size=2",
+        "trainer.num_workers=0", "trainer.progress=false", "eval_max_images=2",
+        f"dataset.root={data}", "dataset.synthetic.num_train=4", "dataset.synthetic.num_val=2",
+        "dataset.synthetic.image_size=64",
+    ]  # fmt: skip
+    overrides = (
+        "path=generated", "baseline=higherhrnet_w16", "steps=1", "width=8", "latency=false",
+        "train=true", "train_size=64", f"run_dir={tmp_path / 'run'}",
+        "train_args=[" + ",".join(f"'{arg}'" for arg in tiny) + "]",
+    )  # fmt: skip
+    first = _run(*overrides)
+    assert first.returncode == 0, first.stderr[-3000:]
+    frame = pd.read_csv(tmp_path / "run" / "shrink.csv")
+    assert list(frame["step"]) == ["baseline", "step1"]
+    assert list(frame["train steps"]) == [2, 2]
+    assert frame["AP"].between(0, 1).all() and frame["GMACs @train"].is_monotonic_decreasing
+    assert (tmp_path / "run" / "shrink.png").stat().st_size > 10_000
+    for step in ("baseline", "step1"):
+        assert (tmp_path / "run" / "train" / step / "checkpoints" / "last.pt").exists()
+    again = _run(*overrides)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "experiments.train" not in again.stdout  # finished steps are not trained again
+    assert pd.read_csv(tmp_path / "run" / "shrink.csv")["AP"].tolist() == frame["AP"].tolist()
+
+
+def test_train_true_names_the_failed_step(tmp_path):
+    result = _run(
+        "path=generated", "steps=1", "latency=false", "train=true", f"run_dir={tmp_path}",
+        "train_args=['trainer.no_such_setting=1']",
+    )  # fmt: skip
     assert result.returncode != 0
-    assert "train=true is not supported" in result.stderr and "train=false" in result.stderr
-    assert result.stdout == ""
-    assert TRAIN_REFUSAL.split(":")[0] in result.stderr
+    assert "training step 'baseline' failed" in result.stderr and "rerun" in result.stderr
 
 
 def test_cli_errors_name_the_fix():
