@@ -2,8 +2,8 @@
 
 Test-time processing follows the reference: the short side goes to the model's input size (sides
 rounded up to multiples of 64), a horizontally flipped pass is averaged in when ``flip`` is set,
-the codec decodes (grouping 32 images at a time) and maps back to original pixels, and each image keeps its 20 best persons
-(the AP evaluators' maxDets).
+the codec decodes (grouping 32 images at a time) and maps back to original pixels, and each
+image keeps its 20 best persons (the AP evaluators' maxDets).
 """
 
 from __future__ import annotations

@@ -21,7 +21,8 @@ Zero-cost proxies here are adapted to the pose loss (heatmap MSE + associative e
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -41,7 +42,8 @@ class ProxyContext:
     seed: int = 0
     device: str = "cpu"
     input_size: int | None = None  # overrides the config's, to keep zero-cost proxies cheap
-    extras: dict = field(default_factory=dict)
+    train_samples: Any = None  # bottomup TrainingSamples: proxies that train draw from it
+    val_dataset: Any = None  # a KeypointDataset: proxies that score AP evaluate on it
 
 
 class Proxy:

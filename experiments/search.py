@@ -3,6 +3,13 @@
     python -m experiments.search                                   # the small default run
     python -m experiments.search budget=5.0G convention=paper proxy=synflow n_trials=40
     python -m experiments.search storage=postgresql://user@host/db  # run on many workers
+    python -m experiments.search proxy=short_train n_trials=20        # proxies that use data
+    python -m experiments.search proxy=supernet +proxy_options.checkpoint=<supernet ckpt>
+
+Proxies that need data (grad_norm, snip, jacob_cov, short_train, supernet) get it from the
+``dataset`` settings (the CPU demo's synthetic data by default, at ``proxy_input_size``);
+``proxy_options`` are the proxy's keyword arguments. ``experiments.rank_proxies`` measures how
+well each proxy ranks architectures.
 
 Leaves in ``run_dir``: ``study.db`` (unless ``storage`` points elsewhere), ``trials.csv``,
 ``pareto.csv``, ``pareto.png`` / ``pareto.pdf`` and ``exports/<budget name>/arch.json`` for each
@@ -14,12 +21,15 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import hydra
 import optuna
 from hydra.core.config_store import ConfigStore
 
+import search.trained_proxies  # noqa: F401 - registers short_train and supernet
 from evaluators.proxies import ProxyContext, get_proxy, list_proxies
+from experiments.proxy_data import proxy_context
 from search.budget import PAPER_BUDGETS, Budget, BudgetError, parse_macs
 from search.driver import SearchSettings, objective_column, run_search, trials_table
 from search.report import export_winners, plot_pareto, write_tables
@@ -45,6 +55,9 @@ class SearchConfig:
     )
     export_convention: str = "paper"
     progress: bool = True
+    proxy_options: dict[str, Any] = field(default_factory=dict)
+    dataset: Any = None  # the dataset group (data proxies only)
+    loss: Any = None  # pose-loss weights (data proxies only)
 
 
 ConfigStore.instance().store(name="search_schema", node=SearchConfig)
@@ -64,13 +77,11 @@ def search(cfg: SearchConfig) -> Path:
         multi_objective=cfg.multi_objective,
         seed_paper_models=cfg.seed_paper_models,
     )
-    proxy = get_proxy(cfg.proxy)
+    proxy = get_proxy(cfg.proxy, **cfg.proxy_options)
     if proxy.needs_data:
-        raise SystemExit(
-            f"proxy {cfg.proxy!r} needs calibration data, which this command does not build yet; "
-            "use a data-free proxy (params, macs, synflow)"
-        )
-    context = ProxyContext(seed=cfg.seed, input_size=cfg.proxy_input_size)
+        context = proxy_context(cfg.dataset, cfg.proxy_input_size, cfg.seed, cfg.loss)
+    else:
+        context = ProxyContext(seed=cfg.seed, input_size=cfg.proxy_input_size)
     study = run_search(LitePoseSpace(), settings, proxy, context, progress=cfg.progress)
     objective = objective_column(cfg.proxy)
     table = trials_table(study, objective)

@@ -40,6 +40,7 @@ from evaluators.latency import measure_latency
 from evaluators.macs import count_params
 from evaluators.macs_fast import fast_macs
 from experiments.shrink_training import StepTrainingError, train_path
+from experiments.tables import to_markdown
 from models import build_model
 from search_space import get_preset, list_presets, save_arch
 from search_space.config import HigherHRNetConfig
@@ -178,31 +179,6 @@ def format_frame(records: list[dict], device: str = "cpu") -> pd.DataFrame:
             table[f"IQR ms @{size}"] = frame[f"iqr_ms@{size}"]
             table[f"GMACs/s @{size}"] = frame[f"gmacs_per_s@{size}"]
     return table
-
-
-def _cell(value: object) -> str:
-    if isinstance(value, float):
-        return "-" if pd.isna(value) else f"{value:.3f}"
-    return str(value)
-
-
-def to_markdown(table: pd.DataFrame) -> str:
-    """A GitHub Markdown table (pandas' ``to_markdown`` when ``tabulate`` is installed)."""
-    try:
-        return table.to_markdown(index=False, floatfmt=".3f", missingval="-")
-    except ImportError:
-        return markdown_table(table)
-
-
-def markdown_table(table: pd.DataFrame) -> str:
-    """A GitHub Markdown table without ``tabulate``: floats to 3 decimals, missing as ``-``."""
-    lines = [
-        "| " + " | ".join(str(c) for c in table.columns) + " |",
-        "|" + "|".join("---" for _ in table.columns) + "|",
-    ]
-    for row in table.itertuples(index=False):
-        lines.append("| " + " | ".join(_cell(v) for v in row) + " |")
-    return "\n".join(lines)
 
 
 def write_archs(run_dir: Path, path: ShrinkPath) -> None:

@@ -34,8 +34,15 @@ def _batches():
 CONTEXT = ProxyContext(batches=_batches, loss_fn=BottomUpLoss(14), input_size=SIZE)
 
 
-@pytest.mark.parametrize("name", list_proxies())
-def test_every_proxy_gives_a_finite_score(name):
+ZERO_COST = ("params", "macs", "synflow", "grad_norm", "snip", "jacob_cov")
+
+
+def test_zero_cost_proxies_are_registered():
+    assert set(ZERO_COST) <= set(list_proxies())
+
+
+@pytest.mark.parametrize("name", ZERO_COST)
+def test_every_zero_cost_proxy_gives_a_finite_score(name):
     small = get_preset("litepose_xs", input_size=SIZE)
     score = get_proxy(name).score(small, CONTEXT)
     assert isinstance(score, float) and math.isfinite(score)

@@ -10,7 +10,8 @@ import pandas as pd
 import pytest
 
 from evaluators.macs_fast import fast_macs
-from experiments.shrink import JSON_KEYS, markdown_table
+from experiments.shrink import JSON_KEYS
+from experiments.tables import markdown_table
 from search_space import get_preset
 from search_space.presets import hrnet_stages
 from shrinking import (

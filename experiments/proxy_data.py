@@ -1,0 +1,46 @@
+"""The data proxies score with, built from an entry point's ``dataset`` settings.
+
+``experiments.search`` and ``experiments.rank_proxies`` both call :func:`proxy_context`, so a
+proxy sees the same calibration batches, training samples, validation images and loss in both.
+"""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig, OmegaConf
+
+from bottomup.datasets import SyntheticOptions, build_dataset
+from bottomup.losses import BottomUpLoss, LossConfig
+from bottomup.training_data import TrainingSamples
+from evaluators.proxies import ProxyContext
+from search.trained_proxies import sample_batches
+
+CALIBRATION_BATCH = 8
+
+
+def proxy_context(
+    dataset: DictConfig, input_size: int, seed: int, loss: DictConfig, tag_dim: int = 1
+) -> ProxyContext:
+    """Training samples, validation dataset, calibration batches and the pose loss at
+    ``input_size`` (every proxy scores at this size, whatever a candidate's resolution)."""
+    synthetic = None
+    if dataset.get("synthetic"):
+        synthetic = SyntheticOptions(**OmegaConf.to_container(dataset.synthetic))
+    train = build_dataset(dataset.name, dataset.train_split, dataset.root, synthetic, True)
+    val = build_dataset(dataset.name, dataset.val_split, dataset.root, synthetic, progress=False)
+    samples = TrainingSamples(train, input_size, tag_dim, seed)
+    loss_fn = BottomUpLoss(
+        train.keypoint_layout.num_joints,
+        LossConfig(
+            heatmap_weights=tuple(loss.heatmap_weights),
+            push_weight=loss.push_weight,
+            pull_weight=loss.pull_weight,
+        ),
+    )
+    return ProxyContext(
+        batches=lambda: sample_batches(samples, input_size, CALIBRATION_BATCH, 0, 1),
+        loss_fn=loss_fn,
+        seed=seed,
+        input_size=input_size,
+        train_samples=samples,
+        val_dataset=val,
+    )

@@ -1,0 +1,86 @@
+"""Proxies that train (short_train) or read a trained supernet (supernet), on tiny real data."""
+
+import dataclasses
+import math
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from evaluators.proxies import ProxyContext, get_proxy, list_proxies
+from experiments.proxy_data import proxy_context
+from search.trained_proxies import ShortTrainProxy
+from search_space import ArchConfigError, get_preset
+from search_space.space import LitePoseSpace
+from supernet import LitePoseSupernet
+from supernet.checkpoint import supernet_state
+from training.checkpoint import save_checkpoint
+
+SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def context(tmp_path_factory) -> ProxyContext:
+    dataset = OmegaConf.create(
+        {
+            "name": "synthetic",
+            "root": str(tmp_path_factory.mktemp("data")),
+            "train_split": "train",
+            "val_split": "val",
+            "synthetic": {"image_size": SIZE, "num_train": 8, "num_val": 3, "max_persons": 2},
+        }
+    )
+    loss = OmegaConf.create(
+        {"heatmap_weights": [1.0, 1.0], "push_weight": 0.05, "pull_weight": 0.05}
+    )
+    return proxy_context(dataset, SIZE, 0, loss)
+
+
+def test_registered():
+    assert {"short_train", "supernet"} <= set(list_proxies())
+
+
+def test_short_train_scores_are_finite_and_reproducible(context):
+    config = get_preset("litepose_xs", input_size=SIZE)
+    proxy = get_proxy("short_train", steps=2, batch_size=2, eval_images=2, eval_batches=1)
+    first = proxy.score(config, context)
+    assert math.isfinite(first) and first < 0  # negative validation loss
+    assert proxy.score(config, context) == first
+    ap = get_proxy("short_train", steps=2, batch_size=2, metric="AP", eval_images=2)
+    assert 0.0 <= ap.score(config, context) <= 1.0
+
+
+def test_training_lowers_the_validation_loss(context):
+    config = get_preset("litepose_xs", input_size=SIZE)
+    proxy = ShortTrainProxy(steps=1, batch_size=2, eval_images=2, eval_batches=1)
+    untrained = proxy.evaluate(proxy.train(config, context), config, context)
+    proxy.steps = 12
+    trained = proxy.evaluate(proxy.train(config, context), config, context)
+    assert set(trained) == {"AP", "AP50", "loss"}
+    assert trained["loss"] < untrained["loss"]
+
+
+def test_supernet_proxy_scores_members_and_refuses_others(context, tmp_path):
+    torch.manual_seed(0)
+    net = LitePoseSupernet(get_preset("litepose_supernet", input_size=SIZE))
+    checkpoint = save_checkpoint(
+        {"model": net.state_dict(), **supernet_state(net)}, tmp_path / "supernet.pt"
+    )
+    proxy = get_proxy(
+        "supernet", checkpoint=str(checkpoint), recalibration_batches=1, batch_size=2,
+        eval_images=2, eval_batches=1, metric="loss",
+    )  # fmt: skip
+    member = dataclasses.replace(LitePoseSpace().smallest(), input_size=SIZE)
+    assert math.isfinite(proxy.score(member, context))
+    stranger = dataclasses.replace(get_preset("litepose_l", input_size=SIZE), stem_channels=96)
+    with pytest.raises(ArchConfigError):
+        proxy.score(stranger, context)
+
+
+def test_clear_errors(tmp_path):
+    with pytest.raises(ValueError, match="checkpoint="):
+        get_proxy("supernet")
+    with pytest.raises(ValueError, match="metric="):
+        get_proxy("short_train", metric="accuracy")
+    with pytest.raises(ValueError, match="context.train_samples"):
+        get_proxy("short_train").score(get_preset("litepose_xs"), ProxyContext())
