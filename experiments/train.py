@@ -60,6 +60,15 @@ def load_datasets(cfg: DictConfig, is_main: bool, ctx):
     return train, val
 
 
+def loss_config(cfg: DictConfig) -> LossConfig:
+    """The ``loss`` section of a training config."""
+    return LossConfig(
+        heatmap_weights=tuple(cfg.heatmap_weights),
+        push_weight=cfg.push_weight,
+        pull_weight=cfg.pull_weight,
+    )
+
+
 def run(cfg: DictConfig) -> None:
     ctx = init_distributed(cfg.device)
     train_set, val_set = load_datasets(cfg, ctx.is_main, ctx)
@@ -83,14 +92,9 @@ def run(cfg: DictConfig) -> None:
         )
         return ap.stats
 
-    loss = LossConfig(
-        heatmap_weights=tuple(cfg.loss.heatmap_weights),
-        push_weight=cfg.loss.push_weight,
-        pull_weight=cfg.loss.pull_weight,
-    )
     trainer = Trainer(
         build_model(config),
-        BottomUpLoss(config.num_joints, loss),
+        BottomUpLoss(config.num_joints, loss_config(cfg.loss)),
         TrainingSamples(train_set, config.input_size, config.tag_dim, settings.seed),
         settings,
         run_dir,

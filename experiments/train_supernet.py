@@ -1,0 +1,273 @@
+"""Train the weight-sharing LitePose supernet, then report its subnets' AP with and without BN
+recalibration.
+
+    python -m experiments.train_supernet                         # synthetic data, the full space
+    python -m experiments.train_supernet +experiment=supernet_demo   # a few minutes on a CPU
+    python -m experiments.train_supernet dataset=crowdpose dataset.root=/data/crowdpose
+    torchrun --nproc_per_node 8 -m experiments.train_supernet dataset=coco dataset.root=...
+
+Training is the sandwich rule with in-place distillation (``supernet.training.SandwichStep``) on
+the generic trainer, one input resolution per batch drawn from ``space.resolutions``. The run
+folder (``run_dir``) holds what ``experiments.train`` writes (``.hydra/``, ``metrics.csv``,
+``eval.csv``, ``checkpoints/{last,best}.pt``); rerunning the same command resumes from
+``last.pt``. The checkpoints are supernet checkpoints: ``experiments.export supernet=<ckpt>``
+slices any member out of them. The training-time score (``eval.csv``, ``best.pt``) is the AP of
+the largest member after BN recalibration.
+
+With ``report=true`` the trained supernet's ``report_subnets`` (``smallest``, ``largest``, or a
+preset / architecture file that is a member; others are skipped with a note) are exported and
+evaluated on the validation split, each with the supernet's BN statistics and after
+recalibrating them on ``recalibrate_batches`` training batches; ``run_dir/subnets.csv`` gets one
+row per subnet and setting. A preset is evaluated at its own input size if the space trains at
+it, else at the nearest trained resolution (column ``input``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+
+import hydra
+import pandas as pd
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch import nn
+
+from bottomup.datasets import DatasetError
+from bottomup.datasets.coco_format import KeypointDataset
+from bottomup.losses import BottomUpLoss
+from bottomup.training_data import TrainingSamples
+from evaluators.macs import count_params
+from evaluators.macs_fast import fast_macs
+from evaluators.pose_eval import evaluate_model
+from experiments.train import load_datasets, loss_config, trainer_config
+from search_space import ArchConfigError, LitePoseConfig, resolve_arch
+from search_space.space import LitePoseSpace
+from supernet import LitePoseSupernet
+from supernet.checkpoint import SUPERNET_KEY, supernet_state
+from supernet.recalibrate import calibration_images, recalibrate_bn
+from supernet.training import SandwichStep, resolution_for_batch
+from training.checkpoint import CheckpointError, load_checkpoint
+from training.distributed import init_distributed, shutdown
+from training.trainer import Trainer, TrainingDiverged
+
+SPACE_KEY = "supernet_space"
+
+
+def build_space(cfg: DictConfig, num_joints: int) -> LitePoseSpace:
+    """The search space from ``supernet`` (its largest member) and the ``space`` section."""
+    options = OmegaConf.to_container(cfg.space, resolve=True)
+    known = {f.name for f in dataclasses.fields(LitePoseSpace)} - {"largest"}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise ValueError(f"unknown space settings {unknown}; known: {sorted(known)}")
+    options = {k: tuple(v) for k, v in options.items()}
+    if not options.get("resolutions"):
+        raise ValueError("space.resolutions must list at least one input size")
+    largest = resolve_arch(
+        cfg.supernet,
+        num_joints=num_joints,
+        tag_dim=cfg.tag_dim,
+        input_size=max(options["resolutions"]),
+    )
+    if not isinstance(largest, LitePoseConfig):
+        raise ArchConfigError("supernet", cfg.supernet, "must be a LitePose architecture")
+    return LitePoseSpace(largest=largest, **options)
+
+
+def space_state(space: LitePoseSpace) -> dict:
+    """The space's choices as plain data (the largest member is stored by ``supernet_state``)."""
+    return {
+        f.name: list(getattr(space, f.name))
+        for f in dataclasses.fields(space)
+        if f.name != "largest"
+    }
+
+
+def check_resumable(run_dir: Path, net: LitePoseSupernet, space: LitePoseSpace) -> int | None:
+    """The step ``run_dir``'s last checkpoint resumes from (None: a fresh run); an error if that
+    checkpoint holds another supernet or space, which would not load or not continue the run."""
+    last = run_dir / "checkpoints" / "last.pt"
+    if not last.exists():
+        return None
+    state = load_checkpoint(last)
+    if SUPERNET_KEY not in state:
+        raise CheckpointError(
+            f"{last} is not a supernet checkpoint (no '{SUPERNET_KEY}'; experiments.train "
+            "writes standalone ones); choose another run_dir"
+        )
+    ours = supernet_state(net)
+    for key, value in {**ours, SPACE_KEY: space_state(space)}.items():
+        if state.get(key) != value:
+            raise CheckpointError(
+                f"{last} holds another supernet or search space ({key}: {state.get(key)!r}, "
+                f"this run: {value!r}); choose another run_dir or the settings it was trained with"
+            )
+    return int(state["step"])
+
+
+def report_config(name: str, space: LitePoseSpace) -> LitePoseConfig:
+    """``smallest``, ``largest`` or a preset / architecture file, at a trained resolution."""
+    if name == "smallest":
+        return space.smallest()
+    if name == "largest":
+        return space.largest_member()
+    big = space.largest
+    config = resolve_arch(name, num_joints=big.num_joints, tag_dim=big.tag_dim)
+    if not isinstance(config, LitePoseConfig):
+        raise ArchConfigError("report_subnets", name, "must be a LitePose architecture")
+    size = min(space.resolutions, key=lambda r: (abs(r - config.input_size), r))
+    return dataclasses.replace(config, input_size=size)
+
+
+def report_configs(
+    net: LitePoseSupernet, space: LitePoseSpace, names: list[str]
+) -> dict[str, LitePoseConfig]:
+    """The members among ``names`` (an unknown name is an error, a non-member a printed note)."""
+    configs = {}
+    for name in names:
+        config = report_config(name, space)
+        try:
+            net.check_member(config)
+        except ArchConfigError as err:
+            print(f"report: {name} skipped, not a member of this supernet ({err})")
+            continue
+        configs[name] = config
+    return configs
+
+
+def evaluate_subnet(
+    net: LitePoseSupernet,
+    config: LitePoseConfig,
+    val_set: KeypointDataset,
+    calibration: list | None,
+    cfg: DictConfig,
+) -> tuple[nn.Module, dict[str, float]]:
+    """AP of ``config``'s standalone export; BN recalibrated first when ``calibration`` is given
+    (on the exported copy: the supernet's statistics stay as trained)."""
+    device = next(net.parameters()).device
+    model = net.export(config).to(device)
+    if calibration is not None:
+        recalibrate_bn(model, [images.to(device) for images in calibration], len(calibration))
+    ap = evaluate_model(
+        model,
+        val_set,
+        config.input_size,
+        config.tag_dim,
+        flip=cfg.eval_flip,
+        max_images=cfg.eval_max_images,
+    )
+    return model, ap.stats
+
+
+def subnet_report(
+    net: LitePoseSupernet,
+    space: LitePoseSpace,
+    samples: TrainingSamples,
+    val_set: KeypointDataset,
+    cfg: DictConfig,
+) -> pd.DataFrame:
+    rows = []
+    for name, config in report_configs(net, space, cfg.report_subnets).items():
+        macs = fast_macs(config)
+        calibration = calibration_images(
+            samples, config.input_size, cfg.recalibrate_batches, cfg.trainer.batch_size
+        )
+        for recalibrated in (False, True):
+            model, stats = evaluate_subnet(
+                net, config, val_set, calibration if recalibrated else None, cfg
+            )
+            rows.append(
+                {
+                    "subnet": name,
+                    "input": config.input_size,
+                    "macs": macs.macs,
+                    "macs_paper": macs.macs_paper,
+                    "params": count_params(model),
+                    "recalibrated": recalibrated,
+                    **stats,
+                }
+            )
+    return pd.DataFrame(rows)
+
+
+def print_report(table: pd.DataFrame) -> None:
+    giga = {name: (lambda v: f"{v / 1e9:.3f}G") for name in ("macs", "macs_paper")}
+    millions = {"params": lambda v: f"{v / 1e6:.2f}M"}
+    floats = {c: (lambda v: f"{v:.4f}") for c in table.columns if table[c].dtype == float}
+    print(table.to_string(index=False, formatters={**floats, **giga, **millions}))
+
+
+def run(cfg: DictConfig) -> None:
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    ctx = init_distributed(cfg.device)
+    train_set, val_set = load_datasets(cfg, ctx.is_main, ctx)
+    space = build_space(cfg, train_set.keypoint_layout.num_joints)
+    settings = trainer_config(cfg.trainer)
+    net = LitePoseSupernet(space.largest, space.kernel_sizes)
+    run_dir = Path(cfg.run_dir)
+    resumed = check_resumable(run_dir, net, space)
+    if cfg.report:
+        for name in cfg.report_subnets:  # fail before training, not after
+            report_config(name, space)
+    if ctx.is_main and resumed is not None:
+        print(f"resuming from {run_dir / 'checkpoints' / 'last.pt'} at step {resumed}")
+    loss_fn = BottomUpLoss(space.largest.num_joints, loss_config(cfg.loss))
+    samples = TrainingSamples(train_set, space.largest.input_size, cfg.tag_dim, settings.seed)
+    largest = space.largest_member()
+
+    def evaluate(model: nn.Module) -> dict[str, float]:
+        calibration = calibration_images(
+            samples, largest.input_size, cfg.recalibrate_batches, settings.batch_size
+        )
+        return evaluate_subnet(net, largest, val_set, calibration, cfg)[1]
+
+    step = SandwichStep(
+        net,
+        space,
+        loss_fn,
+        num_random=cfg.sandwich.num_random,
+        distill_weight=cfg.sandwich.distill_weight,
+        seed=settings.seed,
+        amp=settings.amp,
+    )
+    trainer = Trainer(
+        net,
+        loss_fn,
+        samples,
+        settings,
+        run_dir,
+        ctx=ctx,
+        evaluate=evaluate,
+        extra_state={**supernet_state(net), SPACE_KEY: space_state(space)},
+        step=step,
+        batch_extra=resolution_for_batch(space.resolutions, settings.seed),
+    )
+    result = trainer.fit()
+    if ctx.is_main:
+        print(
+            f"trained {result.steps} steps; best AP of the largest member {result.best_score}; "
+            f"supernet checkpoints in {run_dir / 'checkpoints'}"
+        )
+        if cfg.report:
+            table = subnet_report(net, space, samples, val_set, cfg)
+            path = run_dir / "subnets.csv"
+            table.to_csv(path, index=False)
+            print_report(table)
+            print(f"wrote {path}")
+    shutdown(ctx)
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train_supernet")
+def main(cfg: DictConfig) -> None:
+    try:
+        run(cfg)
+    except (ArchConfigError, DatasetError, CheckpointError, TrainingDiverged, ValueError) as err:
+        print(f"train_supernet failed: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()

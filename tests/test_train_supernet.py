@@ -1,0 +1,101 @@
+"""The supernet training entry point: a tiny run end to end, its report, resume, clear errors."""
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+from search_space import get_preset
+from supernet.checkpoint import load_supernet
+from training.checkpoint import load_checkpoint, save_checkpoint
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = [
+    "space.resolutions=[32,64]",
+    "trainer.epochs=2",
+    "trainer.batch_size=2",
+    "trainer.num_workers=0",
+    "trainer.progress=false",
+    "trainer.log_every=1",
+    "sandwich.num_random=1",
+    "eval_max_images=2",
+    "eval_flip=false",
+    "recalibrate_batches=1",
+    "dataset.synthetic.num_train=6",
+    "dataset.synthetic.num_val=2",
+    "dataset.synthetic.image_size=64",
+]
+
+
+def _train(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "experiments.train_supernet",
+            f"run_dir={tmp_path / 'run'}",
+            f"dataset.root={tmp_path / 'data'}",
+            *TINY,
+            *overrides,
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def _steps(run_dir: Path) -> list[int]:
+    with open(run_dir / "metrics.csv") as handle:
+        return [int(row["step"]) for row in csv.DictReader(handle)]
+
+
+def test_tiny_supernet_training_report_and_resume(tmp_path):
+    run_dir = tmp_path / "run"
+    first = _train(tmp_path, "trainer.max_steps=2")
+    assert first.returncode == 0, first.stderr[-2000:]
+    last = run_dir / "checkpoints" / "last.pt"
+    assert load_checkpoint(last)["step"] == 2
+
+    # The checkpoint is a supernet checkpoint: any member exports from it, exactly.
+    net = load_supernet(last).eval()
+    xs = get_preset("litepose_xs", input_size=64)
+    net.set_active(xs)
+    image = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        for a, b in zip(net(image), net.export(xs).eval()(image), strict=True):
+            assert torch.equal(a, b)
+
+    with open(run_dir / "subnets.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [(r["subnet"], r["recalibrated"]) for r in rows] == [
+        (name, flag)
+        for name in ("smallest", "litepose_xs", "largest")
+        for flag in ("False", "True")
+    ]
+    by_name = {r["subnet"]: r for r in rows}
+    assert by_name["smallest"]["input"] == "32" and by_name["litepose_xs"]["input"] == "64"
+    assert int(by_name["smallest"]["macs"]) < int(by_name["litepose_xs"]["macs"])
+    assert int(by_name["litepose_xs"]["macs"]) < int(by_name["largest"]["macs"])
+    assert all(0.0 <= float(r["AP"]) <= 1.0 for r in rows)
+    assert "recalibrated" in first.stdout and "AP50" in first.stdout, "the table is printed"
+
+    # Rerunning continues the run: step 3 follows 1 and 2, nothing is trained twice.
+    second = _train(tmp_path, "trainer.max_steps=3", "report=false")
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert "resuming from" in second.stdout and "at step 2" in second.stdout
+    assert _steps(run_dir) == [1, 2, 3]
+    assert load_checkpoint(last)["step"] == 3
+
+
+def test_clear_errors(tmp_path):
+    unknown = _train(tmp_path, "supernet=litepose_xxl", "trainer.max_steps=1")
+    assert unknown.returncode == 2 and "litepose_supernet" in unknown.stderr
+    bad_report = _train(tmp_path, "report_subnets=[smallest,litepose_xxl]", "trainer.max_steps=1")
+    assert bad_report.returncode == 2 and "litepose_xxl" in bad_report.stderr
+    assert not (tmp_path / "run" / "checkpoints").exists(), "refused before training"
+    save_checkpoint({"model": {}, "step": 1}, tmp_path / "run" / "checkpoints" / "last.pt")
+    foreign = _train(tmp_path, "trainer.max_steps=1")
+    assert foreign.returncode == 2 and "not a supernet checkpoint" in foreign.stderr
