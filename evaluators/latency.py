@@ -137,27 +137,68 @@ def measure_latency(
     generator = torch.Generator().manual_seed(0)
     image = torch.rand(batch_size, 3, *size, generator=generator).to(target)
     sync = torch.cuda.synchronize if target.type == "cuda" else (lambda: None)
-    times_ms = []
     try:
         with _threads(threads) as used_threads, torch.inference_mode():
-            for _ in range(warmup):
-                model(image)
-            sync()
-            for _ in range(runs):
-                start = time.perf_counter()
-                model(image)
-                sync()
-                times_ms.append((time.perf_counter() - start) * 1e3)
+            times_ms = _time_calls(lambda: model(image), warmup, runs, sync)
     finally:
         model.train(was_training)
+    return _report(times_ms, str(target), used_threads, size, batch_size, macs)
 
+
+def measure_onnx_latency(
+    path: str,
+    input_size: int | Size,
+    *,
+    macs: int,
+    runs: int = 10,
+    warmup: int = 3,
+    threads: int | None = None,
+    batch_size: int = 1,
+) -> LatencyReport:
+    """The same measurement for an ONNX file run by ONNX Runtime on the CPU (all graph
+    optimisations on; ``threads``: intra-op threads, None for ONNX Runtime's default, reported
+    as 0)."""
+    import numpy as np
+    import onnxruntime as ort
+
+    size = _as_size(input_size)
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads is not None:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    image = np.random.default_rng(0).random((batch_size, 3, *size), dtype=np.float32)
+    times_ms = _time_calls(lambda: session.run(None, {name: image}), warmup, runs, lambda: None)
+    used = threads if threads is not None else options.intra_op_num_threads
+    return _report(times_ms, "onnxruntime-cpu", used, size, batch_size, macs)
+
+
+def _time_calls(call, warmup: int, runs: int, sync) -> list[float]:
+    """Milliseconds of each of ``runs`` calls after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        call()
+    sync()
+    times_ms = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        call()
+        sync()
+        times_ms.append((time.perf_counter() - start) * 1e3)
+    return times_ms
+
+
+def _report(
+    times_ms: list[float], device: str, threads: int, size: Size, batch_size: int, macs: int
+) -> LatencyReport:
     ordered = sorted(times_ms)
     return LatencyReport(
         latency_ms=statistics.median(ordered),
         iqr_ms=_percentile(ordered, 0.75) - _percentile(ordered, 0.25),
         runs_ms=tuple(times_ms),
-        device=str(target),
-        threads=used_threads,
+        device=device,
+        threads=threads,
         input_size=size,
         batch_size=batch_size,
         macs=int(macs),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_conv_bn_weights
 
 from models.layers import InvertedResidual, SeparableConv, conv_bn, deconv, init_output_conv
 from search_space.config import LitePoseConfig
@@ -74,6 +75,27 @@ class LitePose(nn.Module):
 
         for final in (*self.final_refined, *self.final_raw):
             init_output_conv(final[3])
+
+    @torch.no_grad()
+    def fold_head_batchnorm_(self) -> None:
+        """Fold each head BN into the transposed conv(s) before it (eval mode only).
+
+        In the fusion head the BN follows the sum of two deconvs: BN(a + b) = s*a + s*b + t, so
+        both take the scale s and the refined one also the shift t."""
+        for i, bn_relu in enumerate(self.deconv_bn_relu):
+            bn = bn_relu[0]
+            if not isinstance(bn, nn.BatchNorm2d):
+                continue  # already folded
+            self.deconv_refined[i] = fuse_conv_bn_eval(self.deconv_refined[i], bn, transpose=True)
+            if self.fusion:
+                skip = self.deconv_skip[i]
+                weight, bias = fuse_conv_bn_weights(
+                    skip.weight, None, torch.zeros_like(bn.running_mean), bn.running_var,
+                    bn.eps, bn.weight, torch.zeros_like(bn.bias), transpose=True,
+                )  # fmt: skip
+                skip.weight = weight
+                skip.bias = bias
+            bn_relu[0] = nn.Identity()
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         feats = [self.stem(x)]

@@ -6,10 +6,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import onnx
 import onnxruntime
+import pytest
 import torch
 
-from models.io import load_standalone
+from models import build_model
+from models.io import export_onnx, fold_batchnorm, load_standalone
 from search_space import arch_hash, get_preset
 from supernet import LitePoseSupernet
 from supernet.checkpoint import supernet_state
@@ -62,3 +65,28 @@ def test_export_errors_are_clear(tmp_path):
     result = _export("arch=shrink3", f"out={tmp_path / 'p'}", "onnx=false")
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "p" / "model.pt").exists() and not (tmp_path / "p" / "model.onnx").exists()
+
+
+@pytest.mark.parametrize("name", ["litepose_xs", "litepose_ablation_plain_head", "shrink3"])
+def test_batchnorm_is_folded_for_deployment(name, tmp_path):
+    """No BatchNormalization node in the ONNX graph, and the folded model computes the same."""
+    config = get_preset(name, input_size=64)
+    torch.manual_seed(0)
+    model = build_model(config).eval()
+    for module in model.modules():  # BN away from identity, outputs away from ~0
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 1.5)
+            torch.nn.init.uniform_(module.weight, 0.5, 1.5)
+            torch.nn.init.uniform_(module.bias, -0.2, 0.2)
+        elif isinstance(module, torch.nn.Conv2d):
+            torch.nn.init.normal_(module.weight, std=0.1)
+    image = torch.randn(2, 3, 64, 64)
+    folded = fold_batchnorm(model)
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in folded.modules())
+    with torch.no_grad():
+        for ours, theirs in zip(folded(image), model(image), strict=True):
+            assert torch.allclose(ours, theirs, rtol=1e-4, atol=1e-4 * theirs.abs().max())
+    path = export_onnx(model, config, tmp_path / "model.onnx")
+    ops = {node.op_type for node in onnx.load(str(path)).graph.node}
+    assert "BatchNormalization" not in ops and "ConvTranspose" in ops

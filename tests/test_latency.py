@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from evaluators.latency import LatencyReport, _percentile, measure_latency
+from evaluators.latency import LatencyReport, _percentile, measure_latency, measure_onnx_latency
 
 
 class _Tiny(nn.Module):
@@ -93,3 +93,16 @@ def test_cuda_is_synchronised_or_refused_clearly():
     else:
         with pytest.raises(ValueError, match="CUDA is not available"):
             measure_latency(_Tiny(), 8, device="cuda", macs=1)
+
+
+def test_onnx_latency_of_an_exported_model(tmp_path):
+    from models import build_model
+    from models.io import export_onnx
+    from search_space import get_preset
+
+    config = get_preset("litepose_xs", input_size=64)
+    path = export_onnx(build_model(config), config, tmp_path / "xs.onnx")
+    report = measure_onnx_latency(path, 64, macs=10**9, runs=3, warmup=1, threads=1)
+    assert report.device == "onnxruntime-cpu" and report.threads == 1
+    assert len(report.runs_ms) == 3 and report.latency_ms > 0
+    assert report.gmacs_per_s == pytest.approx(1.0 / (report.latency_ms / 1e3))
