@@ -42,11 +42,12 @@ from evaluators.macs import count_params
 from evaluators.macs_fast import fast_macs
 from evaluators.pose_eval import evaluate_model
 from experiments.train import load_datasets, loss_config, trainer_config
+from search.trained_proxies import sample_batches
 from search_space import ArchConfigError, LitePoseConfig, resolve_arch
 from search_space.space import LitePoseSpace
 from supernet import LitePoseSupernet
 from supernet.checkpoint import SUPERNET_KEY, supernet_state
-from supernet.recalibrate import calibration_images, recalibrate_bn
+from supernet.recalibrate import recalibrate_bn
 from supernet.training import SandwichStep, resolution_for_batch
 from training.checkpoint import CheckpointError, load_checkpoint
 from training.distributed import init_distributed, shutdown
@@ -83,6 +84,13 @@ def space_state(space: LitePoseSpace) -> dict:
         for f in dataclasses.fields(space)
         if f.name != "largest"
     }
+
+
+def calibration_images(samples: TrainingSamples, size: int, cfg: DictConfig) -> list[torch.Tensor]:
+    """The BN recalibration batches at ``size``: the first training images, augmented as in
+    training; the same for every subnet evaluated at that size."""
+    batches = sample_batches(samples, size, cfg.trainer.batch_size, 0, cfg.recalibrate_batches)
+    return [batch["image"] for batch in batches]
 
 
 def check_resumable(run_dir: Path, net: LitePoseSupernet, space: LitePoseSpace) -> int | None:
@@ -171,9 +179,7 @@ def subnet_report(
     rows = []
     for name, config in report_configs(net, space, cfg.report_subnets).items():
         macs = fast_macs(config)
-        calibration = calibration_images(
-            samples, config.input_size, cfg.recalibrate_batches, cfg.trainer.batch_size
-        )
+        calibration = calibration_images(samples, config.input_size, cfg)
         for recalibrated in (False, True):
             model, stats = evaluate_subnet(
                 net, config, val_set, calibration if recalibrated else None, cfg
@@ -219,9 +225,7 @@ def run(cfg: DictConfig) -> None:
     largest = space.largest_member()
 
     def evaluate(model: nn.Module) -> dict[str, float]:
-        calibration = calibration_images(
-            samples, largest.input_size, cfg.recalibrate_batches, settings.batch_size
-        )
+        calibration = calibration_images(samples, largest.input_size, cfg)
         return evaluate_subnet(net, largest, val_set, calibration, cfg)[1]
 
     step = SandwichStep(

@@ -15,7 +15,6 @@ import torch
 from fvcore.nn.precise_bn import update_bn_stats
 from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
-from torch.utils.data import Dataset
 
 
 @torch.no_grad()
@@ -36,16 +35,3 @@ def recalibrate_bn(model: nn.Module, images: Iterable[torch.Tensor], num_batches
     for module in layers:
         if module not in used:
             module.running_mean, module.running_var = backup[module]
-
-
-def calibration_images(
-    samples: Dataset, size: int, num_batches: int, batch_size: int
-) -> list[torch.Tensor]:
-    """``num_batches`` image batches (N, 3, size, size) from a training set keyed by
-    ``(epoch, index, size)`` (``bottomup.training_data.TrainingSamples``): its first images,
-    augmented as in training, cycling through later epochs if the set is smaller. The same
-    arguments give the same batches, so subnets recalibrated on them are comparable."""
-    count = len(samples)
-    keys = [(i // count, i % count, size) for i in range(num_batches * batch_size)]
-    images = [samples[key]["image"] for key in keys]
-    return [torch.stack(images[i : i + batch_size]) for i in range(0, len(images), batch_size)]

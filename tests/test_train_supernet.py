@@ -13,6 +13,7 @@ from training.checkpoint import load_checkpoint, save_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = [
+    "threads=1",
     "space.resolutions=[32,64]",
     "trainer.epochs=2",
     "trainer.batch_size=2",
