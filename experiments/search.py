@@ -12,8 +12,9 @@ Proxies that need data (grad_norm, snip, jacob_cov, short_train, supernet) get i
 well each proxy ranks architectures.
 
 Leaves in ``run_dir``: ``study.db`` (unless ``storage`` points elsewhere), ``trials.csv``,
-``pareto.csv``, ``pareto.png`` / ``pareto.pdf`` and ``exports/<budget name>/arch.json`` for each
-named budget. Rerunning the same command continues the same study.
+``pareto.csv``, ``pareto.png`` / ``pareto.pdf`` and, for each named budget,
+``exports/<budget name>/`` with ``arch.json``, ``trial.json``, ``model.pt`` and ``model.onnx``.
+Rerunning the same command continues the same study.
 """
 
 from __future__ import annotations
@@ -27,12 +28,14 @@ import hydra
 import optuna
 from hydra.core.config_store import ConfigStore
 
-import search.trained_proxies  # noqa: F401 - registers short_train and supernet
 from evaluators.proxies import ProxyContext, get_proxy, list_proxies
 from experiments.proxy_data import proxy_context
+from models import build_model
+from models.io import save_standalone
 from search.budget import PAPER_BUDGETS, Budget, BudgetError, parse_macs
 from search.driver import SearchSettings, objective_column, run_search, trials_table
 from search.report import export_winners, plot_pareto, write_tables
+from search.trained_proxies import SupernetProxy
 from search_space.space import LitePoseSpace
 
 
@@ -90,10 +93,23 @@ def search(cfg: SearchConfig) -> Path:
         name: Budget(parse_macs(v), cfg.export_convention) for name, v in cfg.export_budgets.items()
     }
     plot_pareto(table, objective, budget, run_dir, named)
-    exports = export_winners(table, objective, named, run_dir)
+    exports = export_winners(table, objective, named, run_dir, exporter(proxy, context))
     for name, folder in exports.items():
         print(f"{name}: {folder if folder else 'no finished trial fits this budget'}")
     return run_dir
+
+
+def exporter(proxy, context: ProxyContext):
+    """Writes each winner's standalone checkpoint and ONNX (BN folded) beside its arch.json:
+    with the supernet proxy, the supernet's weights with recalibrated BN (what was scored);
+    otherwise fresh weights, for latency checks and for training
+    (``python -m experiments.train model=<folder>/arch.json``)."""
+
+    def export(config, folder: Path) -> None:
+        model = proxy.subnet(config, context) if isinstance(proxy, SupernetProxy) else None
+        save_standalone(model if model is not None else build_model(config), config, folder)
+
+    return export
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="search")

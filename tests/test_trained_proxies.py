@@ -9,6 +9,8 @@ from omegaconf import OmegaConf
 
 from evaluators.proxies import ProxyContext, get_proxy, list_proxies
 from experiments.proxy_data import proxy_context
+from experiments.search import exporter
+from models.io import load_standalone
 from search.trained_proxies import ShortTrainProxy
 from search_space import ArchConfigError, get_preset
 from search_space.space import LitePoseSpace
@@ -75,6 +77,24 @@ def test_supernet_proxy_scores_members_and_refuses_others(context, tmp_path):
     stranger = dataclasses.replace(get_preset("litepose_l", input_size=SIZE), stem_channels=96)
     with pytest.raises(ArchConfigError):
         proxy.score(stranger, context)
+
+
+def test_search_exports_the_scored_supernet_weights(context, tmp_path):
+    """With the supernet proxy a search's export carries the recalibrated subnet it scored."""
+    torch.manual_seed(1)
+    net = LitePoseSupernet(get_preset("litepose_supernet", input_size=SIZE))
+    checkpoint = save_checkpoint(
+        {"model": net.state_dict(), **supernet_state(net)}, tmp_path / "supernet.pt"
+    )
+    proxy = get_proxy("supernet", checkpoint=str(checkpoint), recalibration_batches=1)
+    member = dataclasses.replace(LitePoseSpace().smallest(), input_size=SIZE)
+    exporter(proxy, context)(member, tmp_path / "export")
+    model, config = load_standalone(tmp_path / "export")
+    assert config == member and (tmp_path / "export" / "model.onnx").exists()
+    expected = proxy.subnet(member, context).state_dict()
+    assert all(torch.equal(v, expected[k]) for k, v in model.state_dict().items())
+    bn = next(m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d))
+    assert not torch.all(bn.running_var == 1)  # recalibrated, not the initial statistics
 
 
 def test_clear_errors(tmp_path):
