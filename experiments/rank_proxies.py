@@ -11,7 +11,8 @@ validation AP and loss), scores each with every proxy in ``proxies`` and writes 
   rerunning the same command skips what is there, so an interrupted run resumes;
 * ``scores.csv``: one row per architecture, a column per proxy and the truth;
 * ``ranking.csv`` / ``ranking.md``: per proxy, Kendall's tau and Spearman's rho against the true
-  AP and against the true (negative) validation loss, and seconds per call.
+  AP and against the true (negative) validation loss, and seconds per call;
+* ``ranking.png`` / ``ranking.pdf``: each proxy's scores against the true AP.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from evaluators.macs_fast import fast_macs
 from evaluators.proxies import get_proxy, list_proxies
 from experiments.proxy_data import proxy_context
 from experiments.tables import to_markdown
+from search.report import plot_proxy_ranking
 from search.trained_proxies import ShortTrainProxy
 from search_space import arch_hash
 from search_space.space import LitePoseSpace
@@ -152,6 +154,7 @@ def run(cfg: DictConfig) -> pd.DataFrame:
     table = ranking_table(scores, proxies, seconds)
     table.to_csv(run_dir / "ranking.csv", index=False)
     (run_dir / "ranking.md").write_text(to_markdown(table) + "\n")
+    plot_proxy_ranking(scores, table, run_dir)
     truth_seconds = np.mean([records.done[(row["arch"], TRUTH)]["seconds"] for row in rows])
     print(scores.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
     print(

@@ -114,3 +114,30 @@ def export_winners(
             exporter(config, folder)
         written[name] = folder
     return written
+
+
+def plot_proxy_ranking(
+    scores: pd.DataFrame, ranking: pd.DataFrame, run_dir: Path, truth: str = "truth_AP"
+) -> list[Path]:
+    """One panel per proxy: its score against the trained truth, one dot per architecture,
+    Kendall's tau in the title. Writes ``ranking.png`` / ``ranking.pdf``."""
+    proxies = list(ranking["proxy"])
+    columns = min(4, len(proxies))
+    rows = -(-len(proxies) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.8 * rows), squeeze=False)
+    tau_column = "kendall_tau_vs_AP" if truth == "truth_AP" else "kendall_tau_vs_neg_loss"
+    for ax, (_, row) in zip(axes.flat, ranking.iterrows(), strict=False):
+        ax.scatter(scores[row["proxy"]], scores[truth], s=16)
+        ax.set_title(f"{row['proxy']}: tau {row[tau_column]:.2f}", fontsize=9)
+        ax.set_xlabel("proxy score", fontsize=8)
+        ax.set_ylabel(truth.replace("truth_", "trained "), fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(proxies) :]:
+        ax.axis("off")
+    fig.tight_layout()
+    paths = [run_dir / "ranking.png", run_dir / "ranking.pdf"]
+    for path in paths:
+        fig.savefig(path, dpi=150)
+    plt.close(fig)
+    return paths

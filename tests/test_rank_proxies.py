@@ -33,6 +33,7 @@ def test_ranking_table_and_resume(tmp_path):
     ranking = pd.read_csv(tmp_path / "run" / "ranking.csv")
     assert set(ranking["proxy"]) == {"params", "snip", "short_train"}
     assert ranking["kendall_tau_vs_neg_loss"].between(-1, 1).all()
+    assert (tmp_path / "run" / "ranking.png").stat().st_size > 10_000
     scores = pd.read_csv(tmp_path / "run" / "scores.csv")
     assert len(scores) == 3 and scores["arch"].is_unique and (scores["gmacs"] <= 0.4).all()
     records = (tmp_path / "run" / "records.jsonl").read_text().splitlines()
