@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import socket
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +28,7 @@ import pandas as pd
 from optuna.exceptions import ExperimentalWarning
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
+from sqlalchemy.exc import IntegrityError, ProgrammingError
 
 from evaluators.macs_fast import fast_macs
 from evaluators.proxies import Proxy, ProxyContext
@@ -36,6 +40,8 @@ from search_space.space import LitePoseSpace
 SAMPLERS = ("tpe", "nsga2")
 PAPER_SEEDS = ("litepose_xs", "litepose_s", "litepose_m", "litepose_l")
 WORST = -math.inf
+HOST = socket.gethostname()
+POLL_S = 0.2  # how often a trial waiting on other workers' trials looks again
 
 
 @dataclass
@@ -67,15 +73,7 @@ def make_storage(settings: SearchSettings) -> optuna.storages.BaseStorage:
     """RDB storages get heartbeats, so a trial whose worker was killed is failed and retried."""
     url = settings.storage_url
     if url.startswith(("sqlite", "postgresql", "mysql")):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ExperimentalWarning)  # heartbeats: stable in practice
-            return RDBStorage(
-                url,
-                heartbeat_interval=settings.heartbeat_s,
-                grace_period=3 * settings.heartbeat_s,
-                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=2),
-                engine_kwargs=None if url.startswith("sqlite") else {"pool_pre_ping": True},
-            )
+        return _rdb_storage(url, settings.heartbeat_s)
     if url.startswith("journal:"):
         from optuna.storages.journal import JournalFileBackend, JournalStorage
 
@@ -84,6 +82,27 @@ def make_storage(settings: SearchSettings) -> optuna.storages.BaseStorage:
         f"storage={url!r}: use an sqlite://, postgresql:// or mysql:// URL, or "
         "journal:<path> for a journal file"
     )
+
+
+def _rdb_storage(url: str, heartbeat_s: int, attempts: int = 5) -> RDBStorage:
+    """Workers started together on an empty database race to create Optuna's tables: the loser
+    gets a unique-key error from the server and, on a retry, finds the tables made."""
+    for attempt in range(attempts):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ExperimentalWarning)  # heartbeats: stable
+                return RDBStorage(
+                    url,
+                    heartbeat_interval=heartbeat_s,
+                    grace_period=3 * heartbeat_s,
+                    heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=2),
+                    engine_kwargs=None if url.startswith("sqlite") else {"pool_pre_ping": True},
+                )
+        except (IntegrityError, ProgrammingError):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def open_study(settings: SearchSettings) -> optuna.Study:
@@ -102,8 +121,19 @@ def open_study(settings: SearchSettings) -> optuna.Study:
     )
 
 
+class SurplusTrial(Exception):
+    """Raised in a trial that would take the study past ``n_trials``; it ends as FAIL, unscored."""
+
+
 class SearchObjective:
-    """Optuna objective: decode, budget check, de-duplicate, score."""
+    """Optuna objective: admit, decode, budget check, de-duplicate, score.
+
+    Several workers may share the study. Optuna creates a study's trials one at a time, so a trial
+    sees every lower-numbered one: it runs only if the lower-numbered running and finished trials
+    leave it a place among ``n_trials``, and an architecture is scored by the lowest-numbered live
+    trial that proposes it, later ones waiting for its score. Waits end when the awaited trial
+    finishes or fails (a killed worker's, at the heartbeat's grace period; at once when that
+    worker ran on this machine)."""
 
     def __init__(
         self,
@@ -112,6 +142,7 @@ class SearchObjective:
         proxy: Proxy,
         context: ProxyContext,
         multi_objective: bool,
+        n_trials: int | None = None,
     ):
         self.space = space
         self.choices = space.choices()
@@ -119,8 +150,13 @@ class SearchObjective:
         self.proxy = proxy
         self.context = context
         self.multi_objective = multi_objective
+        self.n_trials = n_trials
 
     def __call__(self, trial: optuna.Trial):
+        trial.set_user_attr("worker", f"{HOST}:{os.getpid()}")
+        if self.n_trials is not None and not _admitted(trial, self.n_trials):
+            trial.study.stop()
+            raise SurplusTrial(f"the study already has its {self.n_trials} trials")
         genes = {name: trial.suggest_categorical(name, c) for name, c in self.choices.items()}
         config = self.space.decode(genes)
         macs = fast_macs(config)
@@ -132,7 +168,7 @@ class SearchObjective:
         trial.set_constraint("macs", self.budget.violation(macs))
         if self.budget.violation(macs) > 0:
             return self._values(WORST, macs.macs)
-        previous = _scored_trial_with_hash(trial.study, digest)
+        previous = _scored_trial_with_hash(trial, digest)
         if previous is not None:
             trial.set_user_attr("duplicate_of", previous.number)
             trial.set_user_attr("params", previous.user_attrs["params"])
@@ -144,11 +180,59 @@ class SearchObjective:
         return (score, float(macs)) if self.multi_objective else score
 
 
-def _scored_trial_with_hash(study: optuna.Study, digest: str):
-    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        if t.user_attrs.get("hash") == digest and "params" in t.user_attrs:
-            return t
-    return None
+def _admitted(trial: optuna.Trial, n_trials: int) -> bool:
+    """False once ``n_trials`` lower-numbered trials have finished; True while fewer than
+    ``n_trials`` are running or finished; in between, waits for the running ones to end."""
+    while True:
+        ahead = [t for t in _live_trials(trial.study) if t.number < trial.number]
+        if sum(t.state != TrialState.RUNNING for t in ahead) >= n_trials:
+            return False
+        if len(ahead) < n_trials:
+            return True
+        _pause(trial.study)
+
+
+def _scored_trial_with_hash(trial: optuna.Trial, digest: str):
+    """A finished trial that scored ``trial``'s architecture, or None when ``trial`` is to score
+    it. Waits while a lower-numbered running trial has this hash or has not told its hash yet."""
+    while True:
+        live = _live_trials(trial.study)
+        for t in live:
+            if t.state == TrialState.COMPLETE and t.user_attrs.get("hash") == digest:
+                if "params" in t.user_attrs:
+                    return t
+        earlier = [t for t in live if t.state == TrialState.RUNNING and t.number < trial.number]
+        if all(t.user_attrs.get("hash", digest) != digest for t in earlier):
+            return None
+        _pause(trial.study)
+
+
+def _live_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """Running and finished trials, less the running ones whose worker here has died."""
+    states = (TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)
+    trials = study.get_trials(deepcopy=False, states=states)
+    return [t for t in trials if t.state != TrialState.RUNNING or not _died_here(t)]
+
+
+def _died_here(trial: optuna.trial.FrozenTrial) -> bool:
+    """Whether the trial's worker process ran on this machine and is gone."""
+    host, _, pid = trial.user_attrs.get("worker", "").rpartition(":")
+    if host != HOST or not pid.isdigit() or os.name != "posix":  # Windows: os.kill terminates
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+def _pause(study: optuna.Study) -> None:
+    time.sleep(POLL_S)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)  # a killed worker's trial: FAIL, then retried
 
 
 def finished_trials(study: optuna.Study) -> int:
@@ -173,12 +257,18 @@ def run_search(
     remaining = settings.n_trials - finished_trials(study)
     if remaining > 0:
         objective = SearchObjective(
-            space, settings.budget, proxy, context, settings.multi_objective
+            space, settings.budget, proxy, context, settings.multi_objective, settings.n_trials
         )
         stop = optuna.study.MaxTrialsCallback(
             settings.n_trials, states=(TrialState.COMPLETE, TrialState.PRUNED)
         )
-        study.optimize(objective, n_trials=remaining, callbacks=[stop], show_progress_bar=progress)
+        study.optimize(
+            objective,
+            n_trials=remaining,
+            callbacks=[stop],
+            catch=(SurplusTrial,),
+            show_progress_bar=progress,
+        )
     return study
 
 

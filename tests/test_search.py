@@ -76,7 +76,7 @@ def test_duplicates_are_not_scored_twice(tmp_path):
     assert last.values == first.values
 
 
-def _run_cli(run_dir: Path, n_trials: int) -> subprocess.Popen:
+def _run_cli(run_dir: Path, n_trials: int, *overrides: str) -> subprocess.Popen:
     return subprocess.Popen(
         [
             sys.executable,
@@ -87,6 +87,7 @@ def _run_cli(run_dir: Path, n_trials: int) -> subprocess.Popen:
             "proxy=params",
             "progress=false",
             "budget=5.0G",
+            *overrides,
         ],
         cwd=REPO,
         stdout=subprocess.PIPE,
