@@ -2,7 +2,7 @@
 
     python -m experiments.search                                   # the small default run
     python -m experiments.search budget=5.0G convention=paper proxy=synflow n_trials=40
-    python -m experiments.search storage=postgresql://user@host/db  # run on many workers
+    python -m experiments.search storage=postgresql+psycopg://user@host/db  # many workers
     python -m experiments.search proxy=short_train n_trials=20        # proxies that use data
     python -m experiments.search proxy=supernet +proxy_options.checkpoint=<supernet ckpt>
 
