@@ -18,6 +18,16 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
+def first(tensor: Tensor, *counts: int) -> Tensor:
+    """The first ``counts[d]`` entries along each leading dim ``d``; the tensor itself where a
+    count covers the whole dim, so that full-width layers record no slicing in autograd (its
+    backward pass would allocate a zero gradient of the full shape and copy into it)."""
+    for dim, count in enumerate(counts):
+        if count != tensor.shape[dim]:
+            tensor = tensor.narrow(dim, 0, count)
+    return tensor
+
+
 class ElasticConv2d(nn.Conv2d):
     """A dense (groups=1) conv whose active output width is ``active_out``."""
 
@@ -26,7 +36,7 @@ class ElasticConv2d(nn.Conv2d):
         self.active_out = max_out
 
     def active_weight(self, in_ch: int) -> Tensor:
-        return self.weight[: self.active_out, :in_ch]
+        return first(self.weight, self.active_out, in_ch)
 
     def forward(self, x: Tensor) -> Tensor:
         return F.conv2d(x, self.active_weight(x.shape[1]), None, self.stride, self.padding)
@@ -52,7 +62,7 @@ class ElasticDepthwiseConv2d(nn.Module):
         self.active_kernel = self.max_kernel
 
     def active_weight(self, channels: int) -> Tensor:
-        weight = self.weight[:channels]
+        weight = first(self.weight, channels)
         for big, small in zip(self.kernel_sizes, self.kernel_sizes[1:], strict=False):
             if big <= self.active_kernel:
                 break
@@ -79,10 +89,10 @@ class ElasticBatchNorm2d(nn.BatchNorm2d):
         momentum = 0.0 if self.momentum is None else self.momentum
         return F.batch_norm(
             x,
-            self.running_mean[:c],
-            self.running_var[:c],
-            self.weight[:c],
-            self.bias[:c],
+            first(self.running_mean, c),
+            first(self.running_var, c),
+            first(self.weight, c),
+            first(self.bias, c),
             use_batch_stats,
             momentum,
             self.eps,
@@ -97,7 +107,7 @@ class ElasticConvTranspose2d(nn.ConvTranspose2d):
         self.active_out = max_out
 
     def active_weight(self, in_ch: int) -> Tensor:
-        return self.weight[:in_ch, : self.active_out]
+        return first(self.weight, in_ch, self.active_out)
 
     def forward(self, x: Tensor) -> Tensor:
         return F.conv_transpose2d(x, self.active_weight(x.shape[1]), None, 2, 1)
