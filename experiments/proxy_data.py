@@ -9,9 +9,10 @@ from __future__ import annotations
 from omegaconf import DictConfig, OmegaConf
 
 from bottomup.datasets import SyntheticOptions, build_dataset
-from bottomup.losses import BottomUpLoss, LossConfig
+from bottomup.losses import BottomUpLoss
 from bottomup.training_data import TrainingSamples
 from evaluators.proxies import ProxyContext
+from experiments.train import loss_config
 from search.trained_proxies import sample_batches
 
 CALIBRATION_BATCH = 8
@@ -28,14 +29,7 @@ def proxy_context(
     train = build_dataset(dataset.name, dataset.train_split, dataset.root, synthetic, True)
     val = build_dataset(dataset.name, dataset.val_split, dataset.root, synthetic, progress=False)
     samples = TrainingSamples(train, input_size, tag_dim, seed)
-    loss_fn = BottomUpLoss(
-        train.keypoint_layout.num_joints,
-        LossConfig(
-            heatmap_weights=tuple(loss.heatmap_weights),
-            push_weight=loss.push_weight,
-            pull_weight=loss.pull_weight,
-        ),
-    )
+    loss_fn = BottomUpLoss(train.keypoint_layout.num_joints, loss_config(loss))
     return ProxyContext(
         batches=lambda: sample_batches(samples, input_size, CALIBRATION_BATCH, 0, 1),
         loss_fn=loss_fn,

@@ -61,12 +61,15 @@ def load_datasets(cfg: DictConfig, is_main: bool, ctx):
 
 
 def loss_config(cfg: DictConfig) -> LossConfig:
-    """The ``loss`` section of a training config."""
-    return LossConfig(
-        heatmap_weights=tuple(cfg.heatmap_weights),
-        push_weight=cfg.push_weight,
-        pull_weight=cfg.pull_weight,
-    )
+    """The ``loss`` section of a config (any ``LossConfig`` field; unknown keys are an error)."""
+    values = OmegaConf.to_container(cfg, resolve=True)
+    known = {f.name for f in fields(LossConfig)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ValueError(f"unknown loss settings {unknown}; known: {sorted(known)}")
+    if "heatmap_weights" in values:
+        values["heatmap_weights"] = tuple(values["heatmap_weights"])
+    return LossConfig(**values)
 
 
 def run(cfg: DictConfig) -> None:

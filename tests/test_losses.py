@@ -106,3 +106,18 @@ def test_total_loss_weights_and_gradients():
     parts["loss"].backward()
     assert quarter.grad is not None and quarter.grad[:, k:].abs().sum() > 0
     assert half.grad is not None and torch.isfinite(half.grad).all()
+
+
+def test_foreground_weight_weighs_errors_near_joints():
+    target = torch.zeros(1, 2, 4, 4)
+    target[0, 0, 1, 1] = 1.0
+    mask = torch.ones(1, 4, 4)
+    pred = torch.full_like(target, 0.5)
+    plain = heatmap_loss(pred, target, mask)
+    assert heatmap_loss(pred, target, mask, 0.0) == plain
+    weighted = heatmap_loss(pred, target, mask, 9.0)  # the joint pixel's error counts 10 times
+    assert torch.isclose(weighted, plain + 9 * 0.25 / 32)
+    background_only = torch.zeros_like(target)
+    assert heatmap_loss(pred, background_only, mask, 9.0) == heatmap_loss(
+        pred, background_only, mask
+    )
