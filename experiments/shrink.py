@@ -16,9 +16,9 @@ Markdown, and every step's architecture as ``arch/<step>.json`` (trainable with
 
 ``train=true`` also trains every model of the path on the chosen data at ``train_size`` (each
 step a resumable ``experiments.train`` run under ``run_dir/train/<step>``, with ``train_args``
-passed through: the default is the CPU demo recipe for a few epochs) and adds the validation AP
-columns and the AP-vs-GMACs figure. Rerunning the same command skips finished steps and resumes
-an interrupted one.
+passed through: by default the CPU demo's data and recipe for 2 epochs of 1000 images) and adds
+the validation AP columns and the AP-vs-GMACs figure. Rerunning the same command skips finished
+steps and resumes an interrupted one.
 
     python -m experiments.shrink train=true latency=false              # outputs/shrink
     python -m experiments.shrink train=true 'train_args=["+experiment=demo","trainer.epochs=8"]'
@@ -75,8 +75,8 @@ class ShrinkConfig:
     train_args: list[str] = dataclasses.field(
         default_factory=lambda: [
             "+experiment=demo",
-            "trainer.epochs=3",
-            "trainer.eval_every_epochs=3",
+            "trainer.epochs=2",
+            "trainer.eval_every_epochs=2",
         ]
     )
 
