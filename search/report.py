@@ -5,15 +5,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from search.budget import Budget  # noqa: E402
-from search.driver import WORST, best_within, pareto_front  # noqa: E402
-from search_space import from_dict, save_arch  # noqa: E402
+from evaluators.figures import save_figure
+from search.budget import Budget
+from search.driver import WORST, best_within, pareto_front
+from search_space import from_dict, save_arch
 
 # Published LitePose points (paper-convention GMACs, CrowdPose mAP), reference section 1.
 PAPER_POINTS = {"XS": (1.2, 49.4), "S": (5.0, 58.3), "M": (7.8, 59.9), "L": (13.7, 61.9)}
@@ -75,12 +73,7 @@ def plot_pareto(
         paper.legend(loc="lower right", fontsize=8)
     ax.legend(loc="upper left", fontsize=8)
     ax.set_title("accuracy proxy vs MACs")
-    fig.tight_layout()
-    paths = [run_dir / "pareto.png", run_dir / "pareto.pdf"]
-    for path in paths:
-        fig.savefig(path, dpi=150)
-    plt.close(fig)
-    return paths
+    return save_figure(fig, run_dir, "pareto")
 
 
 def export_winners(
@@ -135,9 +128,4 @@ def plot_proxy_ranking(
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(proxies) :]:
         ax.axis("off")
-    fig.tight_layout()
-    paths = [run_dir / "ranking.png", run_dir / "ranking.pdf"]
-    for path in paths:
-        fig.savefig(path, dpi=150)
-    plt.close(fig)
-    return paths
+    return save_figure(fig, run_dir, "ranking")

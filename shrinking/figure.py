@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import pandas as pd  # noqa: E402
+from evaluators.figures import save_figure
 
 
 def plot_shrinking(table: pd.DataFrame, out_dir: Path, title: str) -> list[Path]:
@@ -47,10 +46,4 @@ def plot_shrinking(table: pd.DataFrame, out_dir: Path, title: str) -> list[Path]
     ax.set_title(title)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = [out_dir / "shrink.png", out_dir / "shrink.pdf"]
-    for path in paths:
-        fig.savefig(path, dpi=150)
-    plt.close(fig)
-    return paths
+    return save_figure(fig, out_dir, "shrink")
