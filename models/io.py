@@ -43,9 +43,14 @@ def load_standalone(path: str | Path) -> tuple[nn.Module, ArchConfig]:
     file = path / MODEL_FILE if path.is_dir() else path
     state = load_checkpoint(file)
     if "arch" not in state or "model" not in state:
+        hint = (
+            "it is a supernet checkpoint: export a member first with `python -m "
+            "experiments.export arch=<preset or file> out=<folder> supernet=<this file>`"
+            if "supernet_arch" in state
+            else "write it with models.io.save_standalone or experiments.train"
+        )
         raise CheckpointError(
-            f"checkpoint {file} holds no architecture ('arch') and weights "
-            "('model'); write it with models.io.save_standalone"
+            f"checkpoint {file} holds no architecture ('arch') and weights ('model'); {hint}"
         )
     config = from_dict(state["arch"])
     model = build_model(config)

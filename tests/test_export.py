@@ -16,7 +16,7 @@ from models.io import export_onnx, fold_batchnorm, load_standalone
 from search_space import arch_hash, get_preset
 from supernet import LitePoseSupernet
 from supernet.checkpoint import supernet_state
-from training.checkpoint import save_checkpoint
+from training.checkpoint import CheckpointError, save_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -90,3 +90,10 @@ def test_batchnorm_is_folded_for_deployment(name, tmp_path):
     path = export_onnx(model, config, tmp_path / "model.onnx")
     ops = {node.op_type for node in onnx.load(str(path)).graph.node}
     assert "BatchNormalization" not in ops and "ConvTranspose" in ops
+
+
+def test_a_supernet_checkpoint_is_not_a_standalone_model(tmp_path):
+    net = LitePoseSupernet(get_preset("litepose_supernet", input_size=64))
+    path = save_checkpoint({"model": net.state_dict(), **supernet_state(net)}, tmp_path / "s.pt")
+    with pytest.raises(CheckpointError, match="supernet checkpoint: export a member first"):
+        load_standalone(path)
