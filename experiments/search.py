@@ -43,7 +43,7 @@ from search_space.space import LitePoseSpace
 class SearchConfig:
     budget: str = "5.0G"
     convention: str = "paper"
-    proxy: str = "synflow"
+    proxy: str = "jacob_cov"  # best ranked by experiments.rank_proxies (README)
     n_trials: int = 40
     storage: str | None = None
     study_name: str = "posearch"
