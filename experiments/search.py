@@ -53,6 +53,7 @@ class SearchConfig:
     multi_objective: bool = False
     seed_paper_models: bool = True
     proxy_input_size: int = 128
+    latency_runs: int = 3  # CPU latency (ms, one thread, own input size) per scored trial; 0: off
     export_budgets: dict[str, str] = field(
         default_factory=lambda: {k: f"{v / 1e9:g}G" for k, v in PAPER_BUDGETS.items()}
     )
@@ -79,6 +80,7 @@ def search(cfg: SearchConfig) -> Path:
         sampler=cfg.sampler,
         multi_objective=cfg.multi_objective,
         seed_paper_models=cfg.seed_paper_models,
+        latency_runs=cfg.latency_runs,
     )
     proxy = get_proxy(cfg.proxy, **cfg.proxy_options)
     if proxy.needs_data:

@@ -30,6 +30,7 @@ from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
 from sqlalchemy.exc import IntegrityError, ProgrammingError
 
+from evaluators.latency import measure_latency
 from evaluators.macs_fast import fast_macs
 from evaluators.proxies import Proxy, ProxyContext
 from models import build_model
@@ -56,6 +57,7 @@ class SearchSettings:
     multi_objective: bool = False
     seed_paper_models: bool = False
     heartbeat_s: int = 10
+    latency_runs: int = 0  # > 0: time each scored candidate (CPU, one thread, median of these)
 
     def __post_init__(self) -> None:
         self.run_dir = Path(self.run_dir)
@@ -63,6 +65,8 @@ class SearchSettings:
             raise ValueError(f"sampler={self.sampler!r}: must be one of {SAMPLERS}")
         if self.n_trials < 1:
             raise ValueError(f"n_trials={self.n_trials}: must be >= 1")
+        if self.latency_runs < 0:
+            raise ValueError(f"latency_runs={self.latency_runs}: must be >= 0 (0: no timing)")
 
     @property
     def storage_url(self) -> str:
@@ -143,6 +147,7 @@ class SearchObjective:
         context: ProxyContext,
         multi_objective: bool,
         n_trials: int | None = None,
+        latency_runs: int = 0,
     ):
         self.space = space
         self.choices = space.choices()
@@ -151,6 +156,7 @@ class SearchObjective:
         self.context = context
         self.multi_objective = multi_objective
         self.n_trials = n_trials
+        self.latency_runs = latency_runs
 
     def __call__(self, trial: optuna.Trial):
         trial.set_user_attr("worker", f"{HOST}:{os.getpid()}")
@@ -171,9 +177,22 @@ class SearchObjective:
         previous = _scored_trial_with_hash(trial, digest)
         if previous is not None:
             trial.set_user_attr("duplicate_of", previous.number)
-            trial.set_user_attr("params", previous.user_attrs["params"])
+            for key in ("params", "latency_ms"):
+                if key in previous.user_attrs:
+                    trial.set_user_attr(key, previous.user_attrs[key])
             return self._values(previous.values[0], macs.macs)
-        trial.set_user_attr("params", sum(p.numel() for p in build_model(config).parameters()))
+        model = build_model(config)
+        trial.set_user_attr("params", sum(p.numel() for p in model.parameters()))
+        if self.latency_runs:
+            timed = measure_latency(
+                model,
+                config.input_size,
+                runs=self.latency_runs,
+                warmup=1,
+                threads=1,
+                macs=macs.macs,
+            )
+            trial.set_user_attr("latency_ms", timed.latency_ms)
         return self._values(self.proxy.score(config, self.context), macs.macs)
 
     def _values(self, score: float, macs: int):
@@ -257,7 +276,13 @@ def run_search(
     remaining = settings.n_trials - finished_trials(study)
     if remaining > 0:
         objective = SearchObjective(
-            space, settings.budget, proxy, context, settings.multi_objective, settings.n_trials
+            space,
+            settings.budget,
+            proxy,
+            context,
+            settings.multi_objective,
+            settings.n_trials,
+            settings.latency_runs,
         )
         stop = optuna.study.MaxTrialsCallback(
             settings.n_trials, states=(TrialState.COMPLETE, TrialState.PRUNED)
@@ -289,6 +314,7 @@ def trials_table(study: optuna.Study, objective_name: str) -> pd.DataFrame:
             "macs": t.user_attrs.get("macs"),
             "macs_paper": t.user_attrs.get("macs_paper"),
             "params": t.user_attrs.get("params"),
+            "latency_ms": t.user_attrs.get("latency_ms"),
             "feasible": violation is not None and violation <= 0,
             "state": t.state.name,
             objective_name: t.values[0] if t.values else None,

@@ -131,8 +131,11 @@ def test_killed_search_continues_the_same_study(tmp_path):
         "feasible",
         "state",
         "params_score",
+        "latency_ms",
     ):
         assert column in table.columns
+    scored = table[table["feasible"] & (table["state"] == "COMPLETE")]
+    assert len(scored) and (scored["latency_ms"] > 0).all()  # CPU latency of every candidate
     for name in ("XS", "S"):
         arch = json.loads((tmp_path / "exports" / name / "arch.json").read_text())
         assert len(arch["hash"]) == 16 and arch["family"] == "litepose"
