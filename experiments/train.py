@@ -30,14 +30,23 @@ from training.distributed import barrier, init_distributed, shutdown
 from training.trainer import Trainer, TrainerConfig, TrainingDiverged
 
 
-def trainer_config(cfg: DictConfig) -> TrainerConfig:
+def section_dataclass(cls, cfg: DictConfig, section: str, tuples: tuple[str, ...] = ()):
+    """``cls(**cfg)`` for a config section; unknown keys are an error naming the section, and
+    the list-valued fields in ``tuples`` become tuples (the dataclasses are frozen / hashable)."""
     values = OmegaConf.to_container(cfg, resolve=True)
-    known = {f.name for f in fields(TrainerConfig)}
+    known = {f.name for f in fields(cls)}
     unknown = sorted(set(values) - known)
     if unknown:
-        raise ValueError(f"unknown trainer settings {unknown}; known: {sorted(known)}")
-    values["milestones"] = tuple(values.get("milestones", ()))
-    return TrainerConfig(**values)
+        raise ValueError(f"unknown {section} settings {unknown}; known: {sorted(known)}")
+    for name in tuples:
+        if name in values:
+            values[name] = tuple(values[name])
+    return cls(**values)
+
+
+def trainer_config(cfg: DictConfig) -> TrainerConfig:
+    """The ``trainer`` section of a config."""
+    return section_dataclass(TrainerConfig, cfg, "trainer", tuples=("milestones",))
 
 
 def load_datasets(cfg: DictConfig, is_main: bool, ctx):
@@ -61,15 +70,8 @@ def load_datasets(cfg: DictConfig, is_main: bool, ctx):
 
 
 def loss_config(cfg: DictConfig) -> LossConfig:
-    """The ``loss`` section of a config (any ``LossConfig`` field; unknown keys are an error)."""
-    values = OmegaConf.to_container(cfg, resolve=True)
-    known = {f.name for f in fields(LossConfig)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise ValueError(f"unknown loss settings {unknown}; known: {sorted(known)}")
-    if "heatmap_weights" in values:
-        values["heatmap_weights"] = tuple(values["heatmap_weights"])
-    return LossConfig(**values)
+    """The ``loss`` section of a config (any ``LossConfig`` field)."""
+    return section_dataclass(LossConfig, cfg, "loss", tuples=("heatmap_weights",))
 
 
 def run(cfg: DictConfig) -> None:
