@@ -1,7 +1,12 @@
 """Targets and decoding in one place, so that training and inference can never drift apart.
 
-Coordinate convention, both ways: heatmap pixel ``u`` at stride ``s`` stands for input coordinate
-``u * s``.
+Coordinate convention, both ways: keypoints are in pixel-centre coordinates (pixel ``i`` spans
+``[i - 0.5, i + 0.5)``, as PIL's drawing and the COCO tools use them), and heatmap cell ``u`` at
+stride ``s`` stands for the centre of the input pixels it covers, ``s * u + (s - 1) / 2``
+(:func:`to_cells`, :func:`from_cells`). With that convention a horizontal flip of the input is
+exactly a flip of every output map, and bilinear upsampling of the 1/4 maps (``align_corners=False``)
+lands exactly on the 1/2 grid; with the simpler ``u * s`` both are off by a fraction of a cell
+(a 0.9-px bias of flip-tested predictions at 128 px).
 
 ``encode``: Gaussian heatmaps (sigma 2 px at both output resolutions, max over persons, cut at
 3 sigma), loss masks (0 on ignored regions), and for the associative-embedding loss
@@ -27,6 +32,7 @@ from torch import Tensor
 
 from bottomup.grouping import group_batch
 from bottomup.keypoints import KeypointLayout
+from bottomup.transforms import input_to_original
 
 
 @dataclass(frozen=True)
@@ -62,7 +68,7 @@ class HeatmapTagCodec:
         if len(keypoints) == 0:
             return out
         grid = np.arange(size, dtype=np.float32)
-        xy = keypoints[..., :2] / stride  # (P, K, 2)
+        xy = to_cells(keypoints[..., :2], stride)  # (P, K, 2)
         labelled = keypoints[..., 2] > 0
         gx = np.exp(-((grid[None, None, :] - xy[..., 0:1]) ** 2) / (2 * sigma**2))
         gy = np.exp(-((grid[None, None, :] - xy[..., 1:2]) ** 2) / (2 * sigma**2))
@@ -87,8 +93,8 @@ class HeatmapTagCodec:
         kept = keypoints[: cfg.max_persons]
         if len(kept) == 0:
             return joints
-        x = np.round(kept[..., 0] / 4).astype(np.int64)
-        y = np.round(kept[..., 1] / 4).astype(np.int64)
+        cells = np.round(to_cells(kept[..., :2], 4)).astype(np.int64)
+        x, y = cells[..., 0], cells[..., 1]
         valid = (kept[..., 2] > 0) & (x >= 0) & (y >= 0) & (x < size) & (y < size)
         joints[: len(kept), :, 0] = np.where(valid, y * size + x, 0)
         joints[: len(kept), :, 1] = valid
@@ -166,8 +172,15 @@ class HeatmapTagCodec:
         """Peak NMS and top-k per joint: tags (K, C, D'), locations (K, C, 2) x, y, heat (K, C)."""
         cfg = self.config
         k, h, w = heat.shape
-        pooled = F.max_pool2d(heat[None], cfg.nms_kernel, 1, cfg.nms_kernel // 2)[0]
-        peaks = heat * (pooled == heat)
+        pad = cfg.nms_kernel // 2
+        maxima = F.max_pool2d(heat[None], cfg.nms_kernel, 1, pad)[0] == heat
+        # Two maxima within one window must be equal (each bounds the other), e.g. a joint
+        # exactly between two cells: keep the first in raster order, not both (a duplicate
+        # candidate becomes a phantom one-joint person).
+        order = torch.arange(h * w, dtype=heat.dtype).reshape(1, h, w).expand(k, h, w)
+        ranked = torch.where(maxima, -order, torch.tensor(-float(h * w), dtype=heat.dtype))
+        first = F.max_pool2d(ranked[None], cfg.nms_kernel, 1, pad)[0] == ranked
+        peaks = heat * (maxima & first)
         vals, idx = peaks.reshape(k, -1).topk(min(cfg.top_k, h * w), dim=1)
         ys, xs = (idx // w).numpy(), (idx % w).numpy()
         flat_tags = tags.reshape(k, tags.shape[1], h * w)
@@ -188,9 +201,19 @@ class HeatmapTagCodec:
         out = []
         for person in persons:
             keypoints = person[:, :3].copy()
-            keypoints[:, :2] = keypoints[:, :2] * 2 / scale  # 1/2 map -> input -> original
+            keypoints[:, :2] = input_to_original(from_cells(keypoints[:, :2], 2), scale)
             out.append({"keypoints": keypoints, "score": float(person[:, 2].mean())})
         return out
+
+
+def to_cells(xy: np.ndarray, stride: int) -> np.ndarray:
+    """Input pixel-centre coordinates -> (fractional) cells of a stride-``stride`` map."""
+    return (xy - (stride - 1) / 2) / stride
+
+
+def from_cells(uv: np.ndarray, stride: int) -> np.ndarray:
+    """Cells of a stride-``stride`` map -> input pixel-centre coordinates."""
+    return uv * stride + (stride - 1) / 2
 
 
 def adjust_quarter_pixel(persons: np.ndarray, heat: np.ndarray) -> np.ndarray:

@@ -9,7 +9,11 @@ and the keypoints; joints that leave the input become unlabelled.
 Test: the short side goes to the input size, both sides are rounded up to a multiple of 64 (the
 extra is padding on the right and bottom), and the scale is kept to map predictions back.
 
-PIL's affine warp is used (OpenCV is not a dependency); it takes the inverse matrix.
+PIL's affine warp is used (OpenCV is not a dependency); it takes the inverse matrix. PIL's warp
+works in pixel-*corner* coordinates (pixel ``i`` spans ``[i, i + 1)``) while keypoints are in
+pixel-*centre* coordinates (the codec's convention), so every matrix here is a corner-coordinate
+matrix and keypoints are shifted by half a pixel on the way through it: that keeps labels on the
+image content they mark under any scale and under flips (``x -> W - 1 - x`` for centres).
 """
 
 from __future__ import annotations
@@ -81,10 +85,14 @@ def transform_keypoints(
 ) -> np.ndarray:
     """Move (P, K, 3) keypoints; those outside ``size`` (width, height) become unlabelled."""
     out = keypoints.copy()
-    xy = keypoints[..., :2] @ matrix[:, :2].T + matrix[:, 2]
+    corners = keypoints[..., :2] + 0.5
+    xy = corners @ matrix[:, :2].T + matrix[:, 2] - 0.5
     out[..., :2] = xy
     outside = (
-        (xy[..., 0] < 0) | (xy[..., 1] < 0) | (xy[..., 0] >= size[0]) | (xy[..., 1] >= size[1])
+        (xy[..., 0] < -0.5)
+        | (xy[..., 1] < -0.5)
+        | (xy[..., 0] >= size[0] - 0.5)
+        | (xy[..., 1] >= size[1] - 0.5)
     )
     out[..., 2] = np.where(outside | (keypoints[..., 2] <= 0), 0, keypoints[..., 2])
     out[out[..., 2] == 0] = 0
@@ -107,7 +115,7 @@ def random_affine(
     matrix = _affine((w / 2, h / 2), scale, rotation, out_center)
     keypoints = sample.keypoints
     if rng.random() < config.flip_probability:
-        flip = np.array([[-1.0, 0.0, input_size - 1], [0.0, 1.0, 0.0]])
+        flip = np.array([[-1.0, 0.0, input_size], [0.0, 1.0, 0.0]])  # mirror of the pixel grid
         matrix = np.vstack([flip, [0, 0, 1]])[:2] @ np.vstack([matrix, [0, 0, 1]])
         keypoints = keypoints[:, list(layout.flip_index)]
     size = (input_size, input_size)
@@ -116,6 +124,11 @@ def random_affine(
     return Warped(
         normalise(image), transform_keypoints(keypoints, matrix, size), mask > 127, matrix
     )
+
+
+def input_to_original(xy: np.ndarray, scale: float) -> np.ndarray:
+    """Pixel-centre coordinates on a ``resize_for_test`` input -> on the original image."""
+    return (xy + 0.5) / scale - 0.5
 
 
 def resize_for_test(image: np.ndarray, input_size: int) -> tuple[torch.Tensor, float]:

@@ -179,6 +179,7 @@ def test_options_are_validated_and_keyed():
         SyntheticOptions(crowd_probability=1.5)
     assert TINY.key().startswith("crowdpose-") and TINY.key() == replace(TINY).key()
     assert replace(TINY, noise=3.0).key() != TINY.key()
+    assert replace(TINY, noise=3).key() == replace(TINY, noise=3.0).key()  # YAML writes 3 or 3.0
 
 
 def test_cache_generates_once_atomically(tmp_path, monkeypatch):

@@ -71,6 +71,11 @@ class SyntheticOptions:
         def fail(field: str, rule: str) -> None:
             raise ValueError(f"SyntheticOptions.{field}={getattr(self, field)!r}: {rule}")
 
+        for option in fields(self):  # 0 and 0.0 from a YAML file must share one cache folder
+            value = getattr(self, option.name)
+            if option.type == "float" and isinstance(value, int) and not isinstance(value, bool):
+                object.__setattr__(self, option.name, float(value))
+
         if self.layout not in FOLDER_LAYOUTS:
             fail("layout", f"must be one of {sorted(FOLDER_LAYOUTS)}")
         for name in ("num_train", "num_val", "clutter", "distractors"):
