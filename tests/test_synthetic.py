@@ -170,6 +170,21 @@ def test_figures_are_human_sized_and_proportioned():
     assert 0.3 < np.mean(faces) < 0.8  # turned-away faces leave their nose unlabelled
 
 
+def test_max_yaw_turns_every_figure_towards_the_viewer():
+    """Below 90 degrees a person's left hip is on the image's right (as anatomy has it for a
+    person facing us), so left and right follow from the body's shape."""
+    rng = np.random.default_rng(1)
+    facing = [pose_figure(rng, (0.0, 0.0), 80.0, max_yaw=60.0) for _ in range(200)]
+    assert np.mean([f.labelled[INDEX["nose"]] for f in facing]) > 0.95
+    hips = [f.points[INDEX["left_hip"], 0] > f.points[INDEX["right_hip"], 0] for f in facing]
+    assert np.mean(hips) > 0.95
+    turning = [pose_figure(rng, (0.0, 0.0), 80.0) for _ in range(200)]
+    left_right = [f.points[INDEX["left_hip"], 0] > f.points[INDEX["right_hip"], 0] for f in turning]
+    assert 0.3 < np.mean(left_right) < 0.7
+    with pytest.raises(ValueError, match=r"max_yaw=0.0: must be in \(0, 180\]"):
+        SyntheticOptions(max_yaw=0.0)
+
+
 def test_options_are_validated_and_keyed():
     with pytest.raises(ValueError, match=r"SyntheticOptions.layout='mpii'"):
         SyntheticOptions(layout="mpii")

@@ -48,7 +48,10 @@ class SyntheticOptions:
     ``clutter`` (most background shapes), ``distractors`` (most limb-like sticks in the
     background) and ``noise`` (largest pixel-noise standard deviation). A person with fewer
     than ``min_visible_share`` of its labelled joints unoccluded gets no keypoints (only its
-    segmentation, so loaders mask it), as annotators skip persons they cannot see."""
+    segmentation, so loaders mask it), as annotators skip persons they cannot see. ``max_yaw``
+    (degrees) bounds how far a figure turns away from the viewer: at 180 every direction occurs,
+    and telling a person's left from right needs the face; below 90 every figure faces the
+    viewer more or less, and left and right follow from the body's own shape."""
 
     layout: str = "crowdpose"
     num_train: int = 2000
@@ -65,6 +68,7 @@ class SyntheticOptions:
     distractors: int = 4
     noise: float = 10.0
     min_visible_share: float = 0.25
+    max_yaw: float = 180.0
     jpeg_quality: int = 92
 
     def __post_init__(self) -> None:
@@ -92,6 +96,8 @@ class SyntheticOptions:
                 fail(name, "must be a probability in [0, 1]")
         if self.noise < 0:
             fail("noise", "must be >= 0")
+        if not 0 < self.max_yaw <= 180:
+            fail("max_yaw", "must be in (0, 180] degrees")
         if not 1 <= self.jpeg_quality <= 100:
             fail("jpeg_quality", "must be in 1..100")
 
@@ -208,7 +214,7 @@ def render_image(options: SyntheticOptions, split: str, index: int) -> RenderedI
     for number, (height, anchor) in enumerate(
         zip(heights, _anchors(rng, heights, size, options.group_probability), strict=True), 1
     ):
-        figure = pose_figure(rng, tuple(anchor), float(height))
+        figure = pose_figure(rng, tuple(anchor), float(height), options.max_yaw)
         draw_figure(draw, figure)
         draw_figure(label_draw, figure, fill=number)
         figures.append(figure)

@@ -183,14 +183,17 @@ def _limb_chain(root_frame, origin, flex, abd, twist, bend, sign, lengths):
     return mid, end, lower_frame
 
 
-def pose_figure(rng: np.random.Generator, anchor: tuple[float, float], height: float) -> Figure:
-    """A random figure about ``height`` pixels tall when upright, pelvis at ``anchor``."""
+def pose_figure(
+    rng: np.random.Generator, anchor: tuple[float, float], height: float, max_yaw: float = 180.0
+) -> Figure:
+    """A random figure about ``height`` pixels tall when upright, pelvis at ``anchor``, turned
+    at most ``max_yaw`` degrees away from facing the viewer."""
     prop = Proportions.sample(rng)
     standing = prop.thigh + prop.shin + prop.torso + prop.neck_to_top
     scale = height / standing  # pixels per head unit
     style = STYLE_NAMES[int(rng.choice(len(STYLE_NAMES), p=STYLE_WEIGHTS))]
     angles = _sample_angles(rng, style)
-    yaw = float(rng.uniform(-math.pi, math.pi))
+    yaw = float(rng.uniform(-1.0, 1.0)) * math.pi * max_yaw / 180.0
     roll = float(np.clip(rng.normal(0.0, 0.12), -0.4, 0.4))  # whole-body tilt in the image
 
     pitch = float(rng.uniform(-0.1, 0.35 if style != "crouch" else 0.7))
