@@ -10,13 +10,13 @@ Prints the AP table (or one JSON object with ``format=json``).
 from __future__ import annotations
 
 import json
-import sys
 
 import hydra
 from omegaconf import DictConfig
 
 from bottomup.datasets import DatasetError
 from evaluators.pose_eval import evaluate_model
+from experiments.cli import fail_clearly
 from experiments.train import load_datasets
 from models import build_model
 from models.io import load_standalone
@@ -58,11 +58,8 @@ def run(cfg: DictConfig) -> dict:
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
 def main(cfg: DictConfig) -> None:
-    try:
+    with fail_clearly("evaluate", ArchConfigError, DatasetError, CheckpointError, ValueError):
         run(cfg)
-    except (ArchConfigError, DatasetError, CheckpointError, ValueError) as err:
-        print(f"evaluate failed: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

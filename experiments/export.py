@@ -10,13 +10,13 @@ member of it); without, the network is freshly initialised (for deployment and l
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import hydra
 from hydra.core.config_store import ConfigStore
 
+from experiments.cli import fail_clearly
 from models import build_model
 from models.io import save_standalone
 from search_space import ArchConfigError, resolve_arch
@@ -47,11 +47,8 @@ def export(cfg: ExportConfig) -> Path:
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="export")
 def main(cfg: ExportConfig) -> None:
-    try:
+    with fail_clearly("export", ArchConfigError, CheckpointError, FileNotFoundError):
         folder = export(cfg)
-    except (ArchConfigError, CheckpointError, FileNotFoundError) as err:
-        print(f"export failed: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
     print(f"exported to {folder}")
 
 

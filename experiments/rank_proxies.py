@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sys
 import time
 import warnings
 from pathlib import Path
@@ -34,6 +33,7 @@ from tqdm import tqdm
 import search.trained_proxies  # noqa: F401 - registers short_train and supernet
 from evaluators.macs_fast import fast_macs
 from evaluators.proxies import get_proxy, list_proxies
+from experiments.cli import fail_clearly
 from experiments.proxy_data import proxy_context
 from experiments.tables import to_markdown
 from search.report import plot_proxy_ranking
@@ -168,11 +168,8 @@ def run(cfg: DictConfig) -> pd.DataFrame:
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="rank_proxies")
 def main(cfg: DictConfig) -> None:
-    try:
+    with fail_clearly("rank_proxies", ValueError, KeyError, FileNotFoundError):
         run(cfg)
-    except (ValueError, KeyError, FileNotFoundError) as err:
-        print(f"rank_proxies failed: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
     print(f"results in {cfg.run_dir}")
 
 

@@ -10,7 +10,6 @@ AR50, AR75 (and AP_easy, AP_medium, AP_hard for CrowdPose).
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import dataclass
 from enum import Enum
 
@@ -18,6 +17,7 @@ import hydra
 from hydra.core.config_store import ConfigStore
 
 from evaluators.keypoint_ap import ResultsError, evaluate_keypoints
+from experiments.cli import fail_clearly
 
 JSON_KEYS = {
     "coco": ("AP", "AP50", "AP75", "AR", "AR50", "AR75"),
@@ -50,11 +50,8 @@ ConfigStore.instance().store(name="score_schema", node=ScoreConfig)
 @hydra.main(version_base="1.3", config_path="conf/score", config_name="score")
 def main(cfg: ScoreConfig) -> None:
     dataset = cfg.dataset.value
-    try:
+    with fail_clearly("score", ResultsError):
         ap = evaluate_keypoints(cfg.gt, cfg.results, dataset)
-    except ResultsError as err:
-        print(f"score failed: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
     if cfg.format == OutputFormat.json:
         print(json.dumps({k: ap.stats[k] for k in JSON_KEYS[dataset]}))
     else:

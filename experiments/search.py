@@ -19,7 +19,6 @@ Rerunning the same command continues the same study.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ import optuna
 from hydra.core.config_store import ConfigStore
 
 from evaluators.proxies import ProxyContext, get_proxy, list_proxies
+from experiments.cli import fail_clearly
 from experiments.proxy_data import proxy_context
 from models import build_model
 from models.io import save_standalone
@@ -114,16 +114,15 @@ def exporter(proxy, context: ProxyContext):
     return export
 
 
+def _known_proxies(err: BaseException) -> str | None:
+    return f"known proxies: {list_proxies()}" if isinstance(err, KeyError) else None
+
+
 @hydra.main(version_base="1.3", config_path="conf", config_name="search")
 def main(cfg: SearchConfig) -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
+    with fail_clearly("search", BudgetError, KeyError, ValueError, hint=_known_proxies):
         run_dir = search(cfg)
-    except (BudgetError, KeyError, ValueError) as err:
-        print(f"search failed: {err}", file=sys.stderr)
-        if isinstance(err, KeyError):
-            print(f"known proxies: {list_proxies()}", file=sys.stderr)
-        raise SystemExit(2) from None
     print(f"results in {run_dir}")
 
 

@@ -12,7 +12,6 @@ from ``last.pt``. Checkpoints carry the architecture, so ``experiments.evaluate`
 
 from __future__ import annotations
 
-import sys
 from dataclasses import fields
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from bottomup.datasets import DatasetError, SyntheticOptions, build_dataset
 from bottomup.losses import BottomUpLoss, LossConfig
 from bottomup.training_data import TrainingSamples
 from evaluators.pose_eval import evaluate_model
+from experiments.cli import fail_clearly
 from models import build_model
 from search_space import ArchConfigError, resolve_arch, save_arch, to_dict
 from training.checkpoint import CheckpointError
@@ -120,11 +120,9 @@ def run(cfg: DictConfig) -> None:
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> None:
-    try:
+    errors = (ArchConfigError, DatasetError, CheckpointError, TrainingDiverged, ValueError)
+    with fail_clearly("train", *errors):
         run(cfg)
-    except (ArchConfigError, DatasetError, CheckpointError, TrainingDiverged, ValueError) as err:
-        print(f"train failed: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

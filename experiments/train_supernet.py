@@ -25,7 +25,6 @@ it, else at the nearest trained resolution (column ``input``).
 from __future__ import annotations
 
 import dataclasses
-import sys
 from pathlib import Path
 
 import hydra
@@ -41,6 +40,7 @@ from bottomup.training_data import TrainingSamples
 from evaluators.macs import count_params
 from evaluators.macs_fast import fast_macs
 from evaluators.pose_eval import evaluate_model
+from experiments.cli import fail_clearly
 from experiments.train import load_datasets, loss_config, trainer_config
 from search.trained_proxies import sample_batches
 from search_space import ArchConfigError, LitePoseConfig, resolve_arch
@@ -266,11 +266,9 @@ def run(cfg: DictConfig) -> None:
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train_supernet")
 def main(cfg: DictConfig) -> None:
-    try:
+    errors = (ArchConfigError, DatasetError, CheckpointError, TrainingDiverged, ValueError)
+    with fail_clearly("train_supernet", *errors):
         run(cfg)
-    except (ArchConfigError, DatasetError, CheckpointError, TrainingDiverged, ValueError) as err:
-        print(f"train_supernet failed: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":
