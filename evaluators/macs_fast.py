@@ -13,12 +13,14 @@ from dataclasses import dataclass
 from evaluators.macs import PAPER_DECONV_EXTRA
 from models.higherhrnet import STEM_WIDTH as HRNET_STEM_WIDTH
 from models.layers import deconv_padding, inverted_residual_hidden
-from models.litepose import DECONV_KERNEL
+from models.litepose import DECONV_KERNEL, fuse_levels
 from models.litepose import STEM_WIDTH as LITEPOSE_STEM_WIDTH
 from search_space.config import (
     HRNET_BLOCK_EXPANSION,
+    STAGE_FEATURE_STRIDES,
     ArchConfig,
     HigherHRNetConfig,
+    InvertedResidualConfig,
     LitePoseConfig,
 )
 
@@ -168,14 +170,19 @@ def _higherhrnet(t: _Tally, config: HigherHRNetConfig, size: Size) -> None:
 def _fuse(t: _Tally, channels: list[int], sizes: list[Size], num_outputs: int) -> None:
     for i in range(num_outputs):
         for j in range(len(channels)):
-            if j > i:
-                t.conv(channels[j], channels[i], 1, sizes[j])
-                t.upsample(channels[i], sizes[j], 2 ** (j - i))
-            elif j < i:
-                size = sizes[j]
-                for _ in range(i - j - 1):
-                    size = t.conv(channels[j], channels[j], 3, size, stride=2)
-                t.conv(channels[j], channels[i], 3, size, stride=2)
+            if j != i:
+                _fuse_layer(t, channels[j], channels[i], sizes[j], i - j)
+
+
+def _fuse_layer(t: _Tally, in_ch: int, out_ch: int, size: Size, levels: int) -> None:
+    """``models.layers.fuse_layer``: 1x1 conv and upsampling (levels < 0) or a stride-2 chain."""
+    if levels < 0:
+        t.conv(in_ch, out_ch, 1, size)
+        t.upsample(out_ch, size, 2 ** (-levels))
+        return
+    for _ in range(levels - 1):
+        size = t.conv(in_ch, in_ch, 3, size, stride=2)
+    t.conv(in_ch, out_ch, 3, size, stride=2)
 
 
 def _litepose(t: _Tally, config: LitePoseConfig, size: Size) -> None:
@@ -183,23 +190,16 @@ def _litepose(t: _Tally, config: LitePoseConfig, size: Size) -> None:
     size = t.conv(LITEPOSE_STEM_WIDTH, LITEPOSE_STEM_WIDTH, 3, size, groups=LITEPOSE_STEM_WIDTH)
     size = t.conv(LITEPOSE_STEM_WIDTH, config.stem_channels, 1, size)
     widths, sizes = [config.stem_channels], [size]
-    for stage in config.stages:
+    for s, stage in enumerate(config.stages):
         in_ch = widths[-1]
         for b, block in enumerate(stage.blocks):
-            hidden = inverted_residual_hidden(in_ch, block.expansion)
-            t.conv(in_ch, hidden, 1, size)
-            size = t.conv(
-                hidden,
-                hidden,
-                block.kernel,
-                size,
-                stride=stage.stride if b == 0 else 1,
-                groups=hidden,
+            size = _inverted_residual(
+                t, in_ch, stage.channels, block, size, stage.stride if b == 0 else 1
             )
-            t.conv(hidden, stage.channels, 1, size)
             in_ch = stage.channels
         widths.append(stage.channels)
         sizes.append(size)
+        _branches_and_fusion(t, config, s, sizes)
 
     head = config.head
     in_ch, y_size = widths[4], sizes[4]
@@ -214,6 +214,32 @@ def _litepose(t: _Tally, config: LitePoseConfig, size: Size) -> None:
         if i > 0:
             _separable(t, width, out_ch[i - 1], head.final_kernel, y_size)
             _separable(t, widths[2 - i], out_ch[i - 1], head.final_kernel, sizes[2 - i])
+
+
+def _inverted_residual(
+    t: _Tally, in_ch: int, out_ch: int, block: InvertedResidualConfig, size: Size, stride: int
+) -> Size:
+    hidden = inverted_residual_hidden(in_ch, block.expansion)
+    t.conv(in_ch, hidden, 1, size)
+    size = t.conv(hidden, hidden, block.kernel, size, stride=stride, groups=hidden)
+    t.conv(hidden, out_ch, 1, size)
+    return size
+
+
+def _branches_and_fusion(t: _Tally, config: LitePoseConfig, s: int, sizes: list[Size]) -> None:
+    """Stage ``s``'s branches and fusion; ``sizes[k]`` is the stem's (k = 0) or stage k's map."""
+    paths = config.parallel_paths(s)
+    size_at = {stride: sizes[STAGE_FEATURE_STRIDES.index(stride) + 1] for stride, _ in paths}
+    size_at[STAGE_FEATURE_STRIDES[s]] = sizes[-1]
+    for branch in config.stages[s].branches:
+        ch = config.branch_channels(branch.feature_stride)
+        for block in branch.blocks:
+            _inverted_residual(t, ch, ch, block, size_at[branch.feature_stride], 1)
+    for target, target_ch in paths:
+        for source, source_ch in paths:
+            if source != target:
+                levels = fuse_levels(source, target)
+                _fuse_layer(t, source_ch, target_ch, size_at[source], levels)
 
 
 def _separable(t: _Tally, in_ch: int, out_ch: int, k: int, size: Size) -> None:

@@ -10,7 +10,15 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from models.layers import HRNET_BLOCKS, BasicBlock, Bottleneck, conv_bn, deconv, init_output_conv
+from models.layers import (
+    HRNET_BLOCKS,
+    BasicBlock,
+    Bottleneck,
+    conv_bn,
+    deconv,
+    fuse_layer,
+    init_output_conv,
+)
 from search_space.config import HRNET_BLOCK_EXPANSION, HigherHRNetConfig, HRNetStageConfig
 
 STEM_WIDTH = 64
@@ -24,19 +32,6 @@ def _branch(in_ch: int, width: int, num_blocks: int, block: str) -> nn.Module:
     layers = [block_cls(in_ch, width)]
     layers += [block_cls(out_ch, width) for _ in range(num_blocks - 1)]
     return nn.Sequential(*layers)
-
-
-def _fuse_layer(in_ch: int, out_ch: int, levels: int) -> nn.Module:
-    """Bring a branch ``levels`` resolutions away to the target branch (levels < 0: upsample)."""
-    if levels < 0:
-        return nn.Sequential(
-            nn.Conv2d(in_ch, out_ch, 1, bias=False),
-            nn.BatchNorm2d(out_ch),
-            nn.Upsample(scale_factor=2 ** (-levels), mode="nearest"),
-        )
-    steps = [conv_bn(in_ch, in_ch, 3, 2, act=nn.ReLU) for _ in range(levels - 1)]
-    steps.append(conv_bn(in_ch, out_ch, 3, 2))
-    return nn.Sequential(*steps)
 
 
 class HRModule(nn.Module):
@@ -58,7 +53,7 @@ class HRModule(nn.Module):
         self.out_channels = out
         self.fuse = nn.ModuleList(
             nn.ModuleList(
-                nn.Identity() if j == i else _fuse_layer(out[j], out[i], i - j)
+                nn.Identity() if j == i else fuse_layer(out[j], out[i], i - j)
                 for j in range(len(out))
             )
             for i in range(num_outputs)

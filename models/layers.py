@@ -78,6 +78,21 @@ class Bottleneck(nn.Module):
 HRNET_BLOCKS: dict[str, type[nn.Module]] = {"basic": BasicBlock, "bottleneck": Bottleneck}
 
 
+def fuse_layer(in_ch: int, out_ch: int, levels: int) -> nn.Sequential:
+    """HRNet's fusion step: bring a branch ``levels`` halvings of resolution down to another
+    (levels > 0: a chain of 3x3 stride-2 convs) or up (levels < 0: 1x1 conv, BN, nearest
+    upsampling, which is cheaper than convolving at the finer resolution)."""
+    if levels < 0:
+        return nn.Sequential(
+            nn.Conv2d(in_ch, out_ch, 1, bias=False),
+            nn.BatchNorm2d(out_ch),
+            nn.Upsample(scale_factor=2 ** (-levels), mode="nearest"),
+        )
+    steps = [conv_bn(in_ch, in_ch, 3, 2, act=nn.ReLU) for _ in range(levels - 1)]
+    steps.append(conv_bn(in_ch, out_ch, 3, 2))
+    return nn.Sequential(*steps)
+
+
 def inverted_residual_hidden(in_ch: int, expansion: int) -> int:
     """Hidden width of an inverted residual block (the LitePose release's rounding)."""
     return make_divisible(round(in_ch * expansion), 8)

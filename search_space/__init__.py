@@ -11,6 +11,7 @@ from search_space.config import (
     HigherHRNetHeadConfig,
     HRNetStageConfig,
     InvertedResidualConfig,
+    LiteBranchConfig,
     LitePoseConfig,
     LiteStageConfig,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "HigherHRNetHeadConfig",
     "HRNetStageConfig",
     "InvertedResidualConfig",
+    "LiteBranchConfig",
     "LitePoseConfig",
     "LiteStageConfig",
     "arch_hash",

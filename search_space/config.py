@@ -5,8 +5,10 @@ Two families share one top-level shape (input size, joints, tag dimension):
 * ``HigherHRNetConfig``: the multi-branch HigherHRNet family. Every branch of every module carries
   its own block count; a count of 0 is how gradual shrinking removes a branch's blocks (the branch
   then becomes one 3x3 conv-BN-ReLU, as in the LitePose release, so fusion still sees it).
-* ``LitePoseConfig``: the single-branch LitePose family (MobileNetV2 inverted residual stages with
-  large depthwise kernels and a fusion or plain deconv head).
+* ``LitePoseConfig``: the LitePose family (MobileNetV2 inverted residual stages with large depthwise
+  kernels and a fusion or plain deconv head). Stages 2-4 may carry HRNet-style higher-resolution
+  branches of inverted residuals; without any (the default) it is the single-branch LitePose
+  network of the paper.
 
 A config is the single source of truth: the model builder, the MACs counters, the supernet and the
 exporter all read it and none of them invents structure. Every config validates itself on
@@ -26,6 +28,10 @@ HRNET_BLOCK_TYPES = ("basic", "bottleneck")
 HEAD_KINDS = ("fusion", "plain")
 NUM_JOINTS_CHOICES = (14, 17)
 FUSION_HEAD_STRIDES = (2, 2, 2, 1)
+# Where each LitePose stage's output runs (1/4, 1/8, 1/16, 1/16 of the input) with the fusion
+# head's strides, which branches require; a branch continues the earlier stage output at its
+# resolution.
+STAGE_FEATURE_STRIDES = (4, 8, 16, 16)
 
 # Channel expansion of each HRNet block type (a branch of width W outputs W * expansion channels).
 HRNET_BLOCK_EXPANSION = {"basic": 1, "bottleneck": 4}
@@ -222,28 +228,75 @@ class InvertedResidualConfig:
         _check_int(f"{path}.expansion", self.expansion)
 
 
-@dataclass(frozen=True)
-class LiteStageConfig:
-    """A stage of inverted residual blocks; its first block carries the stride."""
+def _check_blocks(path: str, blocks: object, empty_hint: str = "") -> None:
+    if isinstance(blocks, tuple) and not blocks and empty_hint:
+        raise ArchConfigError(path, blocks, f"must not be empty ({empty_hint})")
+    _check_tuple(path, blocks)
+    for i, block in enumerate(blocks):
+        if not isinstance(block, InvertedResidualConfig):
+            raise ArchConfigError(f"{path}[{i}]", block, "must be an InvertedResidualConfig")
+        block.validate(f"{path}[{i}]")
 
-    channels: int
-    stride: int
+
+def branch_feature_strides(stage_index: int) -> tuple[int, ...]:
+    """Resolutions (as input / feature map) at which stage ``stage_index`` (0-based) may carry a
+    branch: those of earlier stage outputs finer than its own, as in HRNet, where a stage keeps
+    every higher-resolution branch of the stages before it. Stage 1: none; 2: (4,); 3, 4: (4, 8)."""
+    own = STAGE_FEATURE_STRIDES[stage_index]
+    return tuple(sorted({f for f in STAGE_FEATURE_STRIDES[:stage_index] if f < own}))
+
+
+@dataclass(frozen=True)
+class LiteBranchConfig:
+    """A higher-resolution branch beside a stage: stride-1 inverted residual blocks at
+    1/``feature_stride`` of the input, as wide as the earlier stage output they continue.
+
+    At the end of the stage its branches and main path are fused HRNet-style (every path
+    receives every other, resized); see ``models.litepose``. A dropped branch (depth 0) is left
+    out of the stage's ``branches``, which keeps each network's description unique.
+    """
+
+    feature_stride: int
     blocks: tuple[InvertedResidualConfig, ...]
 
     @property
     def depth(self) -> int:
         return len(self.blocks)
 
+    def validate(self, path: str, allowed_strides: tuple[int, ...]) -> None:
+        _check_choice(f"{path}.feature_stride", self.feature_stride, allowed_strides)
+        _check_blocks(f"{path}.blocks", self.blocks, "a dropped branch is left out of branches")
+
+
+@dataclass(frozen=True)
+class LiteStageConfig:
+    """A stage of inverted residual blocks; its first block carries the stride.
+
+    ``branches`` (highest resolution first, each resolution at most once) run beside the main
+    path at the resolutions of earlier stages; empty (the default) is LitePose's single branch.
+    """
+
+    channels: int
+    stride: int
+    blocks: tuple[InvertedResidualConfig, ...]
+    branches: tuple[LiteBranchConfig, ...] = ()
+
+    @property
+    def depth(self) -> int:
+        return len(self.blocks)
+
+    def branch(self, feature_stride: int) -> LiteBranchConfig | None:
+        """The branch at 1/``feature_stride``, or None where it is dropped."""
+        return next((b for b in self.branches if b.feature_stride == feature_stride), None)
+
     def validate(self, path: str) -> None:
         _check_int(f"{path}.channels", self.channels)
         _check_choice(f"{path}.stride", self.stride, (1, 2))
-        _check_tuple(f"{path}.blocks", self.blocks)
-        for i, block in enumerate(self.blocks):
-            if not isinstance(block, InvertedResidualConfig):
-                raise ArchConfigError(
-                    f"{path}.blocks[{i}]", block, "must be an InvertedResidualConfig"
-                )
-            block.validate(f"{path}.blocks[{i}]")
+        _check_blocks(f"{path}.blocks", self.blocks)
+        _check_tuple(f"{path}.branches", self.branches, nonempty=False)
+        for i, branch in enumerate(self.branches):
+            if not isinstance(branch, LiteBranchConfig):
+                raise ArchConfigError(f"{path}.branches[{i}]", branch, "must be a LiteBranchConfig")
 
 
 @dataclass(frozen=True)
@@ -272,10 +325,12 @@ class DeconvHeadConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class LitePoseConfig(PoseNetConfig):
-    """A single-branch LitePose network.
+    """A LitePose network.
 
     Stem to 1/2 (3x3 s2 conv 3->32, 3x3 depthwise, 1x1 to ``stem_channels``), four inverted
     residual stages (strides 2, 2, 2, 1: outputs at 1/4, 1/8, 1/16, 1/16), then the deconv head.
+    Stages 2-4 may carry higher-resolution branches (``LiteStageConfig.branches``); without any
+    this is the paper's single-branch network.
     """
 
     stem_channels: int = 16
@@ -301,7 +356,50 @@ class LitePoseConfig(PoseNetConfig):
             raise ArchConfigError("head", self.head, "must be a DeconvHeadConfig")
         self.head.validate("head")
         self._validate_strides()
+        self._validate_branches()
         self._validate_common()
+
+    @property
+    def has_branches(self) -> bool:
+        return any(stage.branches for stage in self.stages)
+
+    def branch_channels(self, feature_stride: int) -> int:
+        """Width of a branch at 1/``feature_stride``: that of the stage output it continues."""
+        return self.stages[STAGE_FEATURE_STRIDES.index(feature_stride)].channels
+
+    def parallel_paths(self, stage_index: int) -> tuple[tuple[int, int], ...]:
+        """``(feature stride, channels)`` of every path that stage ``stage_index``'s fusion joins:
+        its branches (highest resolution first), then its main path; () without branches."""
+        stage = self.stages[stage_index]
+        if not stage.branches:
+            return ()
+        paths = [(b.feature_stride, self.branch_channels(b.feature_stride)) for b in stage.branches]
+        return (*paths, (STAGE_FEATURE_STRIDES[stage_index], stage.channels))
+
+    def _validate_branches(self) -> None:
+        for s, stage in enumerate(self.stages):
+            path = f"stages[{s}].branches"
+            if not stage.branches:
+                continue
+            allowed = branch_feature_strides(s)
+            if not allowed:
+                raise ArchConfigError(
+                    path, stage.branches, "must be empty: stage 1 runs at the finest resolution"
+                )
+            if self.head.kind != "fusion":
+                # Its skips (and the strides it fixes) consume every fused resolution; the plain
+                # head would leave the last fusion's 1/8 output unused.
+                raise ArchConfigError(path, stage.branches, "branches need the fusion head")
+            previous = 0
+            for i, branch in enumerate(stage.branches):
+                branch.validate(f"{path}[{i}]", allowed)
+                if branch.feature_stride <= previous:
+                    raise ArchConfigError(
+                        f"{path}[{i}].feature_stride",
+                        branch.feature_stride,
+                        "branches are listed highest resolution first, each resolution once",
+                    )
+                previous = branch.feature_stride
 
     def _validate_strides(self) -> None:
         # The head adds maps of equal size: the 1/4 output sums a deconv path with stage 1 and the

@@ -21,8 +21,10 @@ from search_space.config import (
     HigherHRNetHeadConfig,
     HRNetStageConfig,
     InvertedResidualConfig,
+    LiteBranchConfig,
     LitePoseConfig,
     LiteStageConfig,
+    branch_feature_strides,
 )
 from search_space.errors import ArchConfigError
 from search_space.serialize import load_arch
@@ -226,6 +228,32 @@ def litepose_l() -> LitePoseConfig:
 def litepose_supernet() -> LitePoseConfig:
     """The largest LitePose member: the released supernet's widths at 512 px."""
     return litepose(512, 24, (32, 64, 96, 160), (64, 48, 32))
+
+
+MULTIBRANCH_DEPTH = 4  # blocks per branch, as in each HRNet branch
+
+
+@register("litepose_supernet_multibranch")
+def litepose_supernet_multibranch() -> LitePoseConfig:
+    """The largest member of the branch-removal space: litepose_supernet in the HRNet shape.
+
+    Stage 2 carries a 1/4 branch, stages 3 and 4 a 1/4 and a 1/8 branch, each of 4 inverted
+    residuals (kernel 7, expansion 6) as wide as stage 1 / stage 2; dropping every branch gives
+    litepose_supernet.
+    """
+    single = litepose_supernet()
+    block = single.stages[0].blocks[0]
+    stages = tuple(
+        dataclasses.replace(
+            stage,
+            branches=tuple(
+                LiteBranchConfig(feature_stride=f, blocks=(block,) * MULTIBRANCH_DEPTH)
+                for f in branch_feature_strides(s)
+            ),
+        )
+        for s, stage in enumerate(single.stages)
+    )
+    return dataclasses.replace(single, stages=stages)
 
 
 ABLATION_KERNEL_GMACS = {3: 3.77, 5: 4.14, 7: 4.69, 9: 5.33}

@@ -19,8 +19,10 @@ from search_space.config import (
     HigherHRNetHeadConfig,
     HRNetStageConfig,
     InvertedResidualConfig,
+    LiteBranchConfig,
     LitePoseConfig,
     LiteStageConfig,
+    branch_feature_strides,
 )
 
 PLAIN_HEAD_STRIDES = ((2, 2, 2, 1), (2, 2, 1, 2), (2, 1, 2, 2))
@@ -35,15 +37,28 @@ def random_litepose(
     def width() -> int:
         return int(rng.integers(1, max_width // 4 + 1)) * 4
 
-    stages = []
-    for stride in strides:
-        blocks = tuple(
+    def blocks() -> tuple[InvertedResidualConfig, ...]:
+        return tuple(
             InvertedResidualConfig(
                 kernel=int(rng.choice(KERNEL_SIZES)), expansion=int(rng.integers(1, 7))
             )
             for _ in range(int(rng.integers(1, max_depth + 1)))
         )
-        stages.append(LiteStageConfig(channels=width(), stride=int(stride), blocks=blocks))
+
+    # Half of the configs that can have branches (fusion head) get some, each kept with p = 1/2.
+    branchy = head_kind == "fusion" and rng.random() < 0.5
+    stages = []
+    for s, stride in enumerate(strides):
+        branches = tuple(
+            LiteBranchConfig(feature_stride=f, blocks=blocks())
+            for f in (branch_feature_strides(s) if branchy else ())
+            if rng.random() < 0.5
+        )
+        stages.append(
+            LiteStageConfig(
+                channels=width(), stride=int(stride), blocks=blocks(), branches=branches
+            )
+        )
     return LitePoseConfig(
         input_size=int(rng.choice(input_sizes)),
         num_joints=int(rng.choice(NUM_JOINTS_CHOICES)),

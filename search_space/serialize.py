@@ -3,7 +3,9 @@
 The dict form is the canonical one: ``{"family": ..., <fields>}`` with lists for tuples. Parsing
 checks every key, so a typo (``"stem_chanels"``) or a missing field fails with the field's path
 instead of being silently ignored. The canonical hash is computed from the sorted-key JSON of that
-dict, so two configs that describe the same network always share a hash.
+dict, so two configs that describe the same network always share a hash. Fields added to the
+language later (a stage's ``branches``) are written only when they differ from their default, so
+files written before them read the same and every older architecture keeps its hash.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from search_space.config import (
     HigherHRNetHeadConfig,
     HRNetStageConfig,
     InvertedResidualConfig,
+    LiteBranchConfig,
     LitePoseConfig,
     LiteStageConfig,
 )
@@ -37,9 +40,17 @@ def to_dict(config: ArchConfig) -> dict[str, Any]:
     return {"family": config.family, **_plain(config)}
 
 
+# (dataclass, field) pairs added after architectures were first saved and hashed.
+_LATER_FIELDS = {(LiteStageConfig, "branches")}
+
+
 def _plain(value: Any) -> Any:
     if is_dataclass(value):
-        return {f.name: _plain(getattr(value, f.name)) for f in fields(value)}
+        return {
+            f.name: _plain(getattr(value, f.name))
+            for f in fields(value)
+            if (type(value), f.name) not in _LATER_FIELDS or getattr(value, f.name) != f.default
+        }
     if isinstance(value, tuple | list):
         return [_plain(v) for v in value]
     return value
@@ -65,8 +76,9 @@ _HRNET_NESTED = {
     "stages": (HRNetStageConfig, True, {}),
     "head": (HigherHRNetHeadConfig, False, {}),
 }
+_BLOCKS = {"blocks": (InvertedResidualConfig, True, {})}
 _LITEPOSE_NESTED = {
-    "stages": (LiteStageConfig, True, {"blocks": (InvertedResidualConfig, True, {})}),
+    "stages": (LiteStageConfig, True, {**_BLOCKS, "branches": (LiteBranchConfig, True, _BLOCKS)}),
     "head": (DeconvHeadConfig, False, {}),
 }
 
@@ -223,13 +235,21 @@ def from_litepose_release(
 
 
 def to_litepose_release(config: LitePoseConfig) -> dict[str, Any]:
-    """The LitePose release's format (it cannot express a plain head, joints or tag size)."""
+    """The LitePose release's format (it cannot express a plain head, branches, joints or tag
+    size)."""
     if not isinstance(config, LitePoseConfig) or config.head.kind != "fusion":
         raise ArchConfigError(
             "head.kind",
             getattr(getattr(config, "head", None), "kind", None),
             "only LitePose configs with a fusion head exist in the release format",
         )
+    for s, stage in enumerate(config.stages):
+        if stage.branches:
+            raise ArchConfigError(
+                f"stages[{s}].branches",
+                stage.branches,
+                "the release format has single-branch networks only",
+            )
     return {
         "img_size": config.input_size,
         "input_channel": config.stem_channels,

@@ -1,16 +1,25 @@
 """The declared search space of the LitePose supernet: choices per dimension, as data.
 
 A member is described by its *genes*, a flat ``{name: choice}`` dict (``resolution``, ``stem``,
-``stage2.width``, ``stage2.depth``, ``stage2.block3.kernel``, ``head1.width``, ...), which is what
-samplers, mutation, crossover and Optuna see; ``decode`` turns genes into a validated
-:class:`LitePoseConfig` and ``encode`` does the reverse. Kernel genes of blocks beyond a stage's
-depth are carried along (so mutation can grow a stage back) but do not change the network.
+``stage2.width``, ``stage2.depth``, ``stage2.block3.kernel``, ``stage3.branch0.depth``,
+``stage3.branch0.block1.kernel``, ``head1.width``, ...), which is what samplers, mutation,
+crossover and Optuna see; ``decode`` turns genes into a validated :class:`LitePoseConfig` and
+``encode`` does the reverse. Kernel genes of blocks beyond a stage's or branch's depth are carried
+along (so mutation can grow it back) but do not change the network.
 
 Dimensions (reference section 2, widened as our search does): width multipliers {1, .75, .5, .25}
 of the largest member's widths, rounded MobileNet-style to a multiple of 8; depth per stage
 (the largest depth minus {0, 2, 4}); depthwise kernel per block {3, 5, 7}; input resolution
 {256, ..., 512}; the three head widths. Expansion stays at the largest member's value, as in the
-paper. Branch removal over a multi-branch backbone is not part of this space yet.
+paper.
+
+Branch removal: the space has a branch for every higher-resolution branch of its largest member
+(preset ``litepose_supernet_multibranch``: the HRNet shape, every branch of stages 2-4 present).
+Gene ``stage{s}.branch{b}`` is stage s's branch at 1/(4 * 2**b), i.e. at stage b + 1's resolution
+and width; its depth is 0 (the branch and its fusion layers are dropped) or the largest depth
+minus {0, 2, 4}. A member with every branch at 0 is a single-branch LitePose network, so
+LitePose-XS/S/M/L are members and the smallest member has no branches. The default largest
+member, ``litepose_supernet``, has no branches, which gives the single-branch space of the paper.
 """
 
 from __future__ import annotations
@@ -24,7 +33,9 @@ import numpy as np
 
 from models.layers import make_divisible
 from search_space.config import (
+    STAGE_FEATURE_STRIDES,
     InvertedResidualConfig,
+    LiteBranchConfig,
     LitePoseConfig,
     LiteStageConfig,
 )
@@ -48,20 +59,36 @@ class LitePoseSpace:
     def widths_of(self, largest_width: int) -> tuple[int, ...]:
         return tuple(sorted({make_divisible(largest_width * m) for m in self.width_multipliers}))
 
+    def depths_of(self, largest_depth: int) -> tuple[int, ...]:
+        """The nonzero depths (ascending) of a stage or branch at most ``largest_depth`` deep."""
+        return tuple(sorted(d for d in {largest_depth - r for r in self.depth_reductions} if d > 0))
+
+    def branches(self) -> list[tuple[str, int, int]]:
+        """``(gene prefix, stage index, feature stride)`` of every branch the space can keep."""
+        return [
+            (f"stage{s + 1}.branch{_branch_index(b.feature_stride)}", s, b.feature_stride)
+            for s, stage in enumerate(self.largest.stages)
+            for b in stage.branches
+        ]
+
     def choices(self) -> dict[str, tuple]:
         """Every gene and its allowed values (ascending)."""
         big = self.largest
+        kernels = tuple(sorted(self.kernel_sizes))
         genes: dict[str, tuple] = {
             "resolution": tuple(sorted(self.resolutions)),
             "stem": self.widths_of(big.stem_channels),
         }
         for s, stage in enumerate(big.stages, start=1):
             genes[f"stage{s}.width"] = self.widths_of(stage.channels)
-            genes[f"stage{s}.depth"] = tuple(
-                sorted({stage.depth - r for r in self.depth_reductions if stage.depth - r >= 1})
-            )
+            genes[f"stage{s}.depth"] = self.depths_of(stage.depth)
             for b in range(stage.depth):
-                genes[f"stage{s}.block{b}.kernel"] = tuple(sorted(self.kernel_sizes))
+                genes[f"stage{s}.block{b}.kernel"] = kernels
+        for prefix, s, stride in self.branches():
+            depth = big.stages[s].branch(stride).depth
+            genes[f"{prefix}.depth"] = (0, *self.depths_of(depth))
+            for b in range(depth):
+                genes[f"{prefix}.block{b}.kernel"] = kernels
         for i, width in enumerate(big.head.channels):
             genes[f"head{i}.width"] = self.widths_of(width)
         return genes
@@ -73,6 +100,8 @@ class LitePoseSpace:
         k = len(self.kernel_sizes)
         for s in range(1, len(self.largest.stages) + 1):
             total *= len(c[f"stage{s}.width"]) * sum(k**d for d in c[f"stage{s}.depth"])
+        for prefix, _, _ in self.branches():
+            total *= sum(k**d for d in c[f"{prefix}.depth"])  # depth 0: one way, dropped
         return total * math.prod(len(c[f"head{i}.width"]) for i in range(3))
 
     # ------------------------------------------------------------------ genes <-> configs
@@ -85,22 +114,33 @@ class LitePoseSpace:
                 raise ArchConfigError(name, genes[name], f"must be one of {allowed}")
         big = self.largest
         expansion = big.stages[0].blocks[0].expansion
-        stages = []
-        for s, top in enumerate(big.stages, start=1):
-            blocks = tuple(
+
+        def blocks(prefix: str) -> tuple[InvertedResidualConfig, ...]:
+            return tuple(
                 InvertedResidualConfig(
-                    kernel=genes[f"stage{s}.block{b}.kernel"], expansion=expansion
+                    kernel=genes[f"{prefix}.block{b}.kernel"], expansion=expansion
                 )
-                for b in range(genes[f"stage{s}.depth"])
+                for b in range(genes[f"{prefix}.depth"])
             )
-            stages.append(
-                LiteStageConfig(channels=genes[f"stage{s}.width"], stride=top.stride, blocks=blocks)
+
+        branches: dict[int, list[LiteBranchConfig]] = {s: [] for s in range(len(big.stages))}
+        for prefix, s, stride in self.branches():
+            if genes[f"{prefix}.depth"] > 0:
+                branches[s].append(LiteBranchConfig(feature_stride=stride, blocks=blocks(prefix)))
+        stages = tuple(
+            LiteStageConfig(
+                channels=genes[f"stage{s + 1}.width"],
+                stride=top.stride,
+                blocks=blocks(f"stage{s + 1}"),
+                branches=tuple(branches[s]),
             )
+            for s, top in enumerate(big.stages)
+        )
         return dataclasses.replace(
             big,
             input_size=genes["resolution"],
             stem_channels=genes["stem"],
-            stages=tuple(stages),
+            stages=stages,
             head=dataclasses.replace(
                 big.head, channels=tuple(genes[f"head{i}.width"] for i in range(3))
             ),
@@ -119,25 +159,46 @@ class LitePoseSpace:
         if config.head.kind != big.head.kind or config.head.final_kernel != big.head.final_kernel:
             raise ArchConfigError("head", config.head, f"the space's head is {big.head}")
         genes: Genes = {"resolution": config.input_size, "stem": config.stem_channels}
-        expansion = big.stages[0].blocks[0].expansion
         for s, stage in enumerate(config.stages, start=1):
             genes[f"stage{s}.width"] = stage.channels
-            genes[f"stage{s}.depth"] = stage.depth
-            for b, block in enumerate(stage.blocks):
-                if block.expansion != expansion:
+            self._encode_blocks(
+                genes, f"stage{s}", stage.blocks, big.stages[s - 1].depth, f"stages[{s - 1}]"
+            )
+        prefixes = {(s, stride): prefix for prefix, s, stride in self.branches()}
+        kept = {}
+        for s, stage in enumerate(config.stages):
+            for i, branch in enumerate(stage.branches):
+                path = f"stages[{s}].branches[{i}]"
+                if (s, branch.feature_stride) not in prefixes:
+                    in_space = [stride for t, stride in prefixes if t == s]
                     raise ArchConfigError(
-                        f"stages[{s - 1}].blocks[{b}].expansion",
-                        block.expansion,
-                        f"the space fixes {expansion}",
+                        f"{path}.feature_stride",
+                        branch.feature_stride,
+                        f"the space's stage {s + 1} has branches at feature strides {in_space}",
                     )
-                genes[f"stage{s}.block{b}.kernel"] = block.kernel
-            for b in range(stage.depth, big.stages[s - 1].depth):
-                genes[f"stage{s}.block{b}.kernel"] = max(self.kernel_sizes)
+                kept[s, branch.feature_stride] = (branch.blocks, path)
+        for (s, stride), prefix in prefixes.items():
+            blocks, path = kept.get((s, stride), ((), ""))
+            self._encode_blocks(genes, prefix, blocks, big.stages[s].branch(stride).depth, path)
         for i, width in enumerate(config.head.channels):
             genes[f"head{i}.width"] = width
         if self.decode(genes) != config:  # strides or anything else the genes do not carry
             raise ArchConfigError("stages", config.stages, "strides differ from the space's")
         return genes
+
+    def _encode_blocks(
+        self, genes: Genes, prefix: str, blocks: tuple, largest_depth: int, path: str
+    ) -> None:
+        expansion = self.largest.stages[0].blocks[0].expansion
+        genes[f"{prefix}.depth"] = len(blocks)
+        for b, block in enumerate(blocks):
+            if block.expansion != expansion:
+                raise ArchConfigError(
+                    f"{path}.blocks[{b}].expansion", block.expansion, f"the space fixes {expansion}"
+                )
+            genes[f"{prefix}.block{b}.kernel"] = block.kernel
+        for b in range(len(blocks), largest_depth):
+            genes[f"{prefix}.block{b}.kernel"] = max(self.kernel_sizes)
 
     def contains(self, config: LitePoseConfig) -> bool:
         try:
@@ -175,6 +236,11 @@ class LitePoseSpace:
         """Each gene from either parent with equal chance."""
         ga, gb = self.encode(a), self.encode(b)
         return self.decode({n: ga[n] if rng.random() < 0.5 else gb[n] for n in ga})
+
+
+def _branch_index(feature_stride: int) -> int:
+    """Branch b runs at stage b + 1's resolution (1/4, 1/8), as HRNet numbers branches."""
+    return STAGE_FEATURE_STRIDES.index(feature_stride)
 
 
 def _pick(rng: np.random.Generator, allowed: tuple) -> Any:

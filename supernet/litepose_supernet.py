@@ -1,11 +1,13 @@
 """A weight-sharing LitePose supernet: every LitePose config up to its largest member is a subnet.
 
-The supernet is built from the largest config (widths, depths, head widths, expansion) and a set
-of kernel sizes. ``set_active(config)`` selects a subnet: widths take the first channels, each
-block its kernel (centre crop + learned transform) and expansion, each stage its first ``depth``
-blocks, the head its widths. ``export(config)`` returns the standalone network that
-``models.build_model(config)`` builds, carrying the subnet's weights, so that it computes exactly
-what the supernet computes with that config active.
+The supernet is built from the largest config (widths, depths, branches, head widths, expansion)
+and a set of kernel sizes. ``set_active(config)`` selects a subnet: widths take the first
+channels, each block its kernel (centre crop + learned transform) and expansion, each stage and
+each branch its first ``depth`` blocks, the head its widths. A branch the subnet drops (depth 0,
+absent from its config) is skipped with every fusion layer that touches its resolution; fusion
+layers between kept paths take the first channels of both. ``export(config)`` returns the
+standalone network that ``models.build_model(config)`` builds, carrying the subnet's weights, so
+that it computes exactly what the supernet computes with that config active.
 """
 
 from __future__ import annotations
@@ -14,9 +16,15 @@ import torch
 from torch import Tensor, nn
 
 from models import build_model
-from models.layers import inverted_residual_hidden
-from models.litepose import STEM_WIDTH
-from search_space.config import LitePoseConfig
+from models.layers import InvertedResidual, inverted_residual_hidden
+from models.litepose import (
+    STEM_WIDTH,
+    branch_key,
+    fuse_key,
+    fuse_levels,
+    run_branches_and_fuse,
+)
+from search_space.config import InvertedResidualConfig, LitePoseConfig
 from search_space.errors import ArchConfigError
 from supernet.elastic import (
     ElasticBatchNorm2d,
@@ -65,6 +73,47 @@ class ElasticInvertedResidual(nn.Module):
         return out
 
 
+class _ElasticDepth(nn.ModuleList):
+    """Blocks of which the first ``active_depth`` run (a branch's elastic depth)."""
+
+    def __init__(self, blocks):
+        super().__init__(blocks)
+        self.active_depth = len(self)
+
+    def forward(self, x: Tensor) -> Tensor:
+        for block in self[: self.active_depth]:
+            x = block(x)
+        return x
+
+
+class _ElasticFuse(nn.Module):
+    """Mirror of ``models.layers.fuse_layer`` with elastic input and output widths."""
+
+    def __init__(self, max_in: int, max_out: int, levels: int):
+        super().__init__()
+        if levels < 0:
+            steps = [_ConvBN(ElasticConv2d(max_in, max_out, 1), max_out, None)]
+            self.upsample = nn.Upsample(scale_factor=2 ** (-levels), mode="nearest")
+        else:
+            steps = [
+                _ConvBN(ElasticConv2d(max_in, max_in, 3, 2), max_in, nn.ReLU)
+                for _ in range(levels - 1)
+            ]
+            steps.append(_ConvBN(ElasticConv2d(max_in, max_out, 3, 2), max_out, None))
+            self.upsample = nn.Identity()
+        self.steps = nn.ModuleList(steps)
+
+    def set_active(self, in_ch: int, out_ch: int) -> None:
+        for step in self.steps[:-1]:
+            step.conv.active_out = in_ch
+        self.steps[-1].conv.active_out = out_ch
+
+    def forward(self, x: Tensor) -> Tensor:
+        for step in self.steps:
+            x = step(x)
+        return self.upsample(x)
+
+
 class _ElasticSeparable(nn.Module):
     """Mirror of ``models.layers.SeparableConv`` with elastic input width, fixed output."""
 
@@ -87,8 +136,11 @@ class LitePoseSupernet(nn.Module):
                 "head.kind", largest.head.kind, "the supernet needs a fusion head"
             )
         self.largest = largest
+        paths = [s.blocks for s in largest.stages] + [
+            b.blocks for s in largest.stages for b in s.branches
+        ]
         self.kernel_sizes = tuple(
-            sorted(set(kernel_sizes) | {b.kernel for s in largest.stages for b in s.blocks})
+            sorted(set(kernel_sizes) | {b.kernel for blocks in paths for b in blocks})
         )
         self.stem = nn.Sequential(
             nn.Conv2d(3, STEM_WIDTH, 3, 2, 1, bias=False),
@@ -117,6 +169,8 @@ class LitePoseSupernet(nn.Module):
             )
             self.stages.append(blocks)
             widths.append(stage.channels)
+        if largest.has_branches:  # absent otherwise, as in the standalone network
+            self.branches, self.fuse = self._branch_layers(largest)
         head = largest.head
         self.deconv_refined = nn.ModuleList()
         self.deconv_skip = nn.ModuleList()
@@ -142,6 +196,25 @@ class LitePoseSupernet(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         self.active: LitePoseConfig = largest
         self.set_active(largest)
+
+    def _branch_layers(self, largest: LitePoseConfig) -> tuple[nn.ModuleDict, nn.ModuleDict]:
+        branches, fuse = nn.ModuleDict(), nn.ModuleDict()
+        for s, stage in enumerate(largest.stages):
+            for branch in stage.branches:
+                ch = largest.branch_channels(branch.feature_stride)
+                max_t = max(b.expansion for b in branch.blocks)
+                branches[branch_key(s, branch.feature_stride)] = _ElasticDepth(
+                    ElasticInvertedResidual(ch, ch, 1, self.kernel_sizes, max_t)
+                    for _ in range(branch.depth)
+                )
+            paths = largest.parallel_paths(s)
+            for target, target_ch in paths:
+                for source, source_ch in paths:
+                    if source != target:
+                        fuse[fuse_key(s, source, target)] = _ElasticFuse(
+                            source_ch, target_ch, fuse_levels(source, target)
+                        )
+        return branches, fuse
 
     # ------------------------------------------------------------------ membership
     def check_member(self, config: LitePoseConfig) -> None:
@@ -177,22 +250,40 @@ class LitePoseSupernet(nn.Module):
                 raise ArchConfigError(
                     f"{path}.channels", stage.channels, f"must be <= {top.channels}"
                 )
-            if stage.depth > top.depth:
+            self._check_blocks(path, stage.blocks, top.blocks)
+            for i, branch in enumerate(stage.branches):
+                largest_branch = top.branch(branch.feature_stride)
+                if largest_branch is None:
+                    raise ArchConfigError(
+                        f"{path}.branches[{i}].feature_stride",
+                        branch.feature_stride,
+                        "the supernet has no such branch; its stage has branches at "
+                        f"{[b.feature_stride for b in top.branches]}",
+                    )
+                self._check_blocks(f"{path}.branches[{i}]", branch.blocks, largest_branch.blocks)
+
+    def _check_blocks(
+        self,
+        path: str,
+        blocks: tuple[InvertedResidualConfig, ...],
+        largest: tuple[InvertedResidualConfig, ...],
+    ) -> None:
+        if len(blocks) > len(largest):
+            raise ArchConfigError(
+                f"{path}.blocks", len(blocks), f"depth must be <= the supernet's {len(largest)}"
+            )
+        max_t = max(b.expansion for b in largest)
+        for b, block in enumerate(blocks):
+            if block.kernel not in self.kernel_sizes:
                 raise ArchConfigError(
-                    f"{path}.blocks", stage.depth, f"depth must be <= the supernet's {top.depth}"
+                    f"{path}.blocks[{b}].kernel",
+                    block.kernel,
+                    f"must be one of the supernet's {self.kernel_sizes}",
                 )
-            max_t = max(b.expansion for b in top.blocks)
-            for b, block in enumerate(stage.blocks):
-                if block.kernel not in self.kernel_sizes:
-                    raise ArchConfigError(
-                        f"{path}.blocks[{b}].kernel",
-                        block.kernel,
-                        f"must be one of the supernet's {self.kernel_sizes}",
-                    )
-                if block.expansion > max_t:
-                    raise ArchConfigError(
-                        f"{path}.blocks[{b}].expansion", block.expansion, f"must be <= {max_t}"
-                    )
+            if block.expansion > max_t:
+                raise ArchConfigError(
+                    f"{path}.blocks[{b}].expansion", block.expansion, f"must be <= {max_t}"
+                )
 
     def set_active(self, config: LitePoseConfig) -> None:
         self.check_member(config)
@@ -203,6 +294,18 @@ class LitePoseSupernet(nn.Module):
             for block_cfg, block in zip(stage.blocks, blocks, strict=False):
                 block.set_active(stage.channels, block_cfg.kernel, block_cfg.expansion, in_ch)
                 in_ch = stage.channels
+        for s, stage in enumerate(config.stages):
+            for branch in stage.branches:
+                ch = config.branch_channels(branch.feature_stride)
+                blocks = self.branches[branch_key(s, branch.feature_stride)]
+                blocks.active_depth = branch.depth
+                for block_cfg, block in zip(branch.blocks, blocks, strict=False):
+                    block.set_active(ch, block_cfg.kernel, block_cfg.expansion, ch)
+            paths = config.parallel_paths(s)
+            for target, target_ch in paths:
+                for source, source_ch in paths:
+                    if source != target:
+                        self.fuse[fuse_key(s, source, target)].set_active(source_ch, target_ch)
         for i, width in enumerate(config.head.channels):
             self.deconv_refined[i].active_out = width
             self.deconv_skip[i].active_out = width
@@ -210,11 +313,13 @@ class LitePoseSupernet(nn.Module):
     # ------------------------------------------------------------------ forward
     def forward(self, x: Tensor) -> list[Tensor]:
         feats = [self.stem_project(self.stem(x))]
-        for stage, blocks in zip(self.active.stages, self.stages, strict=True):
+        for s, (stage, blocks) in enumerate(zip(self.active.stages, self.stages, strict=True)):
             y = feats[-1]
             for block in blocks[: stage.depth]:
                 y = block(y)
             feats.append(y)
+            if stage.branches:
+                run_branches_and_fuse(self.active, s, feats, self.branches, self.fuse)
         y = feats[4]
         outputs = []
         for i in range(3):
@@ -234,16 +339,18 @@ class LitePoseSupernet(nn.Module):
         _copy_conv_bn(self.stem[0], self.stem[1], model.stem[0])
         _copy_conv_bn(self.stem[3], self.stem[4], model.stem[1])
         _copy_elastic(self.stem_project, model.stem[2], STEM_WIDTH)
-        in_ch = config.stem_channels
-        for stage, blocks, static in zip(config.stages, self.stages, model.stages, strict=True):
+        for blocks, static in zip(self.stages, model.stages, strict=True):
             for block, target in zip(blocks, static, strict=False):
-                hidden = target.expand[0].out_channels
-                _copy_elastic(block.expand, target.expand, in_ch, out_ch=hidden)
-                _copy_depthwise(
-                    block.depthwise, target.depthwise, hidden, target.depthwise[0].kernel_size[0]
-                )
-                _copy_elastic(block.project, target.project, hidden, out_ch=stage.channels)
-                in_ch = stage.channels
+                _copy_block(block, target)
+        if config.has_branches:
+            for key, static in model.branches.items():
+                for block, target in zip(self.branches[key], static, strict=False):
+                    _copy_block(block, target)
+            for key, static in model.fuse.items():
+                # fuse_layer: (conv, BN, upsample) or a chain of (conv, BN[, ReLU]) steps
+                steps = [static] if isinstance(static[0], nn.Conv2d) else list(static)
+                for step, target in zip(self.fuse[key].steps, steps, strict=True):
+                    _copy_elastic(step, target, target[0].in_channels)
         widths = [config.stem_channels] + [s.channels for s in config.stages]
         in_ch = widths[4]
         for i, width in enumerate(config.head.channels):
@@ -291,6 +398,13 @@ def _copy_elastic(
     out_ch = target[0].out_channels if out_ch is None else out_ch
     target[0].weight.copy_(source.conv.weight[:out_ch, :in_ch])
     _copy_bn(source.bn, target[1], out_ch)
+
+
+def _copy_block(source: ElasticInvertedResidual, target: InvertedResidual) -> None:
+    hidden = target.expand[0].out_channels
+    _copy_elastic(source.expand, target.expand, target.expand[0].in_channels, out_ch=hidden)
+    _copy_depthwise(source.depthwise, target.depthwise, hidden, target.depthwise[0].kernel_size[0])
+    _copy_elastic(source.project, target.project, hidden, out_ch=target.project[0].out_channels)
 
 
 def _copy_depthwise(source: _ConvBN, target: nn.Sequential, channels: int, kernel: int) -> None:
