@@ -5,8 +5,8 @@ Coordinate convention, both ways: keypoints are in pixel-centre coordinates (pix
 stride ``s`` stands for the centre of the input pixels it covers, ``s * u + (s - 1) / 2``
 (:func:`to_cells`, :func:`from_cells`). With that convention a horizontal flip of the input is
 exactly a flip of every output map, and bilinear upsampling of the 1/4 maps
-(``align_corners=False``) lands exactly on the 1/2 grid; with the simpler ``u * s`` both are off by a fraction of a cell
-(a 0.9-px bias of flip-tested predictions at 128 px).
+(``align_corners=False``) lands exactly on the 1/2 grid; with the simpler ``u * s`` both are off
+by a fraction of a cell (a 0.9-px bias of flip-tested predictions at 128 px).
 
 ``encode``: Gaussian heatmaps (sigma 2 px at both output resolutions, max over persons, cut at
 3 sigma), loss masks (0 on ignored regions), and for the associative-embedding loss
