@@ -124,10 +124,13 @@ def test_flip_test_of_perfect_outputs_lands_where_the_plain_pass_does():
             error = np.abs(person["keypoints"][None, :, :2] - keypoints[..., :2]).max(-1)
             assert error.mean(-1).min() < 0.6  # the quarter-pixel step is 0.5 input px here
     shift = np.mean(
-        [p["keypoints"][:, 0].mean() - q["keypoints"][:, 0].mean() for p, q in zip(
-            sorted(plain, key=lambda p: p["keypoints"][0, 0]),
-            sorted(both, key=lambda p: p["keypoints"][0, 0]),
-            strict=True,
-        )]
+        [
+            p["keypoints"][:, 0].mean() - q["keypoints"][:, 0].mean()
+            for p, q in zip(
+                sorted(plain, key=lambda p: p["keypoints"][0, 0]),
+                sorted(both, key=lambda p: p["keypoints"][0, 0]),
+                strict=True,
+            )
+        ]
     )
     assert abs(shift) < 0.2
