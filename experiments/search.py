@@ -36,6 +36,7 @@ from search.budget import PAPER_BUDGETS, Budget, BudgetError, parse_macs
 from search.driver import SearchSettings, objective_column, run_search, trials_table
 from search.report import export_winners, plot_pareto, write_tables
 from search.trained_proxies import SupernetProxy
+from search_space import ArchConfigError, LitePoseConfig, resolve_arch
 from search_space.space import LitePoseSpace
 
 
@@ -44,6 +45,9 @@ class SearchConfig:
     budget: str = "5.0G"
     convention: str = "paper"
     proxy: str = "jacob_cov"  # best ranked by experiments.rank_proxies (README)
+    # The space's largest member (a preset or arch file): with branches, the space adds branch
+    # removal (litepose_supernet_multibranch); without, it is the single-branch LitePose space.
+    supernet: str = "litepose_supernet_multibranch"
     n_trials: int = 40
     storage: str | None = None
     study_name: str = "posearch"
@@ -67,6 +71,13 @@ class SearchConfig:
 ConfigStore.instance().store(name="search_schema", node=SearchConfig)
 
 
+def search_space(supernet: str) -> LitePoseSpace:
+    largest = resolve_arch(supernet)
+    if not isinstance(largest, LitePoseConfig):
+        raise ArchConfigError("supernet", supernet, "must be a LitePose architecture")
+    return LitePoseSpace(largest=largest)
+
+
 def search(cfg: SearchConfig) -> Path:
     run_dir = Path(cfg.run_dir)
     budget = Budget(parse_macs(cfg.budget), cfg.convention)
@@ -87,7 +98,7 @@ def search(cfg: SearchConfig) -> Path:
         context = proxy_context(cfg.dataset, cfg.proxy_input_size, cfg.seed, cfg.loss)
     else:
         context = ProxyContext(seed=cfg.seed, input_size=cfg.proxy_input_size)
-    study = run_search(LitePoseSpace(), settings, proxy, context, progress=cfg.progress)
+    study = run_search(search_space(cfg.supernet), settings, proxy, context, cfg.progress)
     objective = objective_column(cfg.proxy)
     table = trials_table(study, objective)
     write_tables(table, objective, run_dir)
@@ -121,7 +132,8 @@ def _known_proxies(err: BaseException) -> str | None:
 @hydra.main(version_base="1.3", config_path="conf", config_name="search")
 def main(cfg: SearchConfig) -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    with fail_clearly("search", BudgetError, KeyError, ValueError, hint=_known_proxies):
+    errors = (ArchConfigError, BudgetError, KeyError, ValueError)
+    with fail_clearly("search", *errors, hint=_known_proxies):
         run_dir = search(cfg)
     print(f"results in {run_dir}")
 
