@@ -47,7 +47,7 @@ from search_space import ArchConfigError, LitePoseConfig, resolve_arch
 from search_space.space import LitePoseSpace
 from supernet import LitePoseSupernet
 from supernet.checkpoint import SUPERNET_KEY, supernet_state
-from supernet.recalibrate import recalibrate_bn
+from supernet.recalibrate import export_recalibrated
 from supernet.training import SandwichStep, resolution_for_batch
 from training.checkpoint import CheckpointError, load_checkpoint
 from training.distributed import init_distributed, shutdown
@@ -154,10 +154,7 @@ def evaluate_subnet(
 ) -> tuple[nn.Module, dict[str, float]]:
     """AP of ``config``'s standalone export; BN recalibrated first when ``calibration`` is given
     (on the exported copy: the supernet's statistics stay as trained)."""
-    device = next(net.parameters()).device
-    model = net.export(config).to(device)
-    if calibration is not None:
-        recalibrate_bn(model, [images.to(device) for images in calibration], len(calibration))
+    model = export_recalibrated(net, config, calibration, next(net.parameters()).device)
     ap = evaluate_model(
         model,
         val_set,

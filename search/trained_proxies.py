@@ -30,7 +30,7 @@ from evaluators.proxies import Proxy, ProxyContext, register_proxy
 from models import build_model
 from search_space.config import ArchConfig
 from supernet.checkpoint import load_supernet
-from supernet.recalibrate import recalibrate_bn
+from supernet.recalibrate import export_recalibrated
 from training.trainer import Trainer, TrainerConfig
 
 METRICS = ("AP", "loss")
@@ -184,14 +184,12 @@ class SupernetProxy(_ScoredOnValidation):
         """The candidate's weights from the supernet, BN statistics recalibrated."""
         _require(context, self.name, "train_samples", "val_dataset", "loss_fn")
         self.supernet.check_member(config)
-        model = self.supernet.export(config).to(context.device)
         size = self._size(config, context)
         batches = sample_batches(
             context.train_samples, size, self.batch_size, 0, self.recalibration_batches
         )
-        images = (batch["image"].to(context.device) for batch in batches)
-        recalibrate_bn(model, images, self.recalibration_batches)
-        return model
+        images = [batch["image"] for batch in batches]
+        return export_recalibrated(self.supernet, config, images, context.device)
 
     def score(self, config, context):
         return self._score(self.subnet(config, context), config, context)

@@ -9,7 +9,7 @@ another.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import torch
 from fvcore.nn.precise_bn import update_bn_stats
@@ -35,3 +35,19 @@ def recalibrate_bn(model: nn.Module, images: Iterable[torch.Tensor], num_batches
     for module in layers:
         if module not in used:
             module.running_mean, module.running_var = backup[module]
+
+
+def export_recalibrated(
+    supernet: nn.Module,
+    config,
+    images: Sequence[torch.Tensor] | None,
+    device: torch.device | str = "cpu",
+) -> nn.Module:
+    """``config``'s standalone network with the supernet's weights, its BN statistics recomputed
+    on ``images`` (batches; ``None``: kept as trained). Recalibrating the exported copy leaves the
+    supernet's own statistics untouched for the next member."""
+    model = supernet.export(config).to(device)
+    if images is not None:
+        batches = [batch.to(device) for batch in images]
+        recalibrate_bn(model, batches, len(batches))
+    return model
