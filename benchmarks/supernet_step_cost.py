@@ -1,7 +1,8 @@
 """Training-step cost of a subnet inside the supernet against the same subnet built standalone.
 
     .venv/bin/python benchmarks/supernet_step_cost.py [--subnets smallest,litepose_xs,largest]
-        [--size 256] [--batch 4] [--repeats 15] [--warmup 3] [--threads N] [--limit 1.3]
+        [--supernet litepose_supernet_multibranch] [--size 256] [--batch 4] [--repeats 15]
+        [--warmup 3] [--threads N] [--limit 1.3]
 
 Criterion: a supernet training step on a subnet costs at most 1.3x a step of the same subnet built
 standalone (``LitePoseSupernet.export``). Both run forward + loss + backward + Adam step on the
@@ -75,7 +76,7 @@ class Stepper:
 
 def measure(name: str, config: LitePoseConfig, args: argparse.Namespace) -> dict:
     torch.manual_seed(0)
-    net = LitePoseSupernet(get_preset("litepose_supernet"))
+    net = LitePoseSupernet(get_preset(args.supernet))
     net.set_active(config)
     standalone = net.export(config)
     image = torch.randn(args.batch, 3, args.size, args.size)
@@ -118,6 +119,7 @@ def profile(label: str, step: Stepper) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--subnets", default="smallest,litepose_xs,largest")
+    parser.add_argument("--supernet", default="litepose_supernet", help="its largest member")
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--repeats", type=int, default=15)
@@ -128,11 +130,11 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    space = LitePoseSpace(resolutions=(args.size,))
+    space = LitePoseSpace(largest=get_preset(args.supernet), resolutions=(args.size,))
     rows = [measure(name, subnet(name, space, args.size), args) for name in args.subnets.split(",")]
     table = pd.DataFrame(rows)
     print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, median of "
+        f"{args.supernet}, torch {torch.__version__}, {torch.get_num_threads()} threads, median of "
         f"{args.repeats} steps after {args.warmup} warm-up"
     )
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
