@@ -75,13 +75,14 @@ def loss_config(cfg: DictConfig) -> LossConfig:
 
 
 def run(cfg: DictConfig) -> None:
+    resolve_arch(cfg.model)  # a wrong model or trainer setting fails before any data is made
+    settings = trainer_config(cfg.trainer)
     ctx = init_distributed(cfg.device)
     train_set, val_set = load_datasets(cfg, ctx.is_main, ctx)
     overrides = {"num_joints": train_set.keypoint_layout.num_joints, "tag_dim": cfg.tag_dim}
     if cfg.input_size:
         overrides["input_size"] = cfg.input_size
     config = resolve_arch(cfg.model, **overrides)
-    settings = trainer_config(cfg.trainer)
     run_dir = Path(cfg.run_dir)
     if ctx.is_main:
         save_arch(config, run_dir / "arch.json")
