@@ -44,7 +44,7 @@ from search_space.space import LitePoseSpace
 class SearchConfig:
     budget: str = "5.0G"
     convention: str = "paper"
-    proxy: str = "jacob_cov"  # best ranked by experiments.rank_proxies (README)
+    proxy: str = "grad_norm"  # best ranked by experiments.rank_proxies (README)
     # The space's largest member (a preset or arch file): with branches, the space adds branch
     # removal (litepose_supernet_multibranch); without, it is the single-branch LitePose space.
     supernet: str = "litepose_supernet_multibranch"
