@@ -6,6 +6,7 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+from perturbed_supernet import perturbed_supernet
 
 from evaluators.macs import count_macs
 from evaluators.macs_fast import fast_macs
@@ -22,21 +23,7 @@ RELEASED = ["litepose_xs", "litepose_s", "litepose_m", "litepose_l"]
 
 
 def _perturbed_supernet(seed: int = 0) -> LitePoseSupernet:
-    """BN statistics and kernel transforms away from their initial values, so that a slicing or
-    transform mistake cannot hide behind identities."""
-    torch.manual_seed(seed)
-    net = LitePoseSupernet(get_preset("litepose_supernet_multibranch", input_size=SIZE))
-    for module in net.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.running_mean.uniform_(-0.5, 0.5)
-            module.running_var.uniform_(0.5, 1.5)
-            torch.nn.init.uniform_(module.weight, 0.5, 1.5)
-            torch.nn.init.uniform_(module.bias, -0.2, 0.2)
-    with torch.no_grad():
-        for name, param in net.named_parameters():
-            if "transforms" in name:
-                param.add_(0.05 * torch.randn_like(param))
-    return net.eval()
+    return perturbed_supernet("litepose_supernet_multibranch", SIZE, seed)
 
 
 def _space(net: LitePoseSupernet) -> LitePoseSpace:

@@ -5,6 +5,7 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+from perturbed_supernet import perturbed_supernet
 
 from evaluators.macs import count_macs
 from evaluators.macs_fast import fast_macs
@@ -16,21 +17,7 @@ SIZE = 64
 
 
 def _perturbed_supernet(seed: int = 0) -> LitePoseSupernet:
-    """A supernet whose BN statistics and kernel transforms are not at their initial values, so
-    that a slicing or transform mistake cannot hide behind identities."""
-    torch.manual_seed(seed)
-    net = LitePoseSupernet(get_preset("litepose_supernet", input_size=SIZE))
-    for module in net.modules():
-        if isinstance(module, torch.nn.BatchNorm2d):
-            module.running_mean.uniform_(-0.5, 0.5)
-            module.running_var.uniform_(0.5, 1.5)
-            torch.nn.init.uniform_(module.weight, 0.5, 1.5)
-            torch.nn.init.uniform_(module.bias, -0.2, 0.2)
-    with torch.no_grad():
-        for name, param in net.named_parameters():
-            if "transforms" in name:
-                param.add_(0.05 * torch.randn_like(param))
-    return net.eval()
+    return perturbed_supernet("litepose_supernet", SIZE, seed)
 
 
 def test_50_random_subnets_export_exactly():
