@@ -235,11 +235,8 @@ def _branches_and_fusion(t: _Tally, config: LitePoseConfig, s: int, sizes: list[
         ch = config.branch_channels(branch.feature_stride)
         for block in branch.blocks:
             _inverted_residual(t, ch, ch, block, size_at[branch.feature_stride], 1)
-    for target, target_ch in paths:
-        for source, source_ch in paths:
-            if source != target:
-                levels = fuse_levels(source, target)
-                _fuse_layer(t, source_ch, target_ch, size_at[source], levels)
+    for source, source_ch, target, target_ch in config.fusion_links(s):
+        _fuse_layer(t, source_ch, target_ch, size_at[source], fuse_levels(source, target))
 
 
 def _separable(t: _Tally, in_ch: int, out_ch: int, k: int, size: Size) -> None:

@@ -147,13 +147,10 @@ class LitePose(nn.Module):
                 branches[branch_key(s, branch.feature_stride)] = nn.Sequential(
                     *(InvertedResidual(ch, ch, 1, b.kernel, b.expansion) for b in branch.blocks)
                 )
-            paths = config.parallel_paths(s)
-            for target, target_ch in paths:
-                for source, source_ch in paths:
-                    if source != target:
-                        fuse[fuse_key(s, source, target)] = fuse_layer(
-                            source_ch, target_ch, fuse_levels(source, target)
-                        )
+            for source, source_ch, target, target_ch in config.fusion_links(s):
+                fuse[fuse_key(s, source, target)] = fuse_layer(
+                    source_ch, target_ch, fuse_levels(source, target)
+                )
         return branches, fuse
 
     @torch.no_grad()

@@ -376,6 +376,18 @@ class LitePoseConfig(PoseNetConfig):
         paths = [(b.feature_stride, self.branch_channels(b.feature_stride)) for b in stage.branches]
         return (*paths, (STAGE_FEATURE_STRIDES[stage_index], stage.channels))
 
+    def fusion_links(self, stage_index: int) -> tuple[tuple[int, int, int, int], ...]:
+        """``(source stride, source channels, target stride, target channels)`` of every fusion
+        layer of stage ``stage_index``: each parallel path feeds every other (target-major order,
+        the order the layers are built in)."""
+        paths = self.parallel_paths(stage_index)
+        return tuple(
+            (source, source_ch, target, target_ch)
+            for target, target_ch in paths
+            for source, source_ch in paths
+            if source != target
+        )
+
     def _validate_branches(self) -> None:
         for s, stage in enumerate(self.stages):
             path = f"stages[{s}].branches"

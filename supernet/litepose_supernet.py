@@ -207,13 +207,10 @@ class LitePoseSupernet(nn.Module):
                     ElasticInvertedResidual(ch, ch, 1, self.kernel_sizes, max_t)
                     for _ in range(branch.depth)
                 )
-            paths = largest.parallel_paths(s)
-            for target, target_ch in paths:
-                for source, source_ch in paths:
-                    if source != target:
-                        fuse[fuse_key(s, source, target)] = _ElasticFuse(
-                            source_ch, target_ch, fuse_levels(source, target)
-                        )
+            for source, source_ch, target, target_ch in largest.fusion_links(s):
+                fuse[fuse_key(s, source, target)] = _ElasticFuse(
+                    source_ch, target_ch, fuse_levels(source, target)
+                )
         return branches, fuse
 
     # ------------------------------------------------------------------ membership
@@ -301,11 +298,8 @@ class LitePoseSupernet(nn.Module):
                 blocks.active_depth = branch.depth
                 for block_cfg, block in zip(branch.blocks, blocks, strict=False):
                     block.set_active(ch, block_cfg.kernel, block_cfg.expansion, ch)
-            paths = config.parallel_paths(s)
-            for target, target_ch in paths:
-                for source, source_ch in paths:
-                    if source != target:
-                        self.fuse[fuse_key(s, source, target)].set_active(source_ch, target_ch)
+            for source, source_ch, target, target_ch in config.fusion_links(s):
+                self.fuse[fuse_key(s, source, target)].set_active(source_ch, target_ch)
         for i, width in enumerate(config.head.channels):
             self.deconv_refined[i].active_out = width
             self.deconv_skip[i].active_out = width
