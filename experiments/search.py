@@ -36,8 +36,8 @@ from search.budget import PAPER_BUDGETS, Budget, BudgetError, parse_macs
 from search.driver import SearchSettings, objective_column, run_search, trials_table
 from search.report import export_winners, plot_pareto, write_tables
 from search.trained_proxies import SupernetProxy
-from search_space import ArchConfigError, LitePoseConfig, resolve_arch
-from search_space.space import LitePoseSpace
+from search_space import ArchConfigError
+from search_space.space import LitePoseSpace, largest_member_of
 
 
 @dataclass
@@ -71,13 +71,6 @@ class SearchConfig:
 ConfigStore.instance().store(name="search_schema", node=SearchConfig)
 
 
-def search_space(supernet: str) -> LitePoseSpace:
-    largest = resolve_arch(supernet)
-    if not isinstance(largest, LitePoseConfig):
-        raise ArchConfigError("supernet", supernet, "must be a LitePose architecture")
-    return LitePoseSpace(largest=largest)
-
-
 def search(cfg: SearchConfig) -> Path:
     run_dir = Path(cfg.run_dir)
     budget = Budget(parse_macs(cfg.budget), cfg.convention)
@@ -98,7 +91,8 @@ def search(cfg: SearchConfig) -> Path:
         context = proxy_context(cfg.dataset, cfg.proxy_input_size, cfg.seed, cfg.loss)
     else:
         context = ProxyContext(seed=cfg.seed, input_size=cfg.proxy_input_size)
-    study = run_search(search_space(cfg.supernet), settings, proxy, context, cfg.progress)
+    space = LitePoseSpace(largest_member_of(cfg.supernet))
+    study = run_search(space, settings, proxy, context, cfg.progress)
     objective = objective_column(cfg.proxy)
     table = trials_table(study, objective)
     write_tables(table, objective, run_dir)

@@ -44,7 +44,7 @@ from experiments.cli import fail_clearly
 from experiments.train import load_datasets, loss_config, trainer_config
 from search.trained_proxies import sample_batches
 from search_space import ArchConfigError, LitePoseConfig, resolve_arch
-from search_space.space import LitePoseSpace
+from search_space.space import LitePoseSpace, largest_member_of
 from supernet import LitePoseSupernet
 from supernet.checkpoint import SUPERNET_KEY, supernet_state
 from supernet.recalibrate import export_recalibrated
@@ -66,14 +66,12 @@ def build_space(cfg: DictConfig, num_joints: int) -> LitePoseSpace:
     options = {k: tuple(v) for k, v in options.items()}
     if not options.get("resolutions"):
         raise ValueError("space.resolutions must list at least one input size")
-    largest = resolve_arch(
+    largest = largest_member_of(
         cfg.supernet,
         num_joints=num_joints,
         tag_dim=cfg.tag_dim,
         input_size=max(options["resolutions"]),
     )
-    if not isinstance(largest, LitePoseConfig):
-        raise ArchConfigError("supernet", cfg.supernet, "must be a LitePose architecture")
     return LitePoseSpace(largest=largest, **options)
 
 

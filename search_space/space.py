@@ -40,7 +40,7 @@ from search_space.config import (
     LiteStageConfig,
 )
 from search_space.errors import ArchConfigError
-from search_space.presets import get_preset
+from search_space.presets import get_preset, resolve_arch
 
 Genes = dict[str, Any]
 
@@ -241,6 +241,15 @@ class LitePoseSpace:
 def _branch_index(feature_stride: int) -> int:
     """Branch b runs at stage b + 1's resolution (1/4, 1/8), as HRNet numbers branches."""
     return STAGE_FEATURE_STRIDES.index(feature_stride)
+
+
+def largest_member_of(supernet: str, **overrides) -> LitePoseConfig:
+    """The largest member a space is built around: a LitePose preset or arch file (``overrides``
+    replace top-level fields); anything else is an error naming the ``supernet`` setting."""
+    largest = resolve_arch(supernet, **overrides)
+    if not isinstance(largest, LitePoseConfig):
+        raise ArchConfigError("supernet", supernet, "must be a LitePose architecture")
+    return largest
 
 
 def _pick(rng: np.random.Generator, allowed: tuple) -> Any:
