@@ -129,3 +129,26 @@ def plot_proxy_ranking(
     for ax in list(axes.flat)[len(proxies) :]:
         ax.axis("off")
     return save_figure(fig, run_dir, "ranking")
+
+
+def plot_ground_truth(table: pd.DataFrame, run_dir: Path) -> list[Path]:
+    """Trained AP against paper GMACs, one dot per architecture (SD bars where it has seeds),
+    coloured by the input size it was trained at; presets named. Writes ``ground_truth.png``."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    points = ax.scatter(
+        table["gmacs_paper"], table["AP"], c=table["input_size"], cmap="viridis", s=22, zorder=3
+    )
+    seeded = table[table["n_seeds"] > 1]
+    ax.errorbar(
+        seeded["gmacs_paper"], seeded["AP"], yerr=seeded["AP_sd"], fmt="none", ecolor="0.3",
+        capsize=3, zorder=2,
+    )
+    for _, row in table[table["kind"] == "preset"].iterrows():
+        ax.annotate(row["name"].replace("litepose_", "").upper(), (row["gmacs_paper"], row["AP"]),
+                    textcoords="offset points", xytext=(4, 4), fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel("paper-convention GMACs at the architecture's own resolution")
+    ax.set_ylabel("AP after the ground-truth schedule (demo val)")
+    fig.colorbar(points, ax=ax, label="trained input size (px)")
+    ax.grid(alpha=0.3)
+    return save_figure(fig, run_dir, "ground_truth")

@@ -1,0 +1,202 @@
+"""Train a fixed set of architectures of the search space from scratch: the ground truth.
+
+    python -m experiments.ground_truth                       # the committed table, 2 workers
+    python -m experiments.ground_truth workers=1 run_dir=outputs/gt n_stratified=4 n_above=1
+
+Picks the architectures (``search.ground_truth``: the LitePose presets, members stratified over
+paper-convention MACs up to ``cap_gmacs`` and a few above), trains each under one fixed schedule
+at its resolution gene scaled by ``resolution_rule`` (``search_space.resolution``), evaluates AP on
+the demo validation images and writes to ``run_dir``:
+
+* ``records.jsonl``: one line per finished (architecture, seed) run; a rerun of the same command
+  skips them, so an interrupted table resumes (finished over two sessions, or on another machine);
+* ``table.csv`` / ``table.md``: one row per architecture, AP mean and SD over its seeds;
+* ``run.json``: how the table was made: command, commit, schedule, rule, wall time per session;
+* ``ground_truth.png``: AP against paper GMACs, coloured by trained input size.
+
+Each worker is one process at one thread (several one-thread jobs share a small machine's cores
+without OpenMP busy-waiting).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict
+from multiprocessing import get_context
+from pathlib import Path
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
+
+from experiments.cli import fail_clearly
+from experiments.tables import to_markdown
+from search.ground_truth import (
+    PlannedRun,
+    RunRecords,
+    Schedule,
+    plan_architectures,
+    plan_runs,
+    run_record,
+    schedule_dict,
+    summarize,
+)
+from search.report import plot_ground_truth
+from search_space import from_json, to_json
+from search_space.resolution import ResolutionRule
+from search_space.space import LitePoseSpace, largest_member_of
+
+
+def _init_worker() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def train_one(
+    config_json: str, seed: int, schedule: dict, rule: dict, dataset: dict, loss: dict
+) -> tuple[dict, float]:
+    """Train one architecture at its scaled size; its validation AP, AP50 and loss."""
+    from experiments.proxy_data import proxy_context
+    from search.trained_proxies import ShortTrainProxy
+
+    start = time.perf_counter()
+    settings = Schedule(**schedule)
+    config = ResolutionRule(**rule).apply(from_json(config_json))
+    context = proxy_context(
+        OmegaConf.create(dataset), config.input_size, seed, OmegaConf.create(loss)
+    )
+    trainer = ShortTrainProxy(
+        steps=settings.steps,
+        batch_size=settings.batch_size,
+        lr=settings.lr,
+        eval_images=settings.eval_images,
+        eval_batches=8,
+    )
+    metrics = trainer.evaluate(trainer.train(config, context), config, context)
+    return metrics, time.perf_counter() - start
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        )
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return out.stdout.strip()
+
+
+def _write_outputs(run_dir: Path, records: RunRecords) -> None:
+    table = summarize(list(records.done.values()))
+    table.to_csv(run_dir / "table.csv", index=False)
+    shown = table.drop(columns=["config", "arch", "loss_sd", "AP50_sd"])
+    (run_dir / "table.md").write_text(to_markdown(shown) + "\n")
+    plot_ground_truth(table, run_dir)
+
+
+def _record_session(run_dir: Path, cfg: DictConfig, started: float, finished: int) -> None:
+    path = run_dir / "run.json"
+    info = json.loads(path.read_text()) if path.exists() else {"sessions": []}
+    info.update(
+        command="python -m experiments.ground_truth " + " ".join(sys.argv[1:]),
+        **schedule_dict(Schedule(**cfg.schedule), ResolutionRule(**cfg.resolution_rule)),
+        plan={
+            k: OmegaConf.to_container(cfg, resolve=True)[k]
+            for k in (
+                "supernet", "n_stratified", "n_above", "cap_gmacs", "top_gmacs", "n_seeded",
+                "seeded_presets", "seeds", "seed",
+            )
+        },
+        dataset=OmegaConf.to_container(cfg.dataset, resolve=True),
+        loss=OmegaConf.to_container(cfg.loss, resolve=True),
+    )
+    info["sessions"].append(
+        {
+            "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+            "commit": _git_commit(),
+            "workers": cfg.workers,
+            "wall_seconds": round(time.time() - started, 1),
+            "runs_finished": finished,
+            "cpu": os.cpu_count(),
+        }
+    )
+    info["wall_seconds_total"] = round(sum(s["wall_seconds"] for s in info["sessions"]), 1)
+    path.write_text(json.dumps(info, indent=2) + "\n")
+
+
+def planned_runs(cfg: DictConfig) -> list[PlannedRun]:
+    space = LitePoseSpace(largest=largest_member_of(cfg.supernet, num_joints=cfg.num_joints))
+    archs = plan_architectures(
+        space,
+        cfg.n_stratified,
+        cfg.n_above,
+        cfg.cap_gmacs,
+        cfg.top_gmacs,
+        cfg.seed,
+        tuple(cfg.presets),
+    )
+    return plan_runs(archs, cfg.n_seeded, cfg.seeds, cfg.seed, tuple(cfg.seeded_presets))
+
+
+def run(cfg: DictConfig) -> None:
+    schedule = Schedule(**cfg.schedule)
+    rule = ResolutionRule(**cfg.resolution_rule)
+    run_dir = Path(cfg.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    records = RunRecords(run_dir / "records.jsonl")
+    runs = planned_runs(cfg)
+    todo = [r for r in runs if r.key not in records.done]
+    print(f"{len(runs)} runs planned, {len(runs) - len(todo)} finished, {len(todo)} to train")
+    dataset = OmegaConf.to_container(cfg.dataset, resolve=True)
+    loss = OmegaConf.to_container(cfg.loss, resolve=True)
+    from experiments.proxy_data import proxy_context
+
+    proxy_context(cfg.dataset, 128, 0, cfg.loss)  # generate the synthetic data once, up front
+    started, finished = time.time(), 0
+    try:
+        with ProcessPoolExecutor(
+            max_workers=cfg.workers, mp_context=get_context("spawn"), initializer=_init_worker
+        ) as pool:
+            futures = {
+                pool.submit(
+                    train_one,
+                    to_json(r.arch.config, indent=None),
+                    r.seed,
+                    asdict(schedule),
+                    asdict(rule),
+                    dataset,
+                    loss,
+                ): r
+                for r in todo
+            }
+            bar = tqdm(total=len(todo), desc="ground truth", unit="run", disable=not cfg.progress)
+            for future in as_completed(futures):
+                planned = futures[future]
+                metrics, seconds = future.result()
+                records.add(run_record(planned, rule, metrics, seconds))
+                finished += 1
+                bar.set_postfix(last=f"{planned.arch.name} AP {metrics['AP']:.3f}")
+                bar.update()
+            bar.close()
+    finally:
+        if records.done:
+            _write_outputs(run_dir, records)
+        _record_session(run_dir, cfg, started, finished)
+    print(f"table of {len({r['arch'] for r in records.done.values()})} architectures in {run_dir}")
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="ground_truth")
+def main(cfg: DictConfig) -> None:
+    with fail_clearly("ground_truth", ValueError):
+        run(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,244 @@
+"""A trained ground truth of the search space: which architectures, which runs, the table.
+
+Proxies and searches are only as good as the ranking they produce, and a ranking needs something
+to be compared with: architectures trained from scratch under one fixed schedule. Training is the
+slow part (hours of CPU), so it is done once and kept as data; ``experiments.rank_proxies`` and the
+search-quality comparison read the table instead of retraining.
+
+* :func:`plan_architectures` picks the architectures: the LitePose presets, ``n_stratified``
+  members spread over paper-convention MACs from the smallest member up to ``cap_gmacs`` (one per
+  log-spaced MACs bin) and ``n_above`` more above the cap, each drawn at random within its bin.
+* :func:`plan_runs` pairs them with seeds: every architecture with seed 0, ``n_seeded`` of them
+  (LitePose-XS and -S first) with ``seeds`` seeds, in a shuffled order so a table cut short is still an
+  unbiased sample.
+* :class:`RunRecords` is the resumable store: ``records.jsonl``, one line per finished run.
+* :func:`summarize` turns records into the table: one row per architecture, AP mean and SD over
+  its seeds, MACs in both conventions, the architecture itself as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from evaluators.macs_fast import fast_macs
+from search_space import arch_hash, from_json, get_preset, to_json
+from search_space.config import LitePoseConfig
+from search_space.resolution import ResolutionRule
+from search_space.space import LitePoseSpace
+
+PRESETS = ("litepose_xs", "litepose_s", "litepose_m", "litepose_l")
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """How every architecture of the table is trained (the same for all: that is the point)."""
+
+    steps: int = 200
+    batch_size: int = 16
+    lr: float = 4e-3
+    eval_images: int = 100
+
+    def __post_init__(self) -> None:
+        for name in ("steps", "batch_size", "eval_images"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"schedule.{name}={getattr(self, name)}: must be >= 1")
+
+
+@dataclass(frozen=True)
+class PlannedArch:
+    arch: str  # arch_hash of the config at its own (paper) resolution
+    kind: str  # 'preset', 'stratified' or 'above_cap'
+    name: str  # preset name, or kind + bin number
+    config: LitePoseConfig  # at its own resolution; the rule scales it for training
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    arch: PlannedArch
+    seed: int
+
+    @property
+    def key(self) -> str:
+        return f"{self.arch.arch}/seed{self.seed}"
+
+
+def _tilted_sample(space: LitePoseSpace, rng: np.random.Generator) -> LitePoseConfig:
+    """A member whose genes are drawn from their lowest ``q`` fraction of choices, ``q`` uniform:
+    uniform gene sampling almost never reaches the cheap end of the space (0 of 3000 draws under
+    0.5 G, whose smallest member has 0.22 G), and stratifying needs members everywhere."""
+    q = rng.uniform(0.0, 1.0)
+    genes = {}
+    for name, allowed in space.choices().items():
+        top = max(1, math.ceil(q * len(allowed)))
+        genes[name] = allowed[int(rng.integers(top))]
+    return space.decode(genes)
+
+
+def plan_architectures(
+    space: LitePoseSpace,
+    n_stratified: int = 30,
+    n_above: int = 6,
+    cap_gmacs: float = 7.5,
+    top_gmacs: float = 15.0,
+    seed: int = 0,
+    presets: tuple[str, ...] = PRESETS,
+    pool_size: int = 20000,
+) -> list[PlannedArch]:
+    """The table's architectures; deterministic in ``seed``. Bins are log-spaced in paper GMACs:
+    ``n_stratified`` from the smallest member to ``cap_gmacs``, ``n_above`` from there to
+    ``top_gmacs`` (the largest members, 22 G, are rare and slow to train); each bin takes the first member of a random pool that falls into it."""
+    num_joints = space.largest.num_joints
+    planned: dict[str, PlannedArch] = {}
+    for name in presets:
+        config = space.decode(space.encode(_with_joints(get_preset(name), num_joints)))
+        planned[arch_hash(config)] = PlannedArch(arch_hash(config), "preset", name, config)
+    low = fast_macs(space.smallest()).macs_paper / 1e9
+    high = fast_macs(space.largest_member()).macs_paper / 1e9
+    if not low < cap_gmacs < top_gmacs <= high:
+        raise ValueError(
+            f"cap_gmacs={cap_gmacs}, top_gmacs={top_gmacs}: need smallest member ({low:.3f} G) < "
+            f"cap_gmacs < top_gmacs <= largest member ({high:.3f} G), paper-convention GMACs"
+        )
+    below = np.geomspace(low, cap_gmacs, n_stratified + 1)
+    above = np.geomspace(cap_gmacs, top_gmacs, n_above + 1)
+    bins = [("stratified", i, below[i], below[i + 1]) for i in range(n_stratified)]
+    bins += [("above_cap", i, above[i], above[i + 1]) for i in range(n_above)]
+    rng = np.random.default_rng(seed)
+    pool = [space.smallest()] + [_tilted_sample(space, rng) for _ in range(pool_size)]
+    gmacs = [fast_macs(c).macs_paper / 1e9 for c in pool]
+    for kind, i, lo, hi in bins:
+        found = next(
+            (
+                c
+                for c, g in zip(pool, gmacs, strict=True)
+                if lo <= g <= hi and arch_hash(c) not in planned
+            ),
+            None,
+        )
+        if found is None:
+            raise ValueError(
+                f"no member of the space between {lo:.3f} and {hi:.3f} paper GMACs in a pool of "
+                f"{pool_size}; lower n_stratified / n_above or raise pool_size"
+            )
+        planned[arch_hash(found)] = PlannedArch(arch_hash(found), kind, f"{kind}{i:02d}", found)
+    return list(planned.values())
+
+
+def _with_joints(config: LitePoseConfig, num_joints: int) -> LitePoseConfig:
+    return replace(config, num_joints=num_joints)
+
+
+def plan_runs(
+    archs: list[PlannedArch],
+    n_seeded: int = 4,
+    seeds: int = 3,
+    seed: int = 0,
+    seeded_presets: tuple[str, ...] = ("litepose_xs", "litepose_s"),
+) -> list[PlannedRun]:
+    """Seed 0 of every architecture and seeds 1.. of ``n_seeded`` of them: ``seeded_presets``
+    (the search-quality table compares with them, with an SD), then stratified members spread
+    evenly over MACs; shuffled, so that a table cut short is an unbiased sample of the full one."""
+    presets = [a for name in seeded_presets for a in archs if a.name == name]
+    others = [a for a in archs if a.kind == "stratified"]
+    extra = max(0, n_seeded - len(presets))
+    spread = [others[int(i)] for i in np.linspace(0, len(others) - 1, extra + 2)[1:-1].round()]
+    seeded = (presets + spread)[:n_seeded]
+    runs = [PlannedRun(a, 0) for a in archs]
+    runs += [PlannedRun(a, s) for a in seeded for s in range(1, seeds)]
+    order = np.random.default_rng(seed).permutation(len(runs))
+    return [runs[i] for i in order]
+
+
+class RunRecords:
+    """``records.jsonl``: one line per finished run, so a rerun trains only what is missing."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.done: dict[str, dict] = {}
+        if self.path.exists():
+            for number, line in enumerate(self.path.read_text().splitlines(), start=1):
+                if not line.strip():
+                    continue
+                try:
+                    record = json.loads(line)
+                except json.JSONDecodeError as err:
+                    raise ValueError(
+                        f"{self.path}:{number} is not a JSON record ({err.msg}); a run killed "
+                        "while writing leaves a partial last line: delete that line and rerun"
+                    ) from None
+                self.done[record["key"]] = record
+
+    def add(self, record: dict) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.path, "a") as handle:
+            handle.write(json.dumps(record) + "\n")
+        self.done[record["key"]] = record
+
+
+def run_record(run: PlannedRun, rule: ResolutionRule, metrics: dict, seconds: float) -> dict:
+    """What one finished run leaves in ``records.jsonl``."""
+    config = run.arch.config
+    macs = fast_macs(config)
+    return {
+        "key": run.key,
+        "arch": run.arch.arch,
+        "kind": run.arch.kind,
+        "name": run.arch.name,
+        "seed": run.seed,
+        "resolution": config.input_size,
+        "input_size": rule.size(config.input_size),
+        "gmacs_paper": macs.macs_paper / 1e9,
+        "gmacs_true": macs.macs / 1e9,
+        "gmacs_trained": fast_macs(rule.apply(config)).macs / 1e9,
+        **metrics,
+        "seconds": seconds,
+        "config": to_json(config, indent=None),
+    }
+
+
+def summarize(records: list[dict]) -> pd.DataFrame:
+    """One row per architecture: AP / AP50 / loss mean and SD over its seeds, sorted by MACs."""
+    frame = pd.DataFrame(records)
+    first = frame.sort_values("seed").groupby("arch", sort=False).first()
+    grouped = frame.groupby("arch")
+    table = first[
+        ["kind", "name", "resolution", "input_size", "gmacs_paper", "gmacs_true", "gmacs_trained"]
+    ].copy()
+    table["n_seeds"] = grouped["seed"].count()
+    for metric in ("AP", "AP50", "loss"):
+        table[metric] = grouped[metric].mean()
+        table[f"{metric}_sd"] = grouped[metric].std(ddof=1)
+    table["seconds"] = grouped["seconds"].mean()
+    table["config"] = first["config"]
+    return table.reset_index().sort_values("gmacs_paper").reset_index(drop=True)
+
+
+def load_table(path: str | Path) -> pd.DataFrame:
+    """A ground-truth table (``table.csv``), checked for the columns its readers need."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"ground truth {path} not found: build it with python -m experiments.ground_truth, "
+            "or point ground_truth= at a table.csv"
+        )
+    table = pd.read_csv(path)
+    needed = {"arch", "kind", "gmacs_paper", "AP", "AP_sd", "n_seeds", "config"}
+    missing = sorted(needed - set(table.columns))
+    if missing:
+        raise ValueError(f"ground truth {path} lacks columns {missing}: not a ground-truth table")
+    return table
+
+
+def configs_of(table: pd.DataFrame) -> list[LitePoseConfig]:
+    """The architectures of a table, at their own (paper) resolution."""
+    return [from_json(text) for text in table["config"]]
+
+
+def schedule_dict(schedule: Schedule, rule: ResolutionRule) -> dict:
+    return {"schedule": asdict(schedule), "resolution_rule": asdict(rule), "rule": rule.describe()}
