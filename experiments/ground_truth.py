@@ -37,6 +37,7 @@ from tqdm import tqdm
 
 from experiments.cli import fail_clearly
 from experiments.tables import to_markdown
+from search.budget import PAPER_BUDGETS
 from search.ground_truth import (
     PlannedRun,
     RunRecords,
@@ -110,7 +111,7 @@ def _record_session(run_dir: Path, cfg: DictConfig, started: float, finished: in
         plan={
             k: OmegaConf.to_container(cfg, resolve=True)[k]
             for k in (
-                "supernet", "n_stratified", "n_above", "cap_gmacs", "top_gmacs", "n_seeded",
+                "supernet", "n_stratified", "n_above", "cap_gmacs", "top_gmacs", "near_budgets", "n_near", "n_seeded",
                 "seeded_presets", "seeds", "seed",
             )
         },
@@ -141,6 +142,8 @@ def planned_runs(cfg: DictConfig) -> list[PlannedRun]:
         cfg.top_gmacs,
         cfg.seed,
         tuple(cfg.presets),
+        {name: PAPER_BUDGETS[name] / 1e9 for name in cfg.near_budgets},
+        cfg.n_near,
     )
     return plan_runs(archs, cfg.n_seeded, cfg.seeds, cfg.seed, tuple(cfg.seeded_presets))
 

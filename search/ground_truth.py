@@ -88,6 +88,8 @@ def plan_architectures(
     top_gmacs: float = 15.0,
     seed: int = 0,
     presets: tuple[str, ...] = PRESETS,
+    near_budgets: dict[str, float] | None = None,
+    n_near: int = 8,
     pool_size: int = 20000,
 ) -> list[PlannedArch]:
     """The table's architectures; deterministic in ``seed``. Bins are log-spaced in paper GMACs:
@@ -127,6 +129,21 @@ def plan_architectures(
                 f"{pool_size}; lower n_stratified / n_above or raise pool_size"
             )
         planned[arch_hash(found)] = PlannedArch(arch_hash(found), kind, f"{kind}{i:02d}", found)
+    for budget, gmacs_budget in (near_budgets or {}).items():
+        near = [
+            c
+            for c, g in zip(pool, gmacs, strict=True)
+            if 0.75 * gmacs_budget <= g <= gmacs_budget and arch_hash(c) not in planned
+        ]
+        near = list({arch_hash(c): c for c in near}.values())[:n_near]
+        if len(near) < n_near:
+            raise ValueError(
+                f"only {len(near)} members near budget {budget} ({gmacs_budget} G) in a pool of "
+                f"{pool_size}; lower n_near or raise pool_size"
+            )
+        for i, config in enumerate(near):
+            name = f"near_{budget}_{i}"
+            planned[arch_hash(config)] = PlannedArch(arch_hash(config), f"near_{budget}", name, config)
     return list(planned.values())
 
 
