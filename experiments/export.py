@@ -2,10 +2,13 @@
 
     python -m experiments.export arch=litepose_s out=exports/litepose_s
     python -m experiments.export arch=my/arch.json out=exports/x supernet=run/checkpoints/last.pt
+    python -m experiments.export checkpoint=outputs/demo/checkpoints/best.pt out=exports/demo
 
 ``arch`` is a preset name or an architecture file (our JSON / YAML or the LitePose release's JSON).
 With ``supernet`` the weights are sliced from a supernet checkpoint (the architecture must be a
 member of it); without, the network is freshly initialised (for deployment and latency checks).
+``checkpoint`` instead takes architecture and weights from a trained model: a training checkpoint,
+a ``model.pt`` or a standalone folder (``experiments.import_release`` writes one).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from hydra.core.config_store import ConfigStore
 
 from experiments.cli import fail_clearly
 from models import build_model
-from models.io import save_standalone
+from models.io import load_standalone, save_standalone
 from search_space import ArchConfigError, resolve_arch
 from supernet.checkpoint import load_supernet
 from training.checkpoint import CheckpointError
@@ -26,9 +29,10 @@ from training.checkpoint import CheckpointError
 
 @dataclass
 class ExportConfig:
-    arch: str = "???"
+    arch: str | None = None
     out: str = "???"
     supernet: str | None = None
+    checkpoint: str | None = None
     onnx: bool = True
 
 
@@ -36,6 +40,16 @@ ConfigStore.instance().store(name="export_schema", node=ExportConfig)
 
 
 def export(cfg: ExportConfig) -> Path:
+    if cfg.checkpoint:
+        if cfg.arch or cfg.supernet:
+            raise ValueError(
+                "checkpoint= carries its own architecture and weights: give it without arch= "
+                "and supernet="
+            )
+        model, config = load_standalone(cfg.checkpoint)
+        return save_standalone(model, config, cfg.out, onnx=cfg.onnx)
+    if not cfg.arch:
+        raise ValueError("give arch=<preset or arch file> or checkpoint=<trained model>")
     config = resolve_arch(cfg.arch)
     if cfg.supernet:
         supernet = load_supernet(cfg.supernet)
@@ -47,7 +61,8 @@ def export(cfg: ExportConfig) -> Path:
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="export")
 def main(cfg: ExportConfig) -> None:
-    with fail_clearly("export", ArchConfigError, CheckpointError, FileNotFoundError):
+    errors = (ArchConfigError, CheckpointError, FileNotFoundError, ValueError)
+    with fail_clearly("export", *errors):
         folder = export(cfg)
     print(f"exported to {folder}")
 

@@ -12,8 +12,8 @@ import pytest
 import torch
 
 from models import build_model
-from models.io import export_onnx, fold_batchnorm, load_standalone
-from search_space import arch_hash, get_preset
+from models.io import export_onnx, fold_batchnorm, load_standalone, save_standalone
+from search_space import arch_hash, get_preset, to_dict
 from supernet import LitePoseSupernet
 from supernet.checkpoint import supernet_state
 from training.checkpoint import CheckpointError, save_checkpoint
@@ -53,6 +53,26 @@ def test_export_from_supernet_checkpoint_matches_supernet(tmp_path):
         for ours, standalone, via_onnx in zip(net(image), model(image), onnx_out, strict=True):
             assert torch.allclose(ours, standalone, atol=1e-5)
             assert np.allclose(standalone.numpy(), via_onnx, atol=1e-4)
+
+
+def test_export_from_a_trained_checkpoint_keeps_its_weights(tmp_path):
+    """checkpoint= takes architecture and weights from a training checkpoint (arch + model) or a
+    standalone folder, e.g. one experiments.import_release wrote."""
+    config = get_preset("litepose_xs", input_size=64)
+    torch.manual_seed(1)
+    model = build_model(config)
+    run = save_checkpoint({"arch": to_dict(config), "model": model.state_dict()}, tmp_path / "b.pt")
+    folder = save_standalone(model, config, tmp_path / "folder", onnx=False)
+    for source in (run, folder):
+        out = tmp_path / f"out_{source.stem}"
+        result = _export(f"checkpoint={source}", f"out={out}", "onnx=false")
+        assert result.returncode == 0, result.stderr
+        exported, exported_config = load_standalone(out)
+        assert exported_config == config
+        for key, value in model.state_dict().items():
+            assert torch.equal(exported.state_dict()[key], value), key
+    result = _export(f"checkpoint={run}", "arch=litepose_xs", f"out={tmp_path / 'x'}")
+    assert result.returncode == 2 and "without arch=" in result.stderr
 
 
 def test_export_errors_are_clear(tmp_path):
