@@ -4,8 +4,13 @@ Lifecycle (in the spirit of Optuna's ``BaseSampler``): a search builds each prox
 ``get_proxy(name, **options)``; for every candidate architecture that passed the MACs budget it
 calls ``proxy.score(config, context)`` exactly once and records the float it returns (higher means
 better for every proxy here, so a search can always maximise). ``context`` carries what a proxy
-may need: calibration batches (dicts with ``image`` and codec targets), the loss, a seed, a
-device. ``proxy.cost`` says roughly what a call costs, so tables can show it beside the score.
+may need: calibration batches (dicts with ``image`` and codec targets) at a requested size, the
+loss, a seed, a device, and the resolution rule. Every proxy scores a candidate at *its own*
+resolution gene mapped by ``context.resolution_rule`` (``search_space.resolution``; the identity
+by default), the rule the ground truth is trained under: scoring every candidate at one fixed size
+would make the resolution gene change only the MACs, and a budgeted search would then drift toward
+low resolution whatever it really costs in accuracy. ``proxy.cost`` says roughly what a call
+costs, so tables can show it beside the score.
 
 Zero-cost proxies here are adapted to the pose loss (heatmap MSE + associative embedding):
 
@@ -31,19 +36,25 @@ from torch import Tensor, nn
 from evaluators.macs_fast import fast_macs
 from models import build_model
 from search_space.config import ArchConfig
+from search_space.resolution import IDENTITY, ResolutionRule
 
 
 @dataclass
 class ProxyContext:
-    """What proxies may use. ``batches`` yields dicts with ``image`` and the loss's targets."""
+    """What proxies may use. ``batches(size)`` yields dicts with ``image`` (``size`` square) and
+    the loss's targets at that size."""
 
-    batches: Callable[[], Iterable[dict[str, Tensor]]] | None = None
+    batches: Callable[[int], Iterable[dict[str, Tensor]]] | None = None
     loss_fn: nn.Module | None = None
     seed: int = 0
     device: str = "cpu"
-    input_size: int | None = None  # overrides the config's, to keep zero-cost proxies cheap
+    resolution_rule: ResolutionRule = IDENTITY  # candidate's resolution gene -> scored size
     train_samples: Any = None  # bottomup TrainingSamples: proxies that train draw from it
     val_dataset: Any = None  # a KeypointDataset: proxies that score AP evaluate on it
+
+    def scored_size(self, config: ArchConfig) -> int:
+        """The input size ``config`` is scored at: its resolution gene under the rule."""
+        return self.resolution_rule.size(config.input_size)
 
 
 class Proxy:
@@ -63,15 +74,15 @@ class Proxy:
     def _loss_gradients(self, config, context) -> list[tuple[Tensor, Tensor]]:
         """(weight, gradient) pairs of the pose loss on one calibration batch, at init."""
         model = self._model(config, context).train()
-        batch = self._batch(context)
+        batch = self._batch(context, context.scored_size(config))
         image = batch.pop("image")
         context.loss_fn(model(image), batch)["loss"].backward()
         return [(p.detach(), p.grad) for p in model.parameters() if p.grad is not None]
 
-    def _batch(self, context: ProxyContext) -> dict[str, Tensor]:
+    def _batch(self, context: ProxyContext, size: int) -> dict[str, Tensor]:
         if context.batches is None:
             raise ValueError(f"proxy {self.name!r} needs calibration batches (context.batches)")
-        batch = next(iter(context.batches()))
+        batch = next(iter(context.batches(size)))
         return {k: v.to(context.device) for k, v in batch.items()}
 
 
@@ -120,7 +131,7 @@ class SynflowProxy(Proxy):
             for p in model.state_dict().values():
                 if p.is_floating_point():
                     p.abs_()
-        size = context.input_size or config.input_size
+        size = context.scored_size(config)
         ones = torch.ones(1, 3, size, size, dtype=torch.double, device=context.device)
         total = sum(o.sum() for o in model(ones))
         total.backward()
@@ -157,7 +168,7 @@ class JacobCovProxy(Proxy):
 
     def score(self, config, context):
         model = self._model(config, context).train()
-        image = self._batch(context)["image"]
+        image = self._batch(context, context.scored_size(config))["image"]
         n = image.shape[0]
         codes: list[Tensor] = []
 

@@ -63,15 +63,16 @@ def _init_worker() -> None:
 def train_one(
     config_json: str, seed: int, schedule: dict, rule: dict, dataset: dict, loss: dict
 ) -> tuple[dict, float]:
-    """Train one architecture at its scaled size; its validation AP, AP50 and loss."""
+    """Train one architecture at its scaled size (``ShortTrainProxy``: the trainer and evaluator
+    of ``experiments.train``); its validation AP, AP50 and loss."""
     from experiments.proxy_data import proxy_context
     from search.trained_proxies import ShortTrainProxy
 
     start = time.perf_counter()
     settings = Schedule(**schedule)
-    config = ResolutionRule(**rule).apply(from_json(config_json))
+    config = from_json(config_json)  # at its own resolution; the context's rule scales it
     context = proxy_context(
-        OmegaConf.create(dataset), config.input_size, seed, OmegaConf.create(loss)
+        OmegaConf.create(dataset), ResolutionRule(**rule), seed, OmegaConf.create(loss)
     )
     trainer = ShortTrainProxy(
         steps=settings.steps,
@@ -111,8 +112,17 @@ def _record_session(run_dir: Path, cfg: DictConfig, started: float, finished: in
         plan={
             k: OmegaConf.to_container(cfg, resolve=True)[k]
             for k in (
-                "supernet", "n_stratified", "n_above", "cap_gmacs", "top_gmacs", "near_budgets", "n_near", "n_seeded",
-                "seeded_presets", "seeds", "seed",
+                "supernet",
+                "n_stratified",
+                "n_above",
+                "cap_gmacs",
+                "top_gmacs",
+                "near_budgets",
+                "n_near",
+                "n_seeded",
+                "seeded_presets",
+                "seeds",
+                "seed",
             )
         },
         dataset=OmegaConf.to_container(cfg.dataset, resolve=True),
@@ -144,6 +154,7 @@ def planned_runs(cfg: DictConfig) -> list[PlannedRun]:
         tuple(cfg.presets),
         {name: PAPER_BUDGETS[name] / 1e9 for name in cfg.near_budgets},
         cfg.n_near,
+        cfg.pool_size,
     )
     return plan_runs(archs, cfg.n_seeded, cfg.seeds, cfg.seed, tuple(cfg.seeded_presets))
 
@@ -161,7 +172,7 @@ def run(cfg: DictConfig) -> None:
     loss = OmegaConf.to_container(cfg.loss, resolve=True)
     from experiments.proxy_data import proxy_context
 
-    proxy_context(cfg.dataset, 128, 0, cfg.loss)  # generate the synthetic data once, up front
+    proxy_context(cfg.dataset, rule, 0, cfg.loss)  # generate the synthetic data once, up front
     started, finished = time.time(), 0
     try:
         with ProcessPoolExecutor(

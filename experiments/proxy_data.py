@@ -14,27 +14,35 @@ from bottomup.training_data import TrainingSamples
 from evaluators.proxies import ProxyContext
 from experiments.train import loss_config
 from search.trained_proxies import sample_batches
+from search_space.resolution import IDENTITY, ResolutionRule
 
 CALIBRATION_BATCH = 8
 
 
 def proxy_context(
-    dataset: DictConfig, input_size: int, seed: int, loss: DictConfig, tag_dim: int = 1
+    dataset: DictConfig,
+    rule: ResolutionRule = IDENTITY,
+    seed: int = 0,
+    loss: DictConfig | None = None,
+    tag_dim: int = 1,
 ) -> ProxyContext:
-    """Training samples, validation dataset, calibration batches and the pose loss at
-    ``input_size`` (every proxy scores at this size, whatever a candidate's resolution)."""
+    """Training samples, validation dataset, calibration batches and the pose loss; a candidate
+    is scored at its resolution gene mapped by ``rule`` (the batches are made at any size)."""
     synthetic = None
     if dataset.get("synthetic"):
         synthetic = SyntheticOptions(**OmegaConf.to_container(dataset.synthetic))
     train = build_dataset(dataset.name, dataset.train_split, dataset.root, synthetic, True)
     val = build_dataset(dataset.name, dataset.val_split, dataset.root, synthetic, progress=False)
-    samples = TrainingSamples(train, input_size, tag_dim, seed)
-    loss_fn = BottomUpLoss(train.keypoint_layout.num_joints, loss_config(loss))
+    samples = TrainingSamples(train, rule.size(256), tag_dim, seed)
+    loss_fn = BottomUpLoss(
+        train.keypoint_layout.num_joints,
+        loss_config(loss if loss is not None else OmegaConf.create({})),
+    )
     return ProxyContext(
-        batches=lambda: sample_batches(samples, input_size, CALIBRATION_BATCH, 0, 1),
+        batches=lambda size: sample_batches(samples, size, CALIBRATION_BATCH, 0, 1),
         loss_fn=loss_fn,
         seed=seed,
-        input_size=input_size,
+        resolution_rule=rule,
         train_samples=samples,
         val_dataset=val,
     )

@@ -1,70 +1,50 @@
-"""How well does each proxy rank architectures? Kendall's tau against trained accuracy.
+"""How well does each proxy rank architectures? Rank agreement with the trained ground truth.
 
-    python -m experiments.rank_proxies                                 # 8 archs, the demo data
-    python -m experiments.rank_proxies n_archs=16 truth_steps=600 supernet_checkpoint=<ckpt>
+    python -m experiments.rank_proxies                         # the committed ground truth
+    python -m experiments.rank_proxies ground_truth=<table.csv> supernet_checkpoint=<ckpt>
 
-Samples ``n_archs`` distinct members of the LitePose space (at most ``max_gmacs`` at
-``input_size``), trains each from scratch for ``truth_steps`` batches (the ground truth: its
-validation AP and loss), scores each with every proxy in ``proxies`` and writes to ``run_dir``:
+Reads the ground-truth table (``experiments.ground_truth``; nothing is retrained), scores each
+of its architectures with every proxy in ``proxies`` at the architecture's own resolution gene
+mapped by the rule the table was trained under (its ``run.json``), and writes to ``run_dir``:
 
-* ``records.jsonl``: one line per (architecture, proxy or ``truth``) with values and seconds;
-  rerunning the same command skips what is there, so an interrupted run resumes;
-* ``scores.csv``: one row per architecture, a column per proxy and the truth;
-* ``ranking.csv`` / ``ranking.md``: per proxy, Kendall's tau and Spearman's rho against the true
-  AP and against the true (negative) validation loss, and seconds per call;
-* ``ranking.png`` / ``ranking.pdf``: each proxy's scores against the true AP.
+* ``records.jsonl``: one line per (architecture, proxy) score; a rerun scores only the rest;
+* ``scores.csv``: one row per architecture, a column per proxy, the truth (AP mean) beside them;
+* ``ranking.csv`` / ``ranking.md``: per proxy and scope, Kendall's tau and Spearman's rho with
+  bootstrap 95% intervals; scopes are the whole table, ``bands`` (pooled over the budget bands:
+  members within +-``band`` of a paper budget's MACs, the ranking a constrained search needs) and
+  each band alone; the ``seed ceiling`` rows give what two seeds of the same architectures reach;
+* ``ranking.png`` / ``ranking.pdf`` (each proxy against the truth) and ``agreement.png`` (tau with
+  its interval per proxy, whole table and within bands).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
-import warnings
 from pathlib import Path
 
 import hydra
 import numpy as np
 import pandas as pd
 from omegaconf import DictConfig, OmegaConf
-from scipy.stats import ConstantInputWarning, kendalltau, spearmanr
 from tqdm import tqdm
 
 import search.trained_proxies  # noqa: F401 - registers short_train and supernet
-from evaluators.macs_fast import fast_macs
 from evaluators.proxies import get_proxy, list_proxies
+from evaluators.rank_agreement import agreement, seed_ceiling
 from experiments.cli import fail_clearly
 from experiments.proxy_data import proxy_context
 from experiments.tables import to_markdown
-from search.report import plot_proxy_ranking
-from search.trained_proxies import ShortTrainProxy
-from search_space import arch_hash
-from search_space.space import LitePoseSpace
+from search.budget import PAPER_BUDGETS
+from search.ground_truth import configs_of, load_table
+from search.report import plot_agreement, plot_proxy_ranking
+from search_space.resolution import ResolutionRule
 
-TRUTH = "truth"
-
-
-def sample_archs(n: int, seed: int, input_size: int, num_joints: int, max_gmacs: float) -> list:
-    """``n`` distinct space members at ``input_size``, each at most ``max_gmacs`` true GMACs."""
-    space = LitePoseSpace()
-    rng = np.random.default_rng(seed)
-    archs: dict[str, object] = {}
-    for _ in range(1000 * n):
-        config = dataclasses.replace(
-            space.sample(rng), input_size=input_size, num_joints=num_joints
-        )
-        if fast_macs(config).macs <= max_gmacs * 1e9:
-            archs.setdefault(arch_hash(config), config)
-        if len(archs) == n:
-            return list(archs.values())
-    raise ValueError(
-        f"max_gmacs={max_gmacs}: found only {len(archs)} of n_archs={n} distinct members under "
-        f"it at input_size={input_size}; raise max_gmacs or lower n_archs"
-    )
+TRUTH = "truth_AP"
 
 
-class Records:
-    """records.jsonl: what has been measured, so a rerun measures only the rest."""
+class ScoreRecords:
+    """records.jsonl: the proxy scores measured so far, so a rerun measures only the rest."""
 
     def __init__(self, path: Path):
         self.path = path
@@ -75,12 +55,11 @@ class Records:
                     record = json.loads(line)
                     self.done[(record["arch"], record["proxy"])] = record
 
-    def measure(self, arch: str, proxy: str, fn, *args) -> dict:
-        """``fn(*args)`` (a dict of values), measured once per (arch, proxy)."""
+    def measure(self, arch: str, proxy: str, score) -> dict:
+        """``score()`` (a float), measured once per (arch, proxy)."""
         if (arch, proxy) not in self.done:
             start = time.perf_counter()
-            values = fn(*args)
-            record = {"arch": arch, "proxy": proxy, **values}
+            record = {"arch": arch, "proxy": proxy, "score": float(score())}
             record["seconds"] = time.perf_counter() - start
             with open(self.path, "a") as handle:
                 handle.write(json.dumps(record) + "\n")
@@ -88,80 +67,140 @@ class Records:
         return self.done[(arch, proxy)]
 
 
-def _score(proxy, config, context) -> dict:
-    return {"score": proxy.score(config, context)}
+def budget_bands(gmacs: pd.Series, band: float) -> pd.Series:
+    """The paper budget whose +-``band`` MACs window holds each architecture (None outside every
+    window; the nearest budget where windows overlap)."""
+    budgets = {name: macs / 1e9 for name, macs in PAPER_BUDGETS.items()}
+
+    def which(g: float):
+        inside = [(abs(np.log(g / b)), n) for n, b in budgets.items() if abs(g - b) <= band * b]
+        return min(inside)[1] if inside else None
+
+    return gmacs.map(which)
 
 
-def _trained_truth(truth: ShortTrainProxy, config, context) -> dict:
-    return truth.evaluate(truth.train(config, context), config, context)
-
-
-def ranking_table(scores: pd.DataFrame, proxies: list[str], seconds: dict) -> pd.DataFrame:
-    """Rank correlations per proxy; NaN where the truth (or the proxy) is constant, e.g. every
-    true AP still 0 after too short a training."""
-    warnings.simplefilter("ignore", ConstantInputWarning)
+def ranking_table(
+    scores: pd.DataFrame,
+    proxies: list[str],
+    seed_sd: float,
+    n_boot: int = 2000,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Per proxy and scope, tau and rho against the truth with bootstrap intervals; then the
+    seed-ceiling rows (what a second seed of the same architectures would reach)."""
+    in_band = scores[scores["band"].notna()]
+    scopes = [("whole", scores, None), ("bands", in_band, "band")]
+    scopes += [(f"band {b}", in_band[in_band["band"] == b], None) for b in PAPER_BUDGETS]
     rows = []
     for proxy in proxies:
-        row = {"proxy": proxy}
-        for truth in ("AP", "neg_loss"):
-            pair = scores[[proxy, f"truth_{truth}"]].replace([np.inf, -np.inf], np.nan).dropna()
-            row[f"kendall_tau_vs_{truth}"] = float(
-                kendalltau(pair[proxy], pair[f"truth_{truth}"]).statistic
-            )
-            row[f"spearman_vs_{truth}"] = float(
-                spearmanr(pair[proxy], pair[f"truth_{truth}"]).statistic
-            )
-        row["seconds_per_arch"] = seconds[proxy]
+        for scope, part, groups in scopes:
+            row = {"proxy": proxy, "scope": scope}
+            for stat, short in (("kendall", "tau"), ("spearman", "rho")):
+                a = agreement(
+                    part[proxy],
+                    part[TRUTH],
+                    None if groups is None else part[groups],
+                    stat,
+                    n_boot,
+                    seed=seed,
+                )
+                row.update(
+                    {short: a.value, f"{short}_low": a.low, f"{short}_high": a.high, "n": a.n}
+                )
+            rows.append(row)
+    for scope, part, groups in scopes:
+        row = {"proxy": "seed ceiling", "scope": scope, "n": len(part)}
+        for stat, short in (("kendall", "tau"), ("spearman", "rho")):
+            g = None if groups is None else part[groups]
+            row[short] = seed_ceiling(part[TRUTH], seed_sd, g, stat, seed=seed)
         rows.append(row)
-    return pd.DataFrame(rows).sort_values("kendall_tau_vs_AP", ascending=False)
+    return pd.DataFrame(rows)
+
+
+def measured_seed_tau(table_path: Path) -> float:
+    """Kendall's tau between two seeds of the architectures trained with several (mean over seed
+    pairs), from the ground truth's ``records.jsonl`` beside its table."""
+    records_path = table_path.parent / "records.jsonl"
+    if not records_path.exists():
+        return float("nan")
+    records = pd.DataFrame([json.loads(x) for x in records_path.read_text().splitlines() if x])
+    wide = records.pivot_table(index="arch", columns="seed", values="AP").dropna()
+    taus = [
+        agreement(wide[a], wide[b], n_boot=1).value
+        for i, a in enumerate(wide.columns)
+        for b in wide.columns[i + 1 :]
+    ]
+    return float(np.mean(taus)) if taus else float("nan")
+
+
+def rule_of(table_path: Path) -> ResolutionRule:
+    """The resolution rule the table was trained under (its ``run.json``; defaults without)."""
+    info = table_path.parent / "run.json"
+    if info.exists():
+        return ResolutionRule(**json.loads(info.read_text())["resolution_rule"])
+    return ResolutionRule()
 
 
 def run(cfg: DictConfig) -> pd.DataFrame:
     unknown = sorted(set(cfg.proxies) - set(list_proxies()))
     if unknown:
         raise ValueError(f"proxies {unknown} unknown; known: {list_proxies()}")
+    table_path = Path(cfg.ground_truth)
+    truth = load_table(table_path)
+    rule = rule_of(table_path)
     run_dir = Path(cfg.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
-    context = proxy_context(cfg.dataset, cfg.input_size, cfg.seed, cfg.loss)
-    num_joints = context.val_dataset.keypoint_layout.num_joints
-    archs = sample_archs(cfg.n_archs, cfg.seed, cfg.input_size, num_joints, cfg.max_gmacs)
+    context = proxy_context(cfg.dataset, rule, cfg.seed, cfg.loss)
     proxies = list(cfg.proxies)
     options = OmegaConf.to_container(cfg.proxy_options, resolve=True)
     if cfg.supernet_checkpoint:
         proxies.append("supernet")
         options["supernet"] = {**options.get("supernet", {}), "checkpoint": cfg.supernet_checkpoint}
     built = {name: get_proxy(name, **options.get(name, {})) for name in proxies}
-    truth = ShortTrainProxy(
-        steps=cfg.truth_steps, batch_size=cfg.truth_batch_size, eval_images=cfg.eval_images
-    )
-    records = Records(run_dir / "records.jsonl")
+    records = ScoreRecords(run_dir / "records.jsonl")
+    configs = configs_of(truth)
     rows = []
-    for config in tqdm(archs, desc="architectures", unit="arch", disable=not cfg.progress):
-        digest = arch_hash(config)
-        row = {"arch": digest, "gmacs": fast_macs(config).macs / 1e9}
+    pairs = list(zip(truth.itertuples(index=False), configs, strict=True))
+    for row, config in tqdm(pairs, desc="architectures", unit="arch", disable=not cfg.progress):
+        scored = {"arch": row.arch, "name": row.name, "gmacs_paper": row.gmacs_paper}
         for name, proxy in built.items():
-            row[name] = records.measure(digest, name, _score, proxy, config, context)["score"]
-        true = records.measure(digest, TRUTH, _trained_truth, truth, config, context)
-        row.update(truth_AP=true["AP"], truth_AP50=true["AP50"], truth_neg_loss=-true["loss"])
-        rows.append(row)
+            measured = records.measure(
+                row.arch, name, lambda p=proxy, c=config: p.score(c, context)
+            )
+            scored[name] = measured["score"]
+        scored.update({TRUTH: row.AP, "truth_AP_sd": row.AP_sd, "n_seeds": row.n_seeds})
+        rows.append(scored)
     scores = pd.DataFrame(rows)
+    scores["band"] = budget_bands(scores["gmacs_paper"], cfg.band)
     scores.to_csv(run_dir / "scores.csv", index=False)
+    seed_sd = float(truth.loc[truth["n_seeds"] > 1, "AP_sd"].median())
+    table = ranking_table(scores, proxies, seed_sd, cfg.n_boot, cfg.seed)
+    table.to_csv(run_dir / "ranking.csv", index=False)
     seconds = {
-        name: float(np.mean([records.done[(row["arch"], name)]["seconds"] for row in rows]))
+        name: float(np.mean([records.done[(a, name)]["seconds"] for a in scores["arch"]]))
         for name in proxies
     }
-    table = ranking_table(scores, proxies, seconds)
-    table.to_csv(run_dir / "ranking.csv", index=False)
-    (run_dir / "ranking.md").write_text(to_markdown(table) + "\n")
-    plot_proxy_ranking(scores, table, run_dir)
-    truth_seconds = np.mean([records.done[(row["arch"], TRUTH)]["seconds"] for row in rows])
-    print(scores.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-    print(
-        f"\nground truth: {cfg.truth_steps} steps x batch {cfg.truth_batch_size} at "
-        f"{cfg.input_size} px ({truth_seconds:.0f} s per arch); true AP from "
-        f"{scores['truth_AP'].min():.3f} to {scores['truth_AP'].max():.3f}"
+    seed_tau = measured_seed_tau(table_path)
+    lines = [
+        f"Ground truth: {table_path} ({len(truth)} architectures; median seed SD of AP "
+        f"{seed_sd:.4f}; measured tau between two seeds of the multi-seed architectures "
+        f"{seed_tau:.2f}). Proxies scored at the rule {rule.describe()}.",
+        "",
+        to_markdown(table),
+        "",
+        "Seconds per architecture: " + ", ".join(f"{k} {v:.2f}" for k, v in seconds.items()),
+    ]
+    (run_dir / "ranking.md").write_text("\n".join(lines) + "\n")
+    whole = table[table["scope"] == "whole"].set_index("proxy")
+    order = whole.drop(index="seed ceiling")["tau"].sort_values(ascending=False).index
+    whole_scores = scores.rename(columns={TRUTH: "truth_AP"})
+    plot_proxy_ranking(
+        whole_scores,
+        pd.DataFrame({"proxy": order, "kendall_tau_vs_AP": whole.loc[order, "tau"].to_numpy()}),
+        run_dir,
     )
+    plot_agreement(table, run_dir)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     return table
 

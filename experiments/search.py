@@ -7,9 +7,10 @@
     python -m experiments.search proxy=supernet +proxy_options.checkpoint=<supernet ckpt>
 
 Proxies that need data (grad_norm, snip, jacob_cov, short_train, supernet) get it from the
-``dataset`` settings (the CPU demo's synthetic data by default, at ``proxy_input_size``);
-``proxy_options`` are the proxy's keyword arguments. ``experiments.rank_proxies`` measures how
-well each proxy ranks architectures.
+``dataset`` settings (the CPU demo's synthetic data by default); every candidate is scored at its
+resolution gene mapped by ``resolution_rule`` (``search_space.resolution``); ``proxy_options`` are
+the proxy's keyword arguments. ``experiments.rank_proxies`` measures how well each proxy ranks
+architectures.
 
 Leaves in ``run_dir``: ``study.db`` (unless ``storage`` points elsewhere), ``trials.csv``,
 ``pareto.csv``, ``pareto.png`` / ``pareto.pdf`` and, for each named budget,
@@ -37,6 +38,7 @@ from search.driver import SearchSettings, objective_column, run_search, trials_t
 from search.report import export_winners, plot_pareto, write_tables
 from search.trained_proxies import SupernetProxy
 from search_space import ArchConfigError
+from search_space.resolution import ResolutionRule
 from search_space.space import LitePoseSpace, largest_member_of
 
 
@@ -56,7 +58,9 @@ class SearchConfig:
     sampler: str = "tpe"
     multi_objective: bool = False
     seed_paper_models: bool = True
-    proxy_input_size: int = 128
+    # Candidates are scored at their resolution gene mapped by this rule (ResolutionRule fields;
+    # {} = its defaults, the rule the ground truth is trained under).
+    resolution_rule: dict[str, Any] = field(default_factory=dict)
     latency_runs: int = 3  # CPU latency (ms, one thread, own input size) per scored trial; 0: off
     export_budgets: dict[str, str] = field(
         default_factory=lambda: {k: f"{v / 1e9:g}G" for k, v in PAPER_BUDGETS.items()}
@@ -87,10 +91,11 @@ def search(cfg: SearchConfig) -> Path:
         latency_runs=cfg.latency_runs,
     )
     proxy = get_proxy(cfg.proxy, **cfg.proxy_options)
+    rule = ResolutionRule(**cfg.resolution_rule)
     if proxy.needs_data:
-        context = proxy_context(cfg.dataset, cfg.proxy_input_size, cfg.seed, cfg.loss)
+        context = proxy_context(cfg.dataset, rule, cfg.seed, cfg.loss)
     else:
-        context = ProxyContext(seed=cfg.seed, input_size=cfg.proxy_input_size)
+        context = ProxyContext(seed=cfg.seed, resolution_rule=rule)
     space = LitePoseSpace(largest_member_of(cfg.supernet))
     study = run_search(space, settings, proxy, context, cfg.progress)
     objective = objective_column(cfg.proxy)

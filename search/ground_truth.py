@@ -9,8 +9,8 @@ search-quality comparison read the table instead of retraining.
   members spread over paper-convention MACs from the smallest member up to ``cap_gmacs`` (one per
   log-spaced MACs bin) and ``n_above`` more above the cap, each drawn at random within its bin.
 * :func:`plan_runs` pairs them with seeds: every architecture with seed 0, ``n_seeded`` of them
-  (LitePose-XS and -S first) with ``seeds`` seeds, in a shuffled order so a table cut short is still an
-  unbiased sample.
+  (LitePose-XS and -S first) with ``seeds`` seeds, shuffled so that a table cut short is still
+  an unbiased sample.
 * :class:`RunRecords` is the resumable store: ``records.jsonl``, one line per finished run.
 * :func:`summarize` turns records into the table: one row per architecture, AP mean and SD over
   its seeds, MACs in both conventions, the architecture itself as JSON.
@@ -94,7 +94,10 @@ def plan_architectures(
 ) -> list[PlannedArch]:
     """The table's architectures; deterministic in ``seed``. Bins are log-spaced in paper GMACs:
     ``n_stratified`` from the smallest member to ``cap_gmacs``, ``n_above`` from there to
-    ``top_gmacs`` (the largest members, 22 G, are rare and slow to train); each bin takes the first member of a random pool that falls into it."""
+    ``top_gmacs`` (the largest members, 22 G, are rare and slow to train); each bin takes the
+    first member of a random pool that falls into it. ``near_budgets`` (name -> paper GMACs) adds
+    ``n_near`` random feasible members near each budget (0.75x to 1x of it): the random baseline
+    a searched winner is compared with."""
     num_joints = space.largest.num_joints
     planned: dict[str, PlannedArch] = {}
     for name in presets:
@@ -143,7 +146,9 @@ def plan_architectures(
             )
         for i, config in enumerate(near):
             name = f"near_{budget}_{i}"
-            planned[arch_hash(config)] = PlannedArch(arch_hash(config), f"near_{budget}", name, config)
+            planned[arch_hash(config)] = PlannedArch(
+                arch_hash(config), f"near_{budget}", name, config
+            )
     return list(planned.values())
 
 

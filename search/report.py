@@ -140,15 +140,54 @@ def plot_ground_truth(table: pd.DataFrame, run_dir: Path) -> list[Path]:
     )
     seeded = table[table["n_seeds"] > 1]
     ax.errorbar(
-        seeded["gmacs_paper"], seeded["AP"], yerr=seeded["AP_sd"], fmt="none", ecolor="0.3",
-        capsize=3, zorder=2,
+        seeded["gmacs_paper"],
+        seeded["AP"],
+        yerr=seeded["AP_sd"],
+        fmt="none",
+        ecolor="0.3",
+        capsize=3,
+        zorder=2,
     )
     for _, row in table[table["kind"] == "preset"].iterrows():
-        ax.annotate(row["name"].replace("litepose_", "").upper(), (row["gmacs_paper"], row["AP"]),
-                    textcoords="offset points", xytext=(4, 4), fontsize=8)
+        ax.annotate(
+            row["name"].replace("litepose_", "").upper(),
+            (row["gmacs_paper"], row["AP"]),
+            textcoords="offset points",
+            xytext=(4, 4),
+            fontsize=8,
+        )
     ax.set_xscale("log")
     ax.set_xlabel("paper-convention GMACs at the architecture's own resolution")
     ax.set_ylabel("AP after the ground-truth schedule (demo val)")
     fig.colorbar(points, ax=ax, label="trained input size (px)")
     ax.grid(alpha=0.3)
     return save_figure(fig, run_dir, "ground_truth")
+
+
+def plot_agreement(ranking: pd.DataFrame, run_dir: Path) -> list[Path]:
+    """Kendall's tau of each proxy with its 95% bootstrap interval, over the whole ground-truth
+    table and pooled within budget bands; the seed ceiling as a dashed line. ``agreement.png``."""
+    scopes = [("whole", "whole table"), ("bands", "within budget bands (+-25%)")]
+    fig, axes = plt.subplots(1, 2, figsize=(9.6, 3.8), sharey=True)
+    for ax, (scope, title) in zip(axes, scopes, strict=True):
+        part = ranking[ranking["scope"] == scope]
+        proxies = part[part["proxy"] != "seed ceiling"].sort_values("tau")
+        y = range(len(proxies))
+        ax.errorbar(
+            proxies["tau"],
+            y,
+            xerr=[proxies["tau"] - proxies["tau_low"], proxies["tau_high"] - proxies["tau"]],
+            fmt="o",
+            capsize=3,
+        )
+        ax.set_yticks(list(y), list(proxies["proxy"]))
+        ceiling = part.loc[part["proxy"] == "seed ceiling", "tau"]
+        if len(ceiling):
+            ax.axvline(float(ceiling.iloc[0]), ls="--", color="0.4", label="seed ceiling")
+            ax.legend(fontsize=8, loc="lower right")
+        ax.axvline(0, color="0.7", lw=0.8)
+        ax.set_xlim(-1, 1)
+        ax.set_xlabel("Kendall tau vs trained AP (95% bootstrap CI)")
+        ax.set_title(title, fontsize=10)
+        ax.grid(alpha=0.3)
+    return save_figure(fig, run_dir, "agreement")

@@ -71,7 +71,7 @@ class _ScoredOnValidation(Proxy):
         self.eval_batches = eval_batches
 
     def _size(self, config: ArchConfig, context: ProxyContext) -> int:
-        return context.input_size or config.input_size
+        return context.scored_size(config)
 
     def evaluate(self, model: nn.Module, config: ArchConfig, context: ProxyContext) -> dict:
         """Both numbers (AP, AP50 and the mean validation loss), for tables."""

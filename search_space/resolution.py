@@ -42,7 +42,8 @@ class ResolutionRule:
         size = self.multiple * round((self.offset + self.scale * resolution) / self.multiple)
         if size < self.multiple:
             raise ArchConfigError(
-                "resolution_rule", dataclasses.asdict(self),
+                "resolution_rule",
+                dataclasses.asdict(self),
                 f"maps resolution {resolution} to {size} px; raise offset or scale",
             )
         return int(size)
@@ -52,7 +53,9 @@ class ResolutionRule:
         return dataclasses.replace(config, input_size=self.size(config.input_size))
 
     def describe(self) -> str:
-        return f"size = {self.offset} + {self.scale:g} * resolution, to a multiple of {self.multiple}"
+        return (
+            f"size = {self.offset} + {self.scale:g} * resolution, to a multiple of {self.multiple}"
+        )
 
 
 IDENTITY = ResolutionRule(scale=1.0, offset=0, multiple=1)

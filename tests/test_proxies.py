@@ -8,15 +8,16 @@ import torch
 from bottomup.losses import BottomUpLoss
 from evaluators.proxies import ProxyContext, get_proxy, list_proxies
 from search_space import get_preset
+from search_space.resolution import ResolutionRule
 
 SIZE = 64
 
 
-def _batches():
+def _batches(size: int = SIZE):
     g = torch.Generator().manual_seed(0)
-    k, q, h = 14, SIZE // 4, SIZE // 2
+    k, q, h = 14, size // 4, size // 2
     yield {
-        "image": torch.randn(4, 3, SIZE, SIZE, generator=g),
+        "image": torch.randn(4, 3, size, size, generator=g),
         "heatmaps_quarter": torch.rand(4, k, q, q, generator=g),
         "masks_quarter": torch.ones(4, q, q),
         "heatmaps_half": torch.rand(4, k, h, h, generator=g),
@@ -31,7 +32,7 @@ def _batches():
     }
 
 
-CONTEXT = ProxyContext(batches=_batches, loss_fn=BottomUpLoss(14), input_size=SIZE)
+CONTEXT = ProxyContext(batches=_batches, loss_fn=BottomUpLoss(14))
 
 
 ZERO_COST = ("params", "macs", "synflow", "grad_norm", "snip", "jacob_cov")
@@ -67,3 +68,29 @@ def test_clear_errors():
         get_proxy("accuracy_oracle")
     with pytest.raises(ValueError, match="calibration batches"):
         get_proxy("snip").score(get_preset("litepose_xs", input_size=SIZE), ProxyContext())
+
+
+@pytest.mark.parametrize("name", ["grad_norm", "jacob_cov"])
+def test_data_proxies_score_each_member_at_its_own_resolution(name):
+    """Two members that differ only in resolution are scored on inputs of different sizes."""
+    sizes = []
+
+    def recording(size):
+        sizes.append(size)
+        return _batches(size)
+
+    rule = ResolutionRule(scale=0.125, offset=16, multiple=16)  # 256 -> 48, 512 -> 80
+    context = ProxyContext(batches=recording, loss_fn=BottomUpLoss(14), resolution_rule=rule)
+    for resolution in (256, 512):
+        get_proxy(name).score(get_preset("litepose_xs", input_size=resolution), context)
+    assert sizes == [48, 80]
+
+
+def test_synflow_sees_the_resolution():
+    rule = ResolutionRule(scale=0.125, offset=16, multiple=16)
+    context = ProxyContext(resolution_rule=rule)
+    low, high = (
+        get_proxy("synflow").score(get_preset("litepose_xs", input_size=r), context)
+        for r in (256, 512)
+    )
+    assert high > low  # more output pixels: a larger synaptic flow

@@ -35,7 +35,7 @@ def context(tmp_path_factory) -> ProxyContext:
     loss = OmegaConf.create(
         {"heatmap_weights": [1.0, 1.0], "push_weight": 0.05, "pull_weight": 0.05}
     )
-    return proxy_context(dataset, SIZE, 0, loss)
+    return proxy_context(dataset, seed=0, loss=loss)  # members are built at SIZE
 
 
 def test_registered():

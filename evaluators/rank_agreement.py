@@ -1,0 +1,120 @@
+"""How well one score ranks architectures like another: rank correlations with bootstrap
+intervals, over a whole table and within groups (budget bands).
+
+A search under a MACs budget only ever compares candidates of similar cost, so a proxy that
+merely tracks MACs looks excellent over a whole table and is useless within a band. The
+within-band statistic therefore pools pairs *inside* each band only: the pair-weighted mean of the
+bands' Kendall tau (equal to the tau over all within-band pairs when nothing is tied), and the
+size-weighted mean of their Spearman rho. Intervals are percentile bootstraps over architectures,
+resampled within each band, so each band keeps its size.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.stats import ConstantInputWarning, kendalltau, spearmanr
+
+STATISTICS = ("kendall", "spearman")
+
+
+@dataclass(frozen=True)
+class Agreement:
+    value: float
+    low: float  # bootstrap percentile interval
+    high: float
+    n: int  # architectures that entered
+
+
+def _correlation(x: np.ndarray, y: np.ndarray, statistic: str) -> float:
+    if len(x) < 2:
+        return float("nan")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConstantInputWarning)
+        if statistic == "kendall":
+            return float(kendalltau(x, y).statistic)
+        return float(spearmanr(x, y).statistic)
+
+
+def grouped_correlation(
+    x: np.ndarray, y: np.ndarray, groups: np.ndarray | None, statistic: str = "kendall"
+) -> float:
+    """Correlation of ``x`` and ``y``; with ``groups``, the weighted mean of the per-group values
+    (Kendall: weights = pairs in the group, Spearman: its size; groups under 2 members and groups
+    where either score is constant carry no ranking and are left out)."""
+    if statistic not in STATISTICS:
+        raise ValueError(f"statistic={statistic!r}: must be one of {STATISTICS}")
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    if groups is None:
+        return _correlation(x, y, statistic)
+    groups = np.asarray(groups)
+    values, weights = [], []
+    for group in np.unique(groups):
+        members = groups == group
+        value = _correlation(x[members], y[members], statistic)
+        if np.isfinite(value):
+            n = int(members.sum())
+            values.append(value)
+            weights.append(n * (n - 1) / 2 if statistic == "kendall" else n)
+    if not values:
+        return float("nan")
+    return float(np.average(values, weights=weights))
+
+
+def agreement(
+    x: Sequence[float],
+    y: Sequence[float],
+    groups: Sequence | None = None,
+    statistic: str = "kendall",
+    n_boot: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> Agreement:
+    """The correlation and its percentile-bootstrap interval (rows resampled with replacement,
+    within their group when ``groups`` is given). Non-finite pairs are dropped first."""
+    x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+    keep = np.isfinite(x) & np.isfinite(y)
+    x, y = x[keep], y[keep]
+    g = None if groups is None else np.asarray(groups)[keep]
+    value = grouped_correlation(x, y, g, statistic)
+    rng = np.random.default_rng(seed)
+    blocks = [np.arange(len(x))] if g is None else [np.flatnonzero(g == v) for v in np.unique(g)]
+    draws = []
+    for _ in range(n_boot):
+        rows = np.concatenate([rng.choice(block, size=len(block)) for block in blocks])
+        draws.append(
+            grouped_correlation(x[rows], y[rows], None if g is None else g[rows], statistic)
+        )
+    draws = np.asarray(draws)
+    draws = draws[np.isfinite(draws)]
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(draws, [tail, 100 - tail]) if len(draws) else (np.nan, np.nan)
+    return Agreement(value, float(low), float(high), int(len(x)))
+
+
+def seed_ceiling(
+    mean: Sequence[float],
+    sd: float,
+    groups: Sequence | None = None,
+    statistic: str = "kendall",
+    draws: int = 500,
+    seed: int = 0,
+) -> float:
+    """The correlation two independent seeds of the same architectures would reach: two noisy
+    copies of ``mean`` (Gaussian, SD ``sd``, the measured seed SD) ranked against each other,
+    averaged over ``draws``. No proxy can rank a single-seed truth much better than this."""
+    mean = np.asarray(mean, dtype=float)
+    rng = np.random.default_rng(seed)
+    values = [
+        grouped_correlation(
+            mean + rng.normal(0, sd, mean.shape),
+            mean + rng.normal(0, sd, mean.shape),
+            None if groups is None else np.asarray(groups),
+            statistic,
+        )
+        for _ in range(draws)
+    ]
+    return float(np.nanmean(values))

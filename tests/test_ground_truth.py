@@ -1,0 +1,92 @@
+"""The ground-truth runner: which architectures, which runs, and a resumed run that skips what
+is finished (tiny architectures, one training step each)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from evaluators.macs_fast import fast_macs
+from search.ground_truth import plan_architectures, plan_runs
+from search_space.space import LitePoseSpace, largest_member_of
+
+REPO = Path(__file__).resolve().parents[1]
+SPACE = LitePoseSpace(largest=largest_member_of("litepose_supernet_multibranch", num_joints=14))
+
+
+def test_plan_stratifies_over_paper_macs_and_seeds_the_presets():
+    archs = plan_architectures(
+        SPACE, n_stratified=4, n_above=2, cap_gmacs=3.0, top_gmacs=9.0,
+        presets=("litepose_xs", "litepose_s"), near_budgets={"XS": 1.2}, n_near=2, pool_size=600,
+    )  # fmt: skip
+    kinds = [a.kind for a in archs]
+    assert kinds.count("preset") == 2 and kinds.count("near_XS") == 2
+    gmacs = {a.name: fast_macs(a.config).macs_paper / 1e9 for a in archs}
+    strata = [gmacs[f"stratified{i:02d}"] for i in range(4)]
+    edges = np.geomspace(fast_macs(SPACE.smallest()).macs_paper / 1e9, 3.0, 5)
+    assert all(lo <= g <= hi for g, lo, hi in zip(strata, edges[:-1], edges[1:], strict=True))
+    assert all(3.0 <= gmacs[f"above_cap{i:02d}"] <= 9.0 for i in range(2))
+    assert all(0.9 <= gmacs[f"near_XS_{i}"] <= 1.2 for i in range(2))
+    assert len({a.arch for a in archs}) == len(archs)
+    assert all(SPACE.contains(a.config) for a in archs)
+    runs = plan_runs(archs, n_seeded=3, seeds=3, seeded_presets=("litepose_xs", "litepose_s"))
+    seeds = pd.Series([r.arch.name for r in runs]).value_counts()
+    assert seeds["litepose_xs"] == seeds["litepose_s"] == 3 and (seeds == 3).sum() == 3
+    assert len(runs) == len(archs) + 3 * 2 and len({r.key for r in runs}) == len(runs)
+
+
+def _run(tmp_path: Path) -> subprocess.CompletedProcess:
+    tiny = [
+        "n_stratified=2", "n_above=1", "cap_gmacs=3.0", "top_gmacs=9.0", "near_budgets=[XS]",
+        "n_near=1", "presets=[litepose_xs]", "seeded_presets=[litepose_xs]", "n_seeded=2",
+        "seeds=2", "pool_size=400", "schedule.steps=1", "schedule.batch_size=2",
+        "schedule.eval_images=2", "+resolution_rule.scale=0.0625", "+resolution_rule.offset=16",
+        "workers=1", "dataset.synthetic.image_size=64", "dataset.synthetic.num_train=6",
+        "dataset.synthetic.num_val=2", f"dataset.root={tmp_path / 'data'}",
+        f"run_dir={tmp_path / 'gt'}", "progress=false",
+    ]  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "experiments.ground_truth", *tiny],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+
+
+def test_runner_writes_the_table_and_a_rerun_trains_only_what_is_missing(tmp_path):
+    first = _run(tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    records_path = tmp_path / "gt" / "records.jsonl"
+    records = records_path.read_text().splitlines()
+    assert len(records) == 5 + 2  # five architectures, two of them with a second seed
+    table = pd.read_csv(tmp_path / "gt" / "table.csv")
+    assert len(table) == 5 and table["n_seeds"].sum() == 7
+    assert table.loc[table["n_seeds"] == 2, "AP_sd"].notna().all()
+    sizes = dict(zip(table["resolution"], table["input_size"], strict=False))
+    assert all(size == 16 * round((16 + r / 16) / 16) for r, size in sizes.items())
+    info = json.loads((tmp_path / "gt" / "run.json").read_text())
+    assert info["schedule"]["steps"] == 1 and info["sessions"][0]["runs_finished"] == 7
+    assert (tmp_path / "gt" / "ground_truth.png").stat().st_size > 10_000
+
+    records_path.write_text("\n".join(records[:-2]) + "\n")  # as if killed two runs early
+    again = _run(tmp_path)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "5 finished, 2 to train" in again.stdout
+    rerun = records_path.read_text().splitlines()
+    assert rerun[:5] == records[:5] and len(rerun) == 7
+    assert {json.loads(x)["key"] for x in rerun} == {json.loads(x)["key"] for x in records}
+    assert len(json.loads((tmp_path / "gt" / "run.json").read_text())["sessions"]) == 2
+
+
+def test_a_partial_record_line_is_a_clear_error(tmp_path):
+    from search.ground_truth import RunRecords
+
+    path = tmp_path / "records.jsonl"
+    path.write_text('{"key": "a/seed0", "AP": 0.1}\n{"key": "b/se')
+    try:
+        RunRecords(path)
+    except ValueError as err:
+        assert "records.jsonl:2" in str(err) and "delete that line" in str(err)
+    else:
+        raise AssertionError("a partial line must be refused")
