@@ -46,6 +46,8 @@ from search.ground_truth import (
     plan_runs,
     run_record,
     schedule_dict,
+    search_quality,
+    searched_archs,
     summarize,
 )
 from search.report import plot_ground_truth
@@ -95,12 +97,23 @@ def _git_commit() -> str | None:
     return out.stdout.strip()
 
 
-def _write_outputs(run_dir: Path, records: RunRecords) -> None:
+def _write_outputs(run_dir: Path, records: RunRecords, cfg: DictConfig) -> None:
     table = summarize(list(records.done.values()))
     table.to_csv(run_dir / "table.csv", index=False)
     shown = table.drop(columns=["config", "arch", "loss_sd", "AP50_sd"])
     (run_dir / "table.md").write_text(to_markdown(shown) + "\n")
     plot_ground_truth(table, run_dir)
+    if cfg.searched:
+        winners = {budget: name for name, budget in _winner_budgets(cfg).items()}
+        budgets = {b: PAPER_BUDGETS[b] / 1e9 for b in cfg.near_budgets}
+        quality = search_quality(table, budgets, winners)
+        quality.to_csv(run_dir / "search_quality.csv", index=False)
+        (run_dir / "search_quality.md").write_text(to_markdown(quality) + "\n")
+
+
+def _winner_budgets(cfg: DictConfig) -> dict[str, str]:
+    """Searched winner name -> the budget it was searched under: names end in ``_<budget>``."""
+    return {name: name.rsplit("_", 1)[-1] for name in cfg.searched}
 
 
 def _record_session(run_dir: Path, cfg: DictConfig, started: float, finished: int) -> None:
@@ -143,7 +156,7 @@ def _record_session(run_dir: Path, cfg: DictConfig, started: float, finished: in
 
 
 def planned_runs(cfg: DictConfig) -> list[PlannedRun]:
-    space = LitePoseSpace(largest=largest_member_of(cfg.supernet, num_joints=cfg.num_joints))
+    space = space_of(cfg)
     archs = plan_architectures(
         space,
         cfg.n_stratified,
@@ -156,7 +169,12 @@ def planned_runs(cfg: DictConfig) -> list[PlannedRun]:
         cfg.n_near,
         cfg.pool_size,
     )
-    return plan_runs(archs, cfg.n_seeded, cfg.seeds, cfg.seed, tuple(cfg.seeded_presets))
+    searched = searched_archs(space, dict(cfg.searched), archs)
+    return plan_runs(archs, cfg.n_seeded, cfg.seeds, cfg.seed, tuple(cfg.seeded_presets), searched)
+
+
+def space_of(cfg: DictConfig) -> LitePoseSpace:
+    return LitePoseSpace(largest=largest_member_of(cfg.supernet, num_joints=cfg.num_joints))
 
 
 def run(cfg: DictConfig) -> None:
@@ -201,7 +219,7 @@ def run(cfg: DictConfig) -> None:
             bar.close()
     finally:
         if records.done:
-            _write_outputs(run_dir, records)
+            _write_outputs(run_dir, records, cfg)
         _record_session(run_dir, cfg, started, finished)
     print(f"table of {len({r['arch'] for r in records.done.values()})} architectures in {run_dir}")
 

@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from evaluators.macs_fast import fast_macs
-from search_space import arch_hash, from_json, get_preset, to_json
+from search_space import arch_hash, from_json, get_preset, load_arch, to_json
 from search_space.config import LitePoseConfig
 from search_space.resolution import ResolutionRule
 from search_space.space import LitePoseSpace
@@ -156,12 +156,30 @@ def _with_joints(config: LitePoseConfig, num_joints: int) -> LitePoseConfig:
     return replace(config, num_joints=num_joints)
 
 
+def searched_archs(
+    space: LitePoseSpace, searched: dict[str, str], known: list[PlannedArch]
+) -> list[PlannedArch]:
+    """Winners of searches (name -> arch file), to be trained under the same schedule; each must
+    be a member of the space (the error names the gene otherwise). A winner that is already in
+    the table (a preset, a stratified member) keeps its row and gains the seeds."""
+    from search_space import load_arch
+
+    planned = []
+    by_hash = {a.arch: a for a in known}
+    for name, path in searched.items():
+        config = space.decode(space.encode(load_arch(path)))
+        digest = arch_hash(config)
+        planned.append(by_hash.get(digest) or PlannedArch(digest, "searched", name, config))
+    return planned
+
+
 def plan_runs(
     archs: list[PlannedArch],
     n_seeded: int = 4,
     seeds: int = 3,
     seed: int = 0,
     seeded_presets: tuple[str, ...] = ("litepose_xs", "litepose_s"),
+    searched: list[PlannedArch] = (),
 ) -> list[PlannedRun]:
     """Seed 0 of every architecture and seeds 1.. of ``n_seeded`` of them: ``seeded_presets``
     (the search-quality table compares with them, with an SD), then stratified members spread
@@ -174,7 +192,11 @@ def plan_runs(
     runs = [PlannedRun(a, 0) for a in archs]
     runs += [PlannedRun(a, s) for a in seeded for s in range(1, seeds)]
     order = np.random.default_rng(seed).permutation(len(runs))
-    return [runs[i] for i in order]
+    runs = [runs[i] for i in order]
+    # Searched winners come after the table (they are added once a search has run), all seeds.
+    planned = {r.key for r in runs}
+    extra = [PlannedRun(a, s) for a in searched for s in range(seeds)]
+    return runs + [r for r in dict.fromkeys(extra) if r.key not in planned]
 
 
 class RunRecords:
@@ -239,6 +261,34 @@ def summarize(records: list[dict]) -> pd.DataFrame:
     table["seconds"] = grouped["seconds"].mean()
     table["config"] = first["config"]
     return table.reset_index().sort_values("gmacs_paper").reset_index(drop=True)
+
+
+def search_quality(table: pd.DataFrame, budgets: dict[str, float], searched: dict[str, str]):
+    """Per budget (name -> paper GMACs): the searched winner, the LitePose preset of that budget,
+    the best and the median of the random feasible members near it (kind ``near_<budget>``),
+    AP with SD over seeds and paper GMACs. ``searched`` maps budget names to winner names."""
+    rows = []
+    for budget, gmacs in budgets.items():
+        row: dict = {"budget": f"{budget} ({gmacs:g} G)"}
+        for label, part in (
+            ("searched", table[table["name"] == searched.get(budget, "")]),
+            ("preset", table[table["name"] == f"litepose_{budget.lower()}"]),
+        ):
+            if len(part):
+                hit = part.iloc[0]
+                row.update({
+                    f"{label}_AP": hit["AP"], f"{label}_SD": hit["AP_sd"],
+                    f"{label}_seeds": int(hit["n_seeds"]), f"{label}_GMACs": hit["gmacs_paper"],
+                })  # fmt: skip
+        near = table[(table["kind"] == f"near_{budget}") & (table["gmacs_paper"] <= gmacs)]
+        if len(near):
+            best = near.loc[near["AP"].idxmax()]
+            row.update({
+                "random_n": len(near), "random_best_AP": best["AP"],
+                "random_best_GMACs": best["gmacs_paper"], "random_median_AP": near["AP"].median(),
+            })  # fmt: skip
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def load_table(path: str | Path) -> pd.DataFrame:

@@ -11,6 +11,7 @@ import pandas as pd
 
 from evaluators.macs_fast import fast_macs
 from search.ground_truth import plan_architectures, plan_runs
+from search_space import save_arch
 from search_space.space import LitePoseSpace, largest_member_of
 
 REPO = Path(__file__).resolve().parents[1]
@@ -38,7 +39,7 @@ def test_plan_stratifies_over_paper_macs_and_seeds_the_presets():
     assert len(runs) == len(archs) + 3 * 2 and len({r.key for r in runs}) == len(runs)
 
 
-def _run(tmp_path: Path) -> subprocess.CompletedProcess:
+def _run(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess:
     tiny = [
         "n_stratified=2", "n_above=1", "cap_gmacs=3.0", "top_gmacs=9.0", "near_budgets=[XS]",
         "n_near=1", "presets=[litepose_xs]", "seeded_presets=[litepose_xs]", "n_seeded=2",
@@ -49,7 +50,7 @@ def _run(tmp_path: Path) -> subprocess.CompletedProcess:
         f"run_dir={tmp_path / 'gt'}", "progress=false",
     ]  # fmt: skip
     return subprocess.run(
-        [sys.executable, "-m", "experiments.ground_truth", *tiny],
+        [sys.executable, "-m", "experiments.ground_truth", *tiny, *extra],
         cwd=REPO, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
 
@@ -77,6 +78,15 @@ def test_runner_writes_the_table_and_a_rerun_trains_only_what_is_missing(tmp_pat
     assert rerun[:5] == records[:5] and len(rerun) == 7
     assert {json.loads(x)["key"] for x in rerun} == {json.loads(x)["key"] for x in records}
     assert len(json.loads((tmp_path / "gt" / "run.json").read_text())["sessions"]) == 2
+
+    # A search winner joins the table with every seed, and search_quality compares it.
+    winner = tmp_path / "winner.json"
+    save_arch(SPACE.decode({n: c[1] for n, c in SPACE.choices().items()}), winner)
+    searched = _run(tmp_path, f"+searched.searched_XS={winner}")
+    assert searched.returncode == 0, searched.stderr[-3000:]
+    assert "7 finished, 2 to train" in searched.stdout
+    quality = pd.read_csv(tmp_path / "gt" / "search_quality.csv")
+    assert quality.loc[0, "searched_seeds"] == 2 and quality.loc[0, "random_n"] <= 1
 
 
 def test_a_partial_record_line_is_a_clear_error(tmp_path):
