@@ -162,8 +162,6 @@ def searched_archs(
     """Winners of searches (name -> arch file), to be trained under the same schedule; each must
     be a member of the space (the error names the gene otherwise). A winner that is already in
     the table (a preset, a stratified member) keeps its row and gains the seeds."""
-    from search_space import load_arch
-
     planned = []
     by_hash = {a.arch: a for a in known}
     for name, path in searched.items():
