@@ -3,28 +3,43 @@
     python -m experiments.export arch=litepose_s out=exports/litepose_s
     python -m experiments.export arch=my/arch.json out=exports/x supernet=run/checkpoints/last.pt
     python -m experiments.export checkpoint=outputs/demo/checkpoints/best.pt out=exports/demo
+    python -m experiments.export checkpoint=... out=... precision=int8 dataset=synthetic_demo
 
 ``arch`` is a preset name or an architecture file (our JSON / YAML or the LitePose release's JSON).
 With ``supernet`` the weights are sliced from a supernet checkpoint (the architecture must be a
 member of it); without, the network is freshly initialised (for deployment and latency checks).
 ``checkpoint`` instead takes architecture and weights from a trained model: a training checkpoint,
 a ``model.pt`` or a standalone folder (``experiments.import_release`` writes one).
+
+``precision=fp16`` / ``int8`` (or both: ``precision=[fp16,int8]``) also writes ``model.fp16.onnx``
+/ ``model.int8.onnx`` beside ``model.onnx`` (``models.precision``; docs/deployment.md has what each
+costs in AP and time); copies left in the folder by an earlier export are removed, since they may
+hold other weights. INT8 calibrates on ``calibration_images`` training images of ``dataset`` (give
+the one the model was trained on), spread evenly over the split and preprocessed as at test time.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import hydra
+import numpy as np
 from hydra.core.config_store import ConfigStore
+from torch import nn
 
+from bottomup.datasets import DatasetError
+from bottomup.transforms import resize_for_test
 from experiments.cli import fail_clearly
+from experiments.train import load_datasets
 from models import build_model
-from models.io import load_standalone, save_standalone
-from search_space import ArchConfigError, resolve_arch
+from models.io import ONNX_FILE, load_standalone, save_standalone
+from models.precision import PRECISIONS, check_precision, convert, precision_path
+from search_space import ArchConfig, ArchConfigError, resolve_arch
 from supernet.checkpoint import load_supernet
 from training.checkpoint import CheckpointError
+from training.distributed import DistContext
 
 
 @dataclass
@@ -34,34 +49,61 @@ class ExportConfig:
     supernet: str | None = None
     checkpoint: str | None = None
     onnx: bool = True
+    precision: Any = "fp32"  # fp16, int8 or a list of them: also model.<precision>.onnx
+    calibration_images: int = 64  # INT8 only: training images of `dataset` it calibrates on
+    dataset: Any = None  # the config group (experiments/conf/dataset)
 
 
 ConfigStore.instance().store(name="export_schema", node=ExportConfig)
 
 
 def export(cfg: ExportConfig) -> Path:
+    precisions = [cfg.precision] if isinstance(cfg.precision, str) else list(cfg.precision)
+    for precision in precisions:
+        check_precision(precision)
+    if set(precisions) - {"fp32"} and not cfg.onnx:
+        raise ValueError(f"precision={precisions} converts the ONNX model: drop onnx=false")
+    if cfg.calibration_images < 1:
+        raise ValueError(f"calibration_images={cfg.calibration_images}: must be >= 1")
+    model, config = _model(cfg)
+    folder = Path(cfg.out)
+    for stale in PRECISIONS[1:]:
+        precision_path(folder / ONNX_FILE, stale).unlink(missing_ok=True)
+    save_standalone(model, config, folder, onnx=cfg.onnx)
+    calibration = calibration_images(cfg, config) if "int8" in precisions else ()
+    for precision in precisions:
+        convert(folder / ONNX_FILE, precision, calibration)
+    return folder
+
+
+def _model(cfg: ExportConfig) -> tuple[nn.Module, ArchConfig]:
     if cfg.checkpoint:
         if cfg.arch or cfg.supernet:
             raise ValueError(
                 "checkpoint= carries its own architecture and weights: give it without arch= "
                 "and supernet="
             )
-        model, config = load_standalone(cfg.checkpoint)
-        return save_standalone(model, config, cfg.out, onnx=cfg.onnx)
+        return load_standalone(cfg.checkpoint)
     if not cfg.arch:
         raise ValueError("give arch=<preset or arch file> or checkpoint=<trained model>")
     config = resolve_arch(cfg.arch)
     if cfg.supernet:
-        supernet = load_supernet(cfg.supernet)
-        model = supernet.export(config)
-    else:
-        model = build_model(config)
-    return save_standalone(model, config, cfg.out, onnx=cfg.onnx)
+        return load_supernet(cfg.supernet).export(config), config
+    return build_model(config), config
+
+
+def calibration_images(cfg: ExportConfig, config: ArchConfig) -> list[np.ndarray]:
+    """``cfg.calibration_images`` training images, evenly spaced over the split, each
+    ``(3, H, W)`` normalised at the model's input size as at test time (``resize_for_test``)."""
+    train, _ = load_datasets(cfg, True, DistContext())
+    count = min(cfg.calibration_images, len(train))
+    picks = np.linspace(0, len(train) - 1, count).round().astype(int)
+    return [resize_for_test(train[int(i)].image, config.input_size)[0].numpy() for i in picks]
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="export")
 def main(cfg: ExportConfig) -> None:
-    errors = (ArchConfigError, CheckpointError, FileNotFoundError, ValueError)
+    errors = (ArchConfigError, CheckpointError, DatasetError, FileNotFoundError, ValueError)
     with fail_clearly("export", *errors):
         folder = export(cfg)
     print(f"exported to {folder}")

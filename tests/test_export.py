@@ -117,3 +117,77 @@ def test_a_supernet_checkpoint_is_not_a_standalone_model(tmp_path):
     path = save_checkpoint({"model": net.state_dict(), **supernet_state(net)}, tmp_path / "s.pt")
     with pytest.raises(CheckpointError, match="supernet checkpoint: export a member first"):
         load_standalone(path)
+
+
+TINY_DATA = (
+    "dataset.synthetic.num_train=6",
+    "dataset.synthetic.num_val=2",
+    "dataset.synthetic.image_size=64",
+)
+
+
+def _perturbed_folder(path: Path) -> Path:
+    """A 64-px LitePose-XS with BN statistics and weights away from their initial values, so
+    that outputs are not ~0 and quantization error shows."""
+    config = get_preset("litepose_xs", input_size=64)
+    torch.manual_seed(0)
+    model = build_model(config).eval()
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.1, 0.1)
+            module.running_var.uniform_(0.5, 1.5)
+        elif isinstance(module, torch.nn.Conv2d) and module.weight.std() < 0.01:
+            torch.nn.init.normal_(module.weight, std=0.05)  # output convs start near zero
+    return save_standalone(model, config, path, onnx=False)
+
+
+def _compose_export(*overrides: str):
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(str(REPO / "experiments" / "conf"), version_base="1.3"):
+        return compose("export", overrides=list(overrides))
+
+
+def test_reduced_precision_copies_compute_what_fp32_does(tmp_path):
+    from experiments.export import calibration_images, export
+
+    source = _perturbed_folder(tmp_path / "trained")
+    out = tmp_path / "out"
+    cfg = _compose_export(
+        f"checkpoint={source}", f"out={out}", "precision=[fp16,int8]", "calibration_images=4",
+        f"dataset.root={tmp_path / 'data'}", *TINY_DATA,
+    )  # fmt: skip
+    export(cfg)
+    image = calibration_images(cfg, load_standalone(out)[1])[0][None]  # a training image
+    outputs = {}
+    for name in ("model.onnx", "model.fp16.onnx", "model.int8.onnx"):
+        session = onnxruntime.InferenceSession(str(out / name))
+        assert [i.type for i in session.get_inputs()] == ["tensor(float)"]
+        outputs[name] = session.run(None, {"image": image})
+    graph = {n: onnx.load(str(out / n)).graph for n in ("model.fp16.onnx", "model.int8.onnx")}
+    weights = [t for t in graph["model.fp16.onnx"].initializer if len(t.dims) == 4]
+    assert weights and all(t.data_type == onnx.TensorProto.FLOAT16 for t in weights)
+    int8_ops = [n.op_type for n in graph["model.int8.onnx"].node]
+    assert "QuantizeLinear" in int8_ops and "DequantizeLinear" in int8_ops
+    scales = {t.name: len(t.dims) for t in graph["model.int8.onnx"].initializer}
+    per_channel = [
+        n for n in graph["model.int8.onnx"].node
+        if n.op_type == "DequantizeLinear" and scales.get(n.input[1]) == 1
+    ]  # fmt: skip
+    assert per_channel, "weights should carry one scale per output channel"
+    for name, tolerance in (("model.fp16.onnx", 0.005), ("model.int8.onnx", 0.08)):
+        for ref, low in zip(outputs["model.onnx"], outputs[name], strict=True):
+            assert np.abs(low - ref).max() <= tolerance * np.abs(ref).max(), name
+
+
+def test_reexport_removes_copies_of_other_weights_and_bad_precisions_fail(tmp_path):
+    (tmp_path / "out").mkdir()
+    stale = tmp_path / "out" / "model.int8.onnx"
+    stale.write_bytes(b"old weights")
+    result = _export("arch=litepose_xs", f"out={tmp_path / 'out'}", "precision=fp16")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "out" / "model.fp16.onnx").exists() and not stale.exists()
+    result = _export("arch=litepose_xs", f"out={tmp_path / 'x'}", "precision=fp8")
+    assert result.returncode == 2 and "'int8'" in result.stderr
+    result = _export("arch=litepose_xs", f"out={tmp_path / 'y'}", "precision=int8", "onnx=false")
+    assert result.returncode == 2 and "drop onnx=false" in result.stderr
