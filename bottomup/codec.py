@@ -14,16 +14,20 @@ by a fraction of a cell (a 0.9-px bias of flip-tested predictions at 128 px).
 
 ``decode`` (HigherHRNet's inference, section 6 of the reference): the 1/4 heatmaps upsampled to
 1/2 and averaged with the 1/2 heatmaps; with a flipped pass, heatmaps averaged with the flipped-
-back ones and the flipped-back tags appended; 5x5 max-pool NMS; top 30 per joint; grouping by tags
-(``grouping.py``); quarter-pixel adjustment towards the higher neighbour; refinement of missing
-joints from the heatmap and the person's mean tag; person score = mean joint heat; coordinates
-mapped back to the original image.
+back ones and the flipped-back tags appended; 5x5 max-pool NMS and top 30 per joint
+(``peaks.py``); grouping by tags (``grouping.py``); refinement of missing joints from the heatmap
+and the person's mean tag, and a sub-cell step per joint (``refinement.py``); a person score;
+coordinates mapped back to the original image. ``DecodeOptions`` chooses the refinement, the
+sub-cell step (HigherHRNet's quarter cell, DarkPose's Taylor step, none) and the score (mean
+joint heat after refinement, or the reference's: before it).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -32,7 +36,36 @@ from torch import Tensor
 
 from bottomup.grouping import group_batch
 from bottomup.keypoints import KeypointLayout
+from bottomup.peaks import find_peaks, top_candidates
+from bottomup.refinement import adjust_dark, adjust_quarter_pixel, refine_missing
 from bottomup.transforms import input_to_original
+
+ADJUSTS = ("quarter", "dark", "none")
+SCORES = ("refined", "grouped")
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    """How persons are decoded from the maps (evaluation passes these through).
+
+    ``refine``: fill each person's missing joints from the heatmap and its mean tag.
+    ``adjust``: the sub-cell step of each joint: ``"quarter"`` (HigherHRNet's quarter cell
+    towards the higher neighbour), ``"dark"`` (DarkPose's Taylor step on the smoothed log
+    heatmap) or ``"none"``.
+    ``score``: a person's score, the mean heat over all joints: ``"refined"`` after refinement
+    (refined joints count with their heat), or ``"grouped"`` before it (missing joints count 0),
+    as HigherHRNet and LitePose score. ``docs/codec.md`` says why ``"refined"`` is the default.
+    """
+
+    refine: bool = True
+    adjust: str = "quarter"
+    score: str = "refined"
+
+    def __post_init__(self) -> None:
+        if self.adjust not in ADJUSTS:
+            raise ValueError(f"DecodeOptions.adjust: {self.adjust!r} is not one of {ADJUSTS}")
+        if self.score not in SCORES:
+            raise ValueError(f"DecodeOptions.score: {self.score!r} is not one of {SCORES}")
 
 
 @dataclass(frozen=True)
@@ -46,8 +79,15 @@ class CodecConfig:
     top_k: int = 30
     detection_threshold: float = 0.1
     tag_threshold: float = 1.0
-    refine: bool = True
-    adjust: bool = True
+    decode: DecodeOptions = field(default_factory=DecodeOptions)
+
+    def __post_init__(self) -> None:
+        if self.detection_threshold < 0:
+            # Candidates below it are never looked at (``peaks.py``): a negative threshold
+            # would ask for cells that are not peaks.
+            raise ValueError(
+                f"CodecConfig.detection_threshold must be >= 0, got {self.detection_threshold}"
+            )
 
 
 class HeatmapTagCodec:
@@ -148,62 +188,85 @@ class HeatmapTagCodec:
         heat, tags = self.maps(outputs, flip_outputs)
         return self.decode_maps([(heat[n], tags[n], scale) for n in range(heat.shape[0])])
 
-    def decode_maps(self, images: Sequence[tuple[Tensor, Tensor, float]]) -> list[list[dict]]:
+    def decode_maps(
+        self,
+        images: Sequence[tuple[Tensor, Tensor, float]],
+        timings: dict[str, float] | None = None,
+    ) -> list[list[dict]]:
         """Persons of each image from its ``maps`` (heat (K, H, W), tags (K, D', H, W), scale).
 
         Images may differ in size: grouping only sees each image's top-k candidates, so all of
         them are grouped in one ``group_batch`` call (the part the reference loops over).
+        ``timings``, when given, gets each phase's seconds added (``PHASES``; for benchmarks).
         """
         if not images:
             return []
         cfg = self.config
-        found = [self._candidates(heat, tags) for heat, tags, _ in images]
-        grouped = group_batch(
-            *(np.stack(arrays) for arrays in zip(*found, strict=True)),
-            cfg.detection_threshold,
-            cfg.tag_threshold,
-        )  # per image (P, K, 3 + D'): x, y, heat, tag
-        return [
-            self._finish(persons, heat.numpy(), tags.numpy(), scale)
-            for persons, (heat, tags, scale) in zip(grouped, images, strict=True)
-        ]
-
-    def _candidates(self, heat: Tensor, tags: Tensor) -> tuple[np.ndarray, ...]:
-        """Peak NMS and top-k per joint: tags (K, C, D'), locations (K, C, 2) x, y, heat (K, C)."""
-        cfg = self.config
-        k, h, w = heat.shape
-        pad = cfg.nms_kernel // 2
-        maxima = F.max_pool2d(heat[None], cfg.nms_kernel, 1, pad)[0] == heat
-        # Two maxima within one window must be equal (each bounds the other), e.g. a joint
-        # exactly between two cells: keep the first in raster order, not both (a duplicate
-        # candidate becomes a phantom one-joint person).
-        order = torch.arange(h * w, dtype=heat.dtype).reshape(1, h, w).expand(k, h, w)
-        ranked = torch.where(maxima, -order, torch.tensor(-float(h * w), dtype=heat.dtype))
-        first = F.max_pool2d(ranked[None], cfg.nms_kernel, 1, pad)[0] == ranked
-        peaks = heat * (maxima & first)
-        vals, idx = peaks.reshape(k, -1).topk(min(cfg.top_k, h * w), dim=1)
-        ys, xs = (idx // w).numpy(), (idx % w).numpy()
-        flat_tags = tags.reshape(k, tags.shape[1], h * w)
-        tag_k = torch.gather(flat_tags, 2, idx[:, None, :].expand(-1, tags.shape[1], -1))
-        locations = np.stack([xs, ys], -1).astype(np.float32)
-        return tag_k.permute(0, 2, 1).numpy(), locations, vals.numpy()
+        clock = _PhaseClock(timings)
+        maps = [(heat.numpy(), tags.numpy()) for heat, tags, _ in images]
+        with clock("nms"):
+            peaks = [find_peaks(heat, cfg.nms_kernel, cfg.detection_threshold) for heat, _ in maps]
+        with clock("top-k"):
+            found = [
+                top_candidates(heat, tags, image_peaks, cfg.top_k)
+                for (heat, tags), image_peaks in zip(maps, peaks, strict=True)
+            ]
+        with clock("grouping"):
+            grouped = group_batch(
+                np.stack([c.tags for c in found]),
+                np.stack([c.locations for c in found]),
+                np.stack([c.heat for c in found]),
+                cfg.detection_threshold,
+                cfg.tag_threshold,
+            )  # per image (P, K, 3 + D'): x, y, heat, tag
+        with clock("refinement"):
+            return [
+                self._finish(persons, heat, tags, scale)
+                for persons, (heat, tags), (*_, scale) in zip(grouped, maps, images, strict=True)
+            ]
 
     def _finish(
         self, persons: np.ndarray, heat: np.ndarray, tags: np.ndarray, scale: float
     ) -> list[dict]:
-        """Refinement, quarter-pixel adjustment and the map back to original pixels."""
+        """Refinement, the sub-cell step, scores and the map back to original pixels."""
         if len(persons) == 0:
             return []
-        if self.config.refine:
+        options = self.config.decode
+        grouped_scores = persons[:, :, 2].mean(axis=1)
+        if options.refine:
             persons = refine_missing(persons, heat, tags)
-        if self.config.adjust:
+        if options.adjust == "quarter":
             persons = adjust_quarter_pixel(persons, heat)
-        out = []
-        for person in persons:
-            keypoints = person[:, :3].copy()
-            keypoints[:, :2] = input_to_original(from_cells(keypoints[:, :2], 2), scale)
-            out.append({"keypoints": keypoints, "score": float(person[:, 2].mean())})
-        return out
+        elif options.adjust == "dark":
+            persons = adjust_dark(persons, heat, self.config.sigma)
+        scores = grouped_scores if options.score == "grouped" else persons[:, :, 2].mean(axis=1)
+        keypoints = persons[:, :, :3].copy()
+        keypoints[:, :, :2] = input_to_original(from_cells(keypoints[:, :, :2], 2), scale)
+        return [
+            {"keypoints": person, "score": float(score)}
+            for person, score in zip(keypoints, scores, strict=True)
+        ]
+
+
+PHASES = ("nms", "top-k", "grouping", "refinement")
+
+
+class _PhaseClock:
+    """Adds the seconds spent in each ``with clock(name):`` block to a dict, if one is given."""
+
+    def __init__(self, timings: dict[str, float] | None):
+        self.timings = timings
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        if self.timings is None:
+            yield
+            return
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - start
 
 
 def to_cells(xy: np.ndarray, stride: int) -> np.ndarray:
@@ -214,46 +277,6 @@ def to_cells(xy: np.ndarray, stride: int) -> np.ndarray:
 def from_cells(uv: np.ndarray, stride: int) -> np.ndarray:
     """Cells of a stride-``stride`` map -> input pixel-centre coordinates."""
     return uv * stride + (stride - 1) / 2
-
-
-def adjust_quarter_pixel(persons: np.ndarray, heat: np.ndarray) -> np.ndarray:
-    """Move each found joint a quarter pixel towards its higher neighbour, per axis."""
-    out = persons.copy()
-    k, h, w = heat.shape
-    p_idx, j_idx = np.nonzero(out[:, :, 2] > 0)
-    x = out[p_idx, j_idx, 0].astype(np.int64)
-    y = out[p_idx, j_idx, 1].astype(np.int64)
-    right = heat[j_idx, y, np.minimum(x + 1, w - 1)]
-    left = heat[j_idx, y, np.maximum(x - 1, 0)]
-    down = heat[j_idx, np.minimum(y + 1, h - 1), x]
-    up = heat[j_idx, np.maximum(y - 1, 0), x]
-    out[p_idx, j_idx, 0] = x + np.where(right > left, 0.25, -0.25)
-    out[p_idx, j_idx, 1] = y + np.where(down > up, 0.25, -0.25)
-    return out
-
-
-def refine_missing(persons: np.ndarray, heat: np.ndarray, tags: np.ndarray) -> np.ndarray:
-    """Fill each person's undetected joints with the best location on that joint's heatmap,
-    penalised by the rounded distance of its tag to the person's mean tag (as HigherHRNet)."""
-    out = persons.copy()
-    k, d, h, w = tags.shape
-    found = out[:, :, 2] > 0
-    for p in range(len(out)):
-        if found[p].all() or not found[p].any():
-            continue
-        joints = np.nonzero(found[p])[0]
-        xs = out[p, joints, 0].astype(np.int64)
-        ys = out[p, joints, 1].astype(np.int64)
-        mean_tag = tags[joints, :, ys, xs].mean(axis=0)  # (D,)
-        missing = np.nonzero(~found[p])[0]
-        distance = np.sqrt(((tags[missing] - mean_tag[None, :, None, None]) ** 2).sum(axis=1))
-        score = heat[missing] - np.round(distance)  # (M, H, W)
-        best = score.reshape(len(missing), -1).argmax(axis=1)
-        by, bx = best // w, best % w
-        out[p, missing, 0] = bx
-        out[p, missing, 1] = by
-        out[p, missing, 2] = heat[missing, by, bx]
-    return out
 
 
 def to_coco_results(persons: list[dict], image_id: int, category_id: int = 1) -> list[dict]:

@@ -2,8 +2,9 @@
 
 Test-time processing follows the reference: the short side goes to the model's input size (sides
 rounded up to multiples of 64), a horizontally flipped pass is averaged in when ``flip`` is set,
-the codec decodes (grouping 32 images at a time) and maps back to original pixels, and each
-image keeps its 20 best persons (the AP evaluators' maxDets).
+the codec decodes (grouping 32 images at a time; ``decode`` chooses refinement, the sub-cell step
+and the person score, see ``bottomup.codec.DecodeOptions``) and maps back to original pixels,
+and each image keeps its 20 best persons (the AP evaluators' maxDets).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from bottomup.codec import CodecConfig, HeatmapTagCodec, to_coco_results
+from bottomup.codec import CodecConfig, DecodeOptions, HeatmapTagCodec, to_coco_results
 from bottomup.datasets.coco_format import KeypointDataset
 from bottomup.transforms import resize_for_test
 from evaluators.keypoint_ap import KeypointAP, empty_result, evaluate_keypoints
@@ -30,9 +31,11 @@ def predict(
     flip: bool = True,
     max_images: int | None = None,
     progress: bool = False,
+    decode: DecodeOptions | None = None,
 ) -> list[dict]:
     layout = dataset.keypoint_layout
-    codec = HeatmapTagCodec(CodecConfig(input_size, layout.num_joints, tag_dim), layout)
+    config = CodecConfig(input_size, layout.num_joints, tag_dim, decode=decode or DecodeOptions())
+    codec = HeatmapTagCodec(config, layout)
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -72,9 +75,10 @@ def evaluate_model(
     flip: bool = True,
     max_images: int | None = None,
     progress: bool = False,
+    decode: DecodeOptions | None = None,
 ) -> KeypointAP:
     """AP of ``model`` on the first ``max_images`` images of ``dataset`` (default: all)."""
-    results = predict(model, dataset, input_size, tag_dim, flip, max_images, progress)
+    results = predict(model, dataset, input_size, tag_dim, flip, max_images, progress, decode)
     layout = dataset.keypoint_layout.name
     if not results:
         return empty_result(layout)
