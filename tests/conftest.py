@@ -15,18 +15,23 @@ TESTS = Path(__file__).resolve().parent
 if str(TESTS) not in sys.path:
     sys.path.insert(0, str(TESTS))
 
-SHARED_DATA = TESTS.parents[1] / "shared" / "data"
+# Copies of the real COCO / CrowdPose fixtures (4 COCO images, 2 CrowdPose images, 300 CrowdPose
+# val annotations, golden numbers; each folder's SOURCE.md says where they come from), kept in the
+# repository so that the suite passes in a clone anywhere.
+REAL_DATA = TESTS / "data"
 
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """The real COCO / CrowdPose fixtures in ../shared/data beside the checkout."""
-    if not SHARED_DATA.is_dir():
-        raise FileNotFoundError(
-            f"real fixtures are missing: expected {SHARED_DATA} (the shared/ folder beside the "
-            "repository checkout)"
-        )
-    return SHARED_DATA
+    """The real COCO / CrowdPose fixtures (``tests/data``)."""
+    missing = [
+        name
+        for name in ("coco_kpt_mini", "crowdpose_mini", "crowdpose_valsub")
+        if not (REAL_DATA / name).is_dir()
+    ]
+    if missing:
+        raise FileNotFoundError(f"real fixtures {missing} are missing from {REAL_DATA}")
+    return REAL_DATA
 
 
 def free_port() -> int:
