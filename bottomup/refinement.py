@@ -11,7 +11,9 @@ person lacks has heat 0) and its maps ``heat (K, H, W)``, ``tags (K, D, H, W)``.
   Representation for Human Pose Estimation"): the heatmap is smoothed with the training targets'
   Gaussian (so that it is close to one even where the network's is not), its log is taken (the
   log of a Gaussian is a quadratic, so a second-order Taylor expansion at the maximum is exact
-  for it), and each joint moves by the Newton step ``-H^-1 g`` of that expansion.
+  for it), and each joint moves by the Newton step ``-H^-1 g`` of that expansion. Smoothing
+  blurs two close peaks of one joint type together, so there (two persons' same joints within
+  about 10 px at 1/2 resolution) the step can be worse than the quarter cell.
 """
 
 from __future__ import annotations
@@ -109,21 +111,24 @@ def adjust_quarter_pixel(persons: np.ndarray, heat: np.ndarray) -> np.ndarray:
 
 def adjust_dark(persons: np.ndarray, heat: np.ndarray, sigma: float) -> np.ndarray:
     """Move each found joint by DarkPose's Taylor step on the log of the heatmap smoothed with a
-    Gaussian of ``sigma`` cells (cut at 3 sigma, zero beyond the map).
+    Gaussian of ``sigma`` cells (cut at 3 sigma).
 
-    The step is taken where the smoothed log-heat curves down in every direction at the joint's
-    cell (a negative definite Hessian) and is clipped to one cell per axis; elsewhere (a flat or
+    The step is taken where the log-heat curves down in every direction at the joint's cell (a
+    negative definite Hessian) and is clipped to one cell per axis; elsewhere (a flat or
     saddle-shaped neighbourhood, where the quadratic model says nothing) the joint stays on its
-    cell. Only the 3x3 cells around each joint are smoothed, which gives the values a smoothing
-    of the whole map would.
+    cell. Near the map's edge, where the smoothing would need cells beyond it, the unsmoothed
+    heatmap is used: taking those cells as zero pulls joints inwards (``docs/codec.md``). A
+    joint on the edge itself takes the step from the neighbouring cell inside (from any cell,
+    the Newton step of a quadratic lands on its maximum).
     """
     out = persons.copy()
     p_idx, j_idx = np.nonzero(out[:, :, 2] > 0)
-    if len(p_idx) == 0:
+    _, h, w = heat.shape
+    if len(p_idx) == 0 or h < 3 or w < 3:
         return out
-    x = out[p_idx, j_idx, 0].astype(np.int64)
-    y = out[p_idx, j_idx, 1].astype(np.int64)
-    f = np.log(np.maximum(_smoothed_neighbourhoods(heat, j_idx, y, x, sigma), LOG_FLOOR))
+    x = np.clip(out[p_idx, j_idx, 0].astype(np.int64), 1, w - 2)
+    y = np.clip(out[p_idx, j_idx, 1].astype(np.int64), 1, h - 2)
+    f = np.log(np.maximum(_neighbourhoods(heat, j_idx, y, x, sigma), LOG_FLOOR))
     dx = (f[:, 1, 2] - f[:, 1, 0]) / 2
     dy = (f[:, 2, 1] - f[:, 0, 1]) / 2
     dxx = f[:, 1, 2] - 2 * f[:, 1, 1] + f[:, 1, 0]
@@ -139,10 +144,12 @@ def adjust_dark(persons: np.ndarray, heat: np.ndarray, sigma: float) -> np.ndarr
     return out
 
 
-def _smoothed_neighbourhoods(
+def _neighbourhoods(
     heat: np.ndarray, joint: np.ndarray, y: np.ndarray, x: np.ndarray, sigma: float
 ) -> np.ndarray:
-    """(n, 3, 3) Gaussian-smoothed heat around each (joint, y, x), float64."""
+    """(n, 3, 3) float64 heat around each (joint, y, x) (not on the map's edge): Gaussian-smoothed
+    where the smoothing stays inside the map, as it is elsewhere. Only these 3x3 cells are
+    smoothed, to the values a smoothing of the whole map would give."""
     radius = int(np.ceil(3 * sigma))
     taps = np.exp(-(np.arange(-radius, radius + 1) ** 2) / (2 * sigma**2))
     taps /= taps.sum()
@@ -151,4 +158,8 @@ def _smoothed_neighbourhoods(
     size = 2 * pad + 1
     windows = sliding_window_view(padded, (size, size), axis=(1, 2))[joint, y, x]
     rows = sliding_window_view(windows, 2 * radius + 1, axis=2) @ taps  # (n, size, 3)
-    return sliding_window_view(rows, 2 * radius + 1, axis=1) @ taps
+    smoothed = sliding_window_view(rows, 2 * radius + 1, axis=1) @ taps
+    _, h, w = heat.shape
+    inside = (y >= pad) & (x >= pad) & (y < h - pad) & (x < w - pad)
+    raw = windows[:, radius : radius + 3, radius : radius + 3]
+    return np.where(inside[:, None, None], smoothed, raw)
