@@ -5,7 +5,7 @@ its window is higher, and of two peaks within one window (necessarily equal: eac
 other, e.g. a joint exactly between two cells) only the first in raster order is kept, since a
 duplicate candidate becomes a phantom one-joint person. Written as two max-pools (the second over
 raster ranks, only to break ties) this took 94% of the whole decode; here it is exact and about
-20x cheaper on the same inputs:
+10x cheaper than even one such max-pool (``benchmarks/decode_bench.py``):
 
 * the window maximum is separable: ``kernel - 1`` elementwise maxima of shifted views per axis
   (cells beyond the map do not count, as max-pool's padding), in place, instead of a 2-D pool;
