@@ -7,16 +7,15 @@
   provided a detection whose keypoint scores are all <= 0 gets them raised to 1e-6 first (without
   it xtcocotools drops such detections while crowdposetools matches them, see docs/evaluation.md).
 
-Detections are validated before any library sees them, so an empty list, a NaN, a wrong keypoint
-count or an unknown image id gets an error naming the detection and the field.
+Ground truth and detections are checked before any library sees them
+(:mod:`evaluators.coco_inputs`): what the libraries would score wrongly or fail on gets an error
+naming the file or detection and the field.
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
-import json
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,16 +25,19 @@ import pandas as pd
 from pycocotools.coco import COCO as PyCOCO
 from pycocotools.cocoeval import COCOeval as PyCOCOeval
 
-from bottomup.keypoints import CROWDPOSE
+from bottomup.keypoints import CROWDPOSE, get_layout
+from evaluators.coco_inputs import (
+    ResultsError,
+    check_ground_truth,
+    check_results,
+    default_category,
+    read_json,
+)
 
 COCO_STATS = ("AP", "AP50", "AP75", "AP_M", "AP_L", "AR", "AR50", "AR75", "AR_M", "AR_L")
 CROWDPOSE_STATS = ("AP", "AP50", "AP75", "AR", "AR50", "AR75", "AP_easy", "AP_medium", "AP_hard")
 DATASETS = ("coco", "crowdpose")
 ALL_ZERO_SCORE_FLOOR = 1e-6
-
-
-class ResultsError(ValueError):
-    """Detections or ground truth that cannot be scored."""
 
 
 @dataclass(frozen=True)
@@ -54,26 +56,17 @@ class KeypointAP:
 
 
 def load_ground_truth(gt: str | Path | Any, dataset: str):
-    """A COCO index of the ground truth (pycocotools for COCO, xtcocotools for CrowdPose)."""
+    """A COCO index of the ground truth (pycocotools for COCO, xtcocotools for CrowdPose),
+    checked against ``dataset``'s joint layout; an index passed in is checked, not rebuilt."""
+    layout = get_layout(dataset)
     if not isinstance(gt, str | Path):
+        check_ground_truth(gt.dataset, layout, "index")
         return gt
     path = Path(gt)
-    data = _read_json(path, "ground-truth file")
-    missing = [k for k in ("images", "annotations", "categories") if k not in data]
-    if missing:
-        raise ResultsError(f"ground-truth file {path} lacks {missing}: not a COCO-format file")
+    check_ground_truth(read_json(path, "ground-truth file"), layout, str(path))
     with contextlib.redirect_stdout(io.StringIO()):
         # xtcocotools re-reads the file by path for the CrowdPose easy / medium / hard split.
         return _coco_class(dataset)(str(path))
-
-
-def _read_json(path: Path, what: str):
-    if not path.is_file():
-        raise ResultsError(f"{what} {path} does not exist")
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ResultsError(f"{what} {path} is not valid JSON ({err})") from None
 
 
 def _coco_class(dataset: str):
@@ -88,44 +81,10 @@ def load_results(results: str | Path | list[dict]) -> list[dict]:
     if isinstance(results, list):
         return results
     path = Path(results)
-    data = _read_json(path, "results file")
+    data = read_json(path, "results file")
     if not isinstance(data, list):
         raise ResultsError(f"results file {path} must hold a JSON list of detections")
     return data
-
-
-def check_results(results: list[dict], gt, num_joints: int) -> None:
-    """Raise :class:`ResultsError` naming the first bad detection and field."""
-    if not results:
-        raise ResultsError("no detections to score: the results list is empty")
-    image_ids = set(gt.getImgIds())
-    for i, det in enumerate(results):
-        if not isinstance(det, dict):
-            raise ResultsError(f"detection {i} is not an object")
-        for key in ("image_id", "keypoints", "score"):
-            if key not in det:
-                raise ResultsError(f"detection {i} has no {key!r}")
-        if det["image_id"] not in image_ids:
-            raise ResultsError(
-                f"detection {i}: image_id {det['image_id']!r} is not in the ground truth"
-            )
-        keypoints = det["keypoints"]
-        if not isinstance(keypoints, list) or len(keypoints) != 3 * num_joints:
-            count = len(keypoints) if isinstance(keypoints, list) else type(keypoints).__name__
-            raise ResultsError(
-                f"detection {i}: keypoints has {count} values, expected "
-                f"{3 * num_joints} (x, y, score for {num_joints} joints)"
-            )
-        values = [*keypoints, det["score"]]
-        if not all(isinstance(v, int | float) and math.isfinite(v) for v in values):
-            raise ResultsError(f"detection {i}: keypoints or score contain NaN, inf or non-numbers")
-
-
-def _num_joints(gt) -> int:
-    for ann in gt.dataset["annotations"]:
-        if "keypoints" in ann:
-            return len(ann["keypoints"]) // 3
-    raise ResultsError("ground truth has no keypoint annotations")
 
 
 def evaluate_keypoints(gt, results, dataset: str, image_ids: list[int] | None = None) -> KeypointAP:
@@ -135,8 +94,8 @@ def evaluate_keypoints(gt, results, dataset: str, image_ids: list[int] | None = 
         raise ResultsError(f"dataset={dataset!r}: must be one of {DATASETS}")
     gt = load_ground_truth(gt, dataset)
     results = load_results(results)
-    check_results(results, gt, _num_joints(gt))
-    results = [{"category_id": 1, **det} for det in results]
+    check_results(results, gt.dataset, get_layout(dataset))
+    results = [{"category_id": default_category(gt.dataset), **det} for det in results]
     with contextlib.redirect_stdout(io.StringIO()):
         if dataset == "coco":
             stats = _coco_stats(gt, results, image_ids)

@@ -78,7 +78,7 @@ def test_real_crowdpose_val_subset_fed_back_scores_one_on_all_splits(shared_data
     "mutate, message",
     [
         (lambda d: d.clear(), "empty"),
-        (lambda d: d[0].__setitem__("score", float("nan")), "detection 0: keypoints or score"),
+        (lambda d: d[0].__setitem__("score", float("nan")), "detection 0: score=nan"),
         (lambda d: d[1]["keypoints"].__setitem__(4, float("inf")), "detection 1"),
         (
             lambda d: d[2].__setitem__("keypoints", d[2]["keypoints"][:-3]),

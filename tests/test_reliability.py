@@ -1,0 +1,211 @@
+"""Every case of docs/reliability.md through the command a user would type: one line, exit 2.
+
+Each case writes its bad input into a temporary folder and returns the command's overrides; the
+test runs the entry point as a user would and checks the exit status, that stderr is one line
+(no traceback) and that the line names what is wrong.
+"""
+
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO / "tests" / "data"
+COCO_GT = DATA / "coco_kpt_mini" / "annotations" / "person_keypoints_mini.json"
+COCO_DETS = DATA / "coco_kpt_mini" / "golden" / "dets_noisy.json"
+CROWDPOSE_GT = DATA / "crowdpose_mini" / "json" / "crowdpose_mini.json"
+CROWDPOSE_DETS = DATA / "crowdpose_mini" / "golden" / "dets_noisy.json"
+
+
+@dataclass(frozen=True)
+class Case:
+    """A bad input, the entry point it is given to, and what the one-line error must say."""
+
+    name: str
+    command: str
+    make: Callable[[Path], list[str]]  # writes the input under the folder, returns overrides
+    expect: str  # a regular expression the error line must match
+
+
+def _write(folder: Path, name: str, data: object) -> Path:
+    path = folder / name
+    path.write_text(json.dumps(data))
+    return path
+
+
+def _dets(change: Callable[[list[dict]], object]) -> Callable[[Path], list[str]]:
+    """Score the COCO fixture's detections after ``change`` against its ground truth."""
+
+    def make(folder: Path) -> list[str]:
+        dets = json.loads(COCO_DETS.read_text())
+        change(dets)
+        return [f"results={_write(folder, 'dets.json', dets)}", f"gt={COCO_GT}", "dataset=coco"]
+
+    return make
+
+
+def _gt(
+    change: Callable[[dict], object], gt: Path = COCO_GT, dets: Path = COCO_DETS
+) -> Callable[[Path], list[str]]:
+    """Score a fixture's detections against its ground truth (COCO unless ``gt`` says) after
+    ``change`` edits the ground truth in place."""
+    dataset = "crowdpose" if gt == CROWDPOSE_GT else "coco"
+
+    def make(folder: Path) -> list[str]:
+        data = json.loads(gt.read_text())
+        change(data)
+        return [f"results={dets}", f"gt={_write(folder, 'gt.json', data)}", f"dataset={dataset}"]
+
+    return make
+
+
+def _fixed(*overrides: str) -> Callable[[Path], list[str]]:
+    return lambda folder: list(overrides)
+
+
+SCORING = [
+    Case(
+        "detection category_id 0 (0-based)",
+        "score",
+        _dets(lambda d: d[0].__setitem__("category_id", 0)),
+        r"detection 0: category_id 0 is not a ground-truth category \[1\]",
+    ),
+    Case(
+        "detection category_id 2",
+        "score",
+        _dets(lambda d: [det.__setitem__("category_id", 2) for det in d]),
+        r"detection 0: category_id 2 is not a ground-truth category",
+    ),
+    Case(
+        "detection coordinate 1e308",
+        "score",
+        _dets(lambda d: d[1]["keypoints"].__setitem__(3, 1e308)),
+        r"detection 1: keypoints\[3\]=1e\+308: a coordinate must lie within \+-1e\+06 px",
+    ),
+    Case(
+        "detection coordinate true",
+        "score",
+        _dets(lambda d: d[2]["keypoints"].__setitem__(0, True)),
+        r"detection 2: keypoints\[0\]=True: must be a finite number",
+    ),
+    Case(
+        "detection score true",
+        "score",
+        _dets(lambda d: d[0].__setitem__("score", True)),
+        r"detection 0: score=True: must be a finite number",
+    ),
+    Case(
+        "detection image_id true",
+        "score",
+        _dets(lambda d: d[0].__setitem__("image_id", True)),
+        r"detection 0: image_id True is not in the ground truth",
+    ),
+    Case(
+        "detection keypoint NaN",
+        "score",
+        _dets(lambda d: d[0]["keypoints"].__setitem__(5, float("nan"))),
+        r"detection 0: keypoints\[5\]=nan: must be a finite number",
+    ),
+    Case(
+        "detection with 14 joints (CrowdPose's) against COCO ground truth",
+        "score",
+        _dets(lambda d: d[3].__setitem__("keypoints", d[3]["keypoints"][:42])),
+        r"detection 3: keypoints has 42 values, expected 51 \(.* 17 joints of dataset=coco\)",
+    ),
+    Case(
+        "ground-truth keypoint NaN",
+        "score",
+        _gt(lambda gt: gt["annotations"][0]["keypoints"].__setitem__(0, float("nan"))),
+        r"annotation 0: keypoints\[0\]=nan: must be a finite number",
+    ),
+    Case(
+        "ground-truth keypoint true",
+        "score",
+        _gt(lambda gt: gt["annotations"][1]["keypoints"].__setitem__(2, True)),
+        r"annotation 1: keypoints\[2\]=True: must be a finite number",
+    ),
+    Case(
+        "ground-truth bbox Infinity",
+        "score",
+        _gt(lambda gt: gt["annotations"][0]["bbox"].__setitem__(2, float("inf"))),
+        r"annotation 0: bbox\[2\]=inf: must be a finite number",
+    ),
+    Case(
+        "ground truth without area (COCO)",
+        "score",
+        _gt(lambda gt: gt["annotations"][3].pop("area")),
+        r"annotation 3: area=None: COCO keypoint AP needs a finite number >= 0",
+    ),
+    Case(
+        "ground truth without bbox",
+        "score",
+        _gt(lambda gt: gt["annotations"][0].pop("bbox")),
+        r"annotation 0 \(id \d+\) has no 'bbox'",
+    ),
+    Case(
+        "ground truth is a number",
+        "score",
+        lambda folder: [f"results={COCO_DETS}", f"gt={_write(folder, 'gt.json', 42)}"],
+        r"must be a JSON object with images, annotations and categories, not a int",
+    ),
+    Case(
+        "ground-truth annotations is a string",
+        "score",
+        _gt(lambda gt: gt.__setitem__("annotations", "none")),
+        r"'annotations' must be a list, not a str",
+    ),
+    Case(
+        "ground-truth annotation is a number",
+        "score",
+        _gt(lambda gt: gt["annotations"].__setitem__(0, 7)),
+        r"annotation 0 must be an object, not 7",
+    ),
+    Case(
+        "CrowdPose ground truth with dataset=coco",
+        "score",
+        _fixed(f"results={CROWDPOSE_DETS}", f"gt={CROWDPOSE_GT}", "dataset=coco"),
+        r"annotation 0 has 14 keypoints \(42 values\), but dataset=coco has 17; "
+        r"is it crowdpose ground truth\? then pass dataset=crowdpose",
+    ),
+    Case(
+        "COCO ground truth with dataset=crowdpose",
+        "score",
+        _fixed(f"results={COCO_DETS}", f"gt={COCO_GT}", "dataset=crowdpose"),
+        r"annotation 0 has 17 keypoints \(51 values\), but dataset=crowdpose has 14; "
+        r"is it coco ground truth\? then pass dataset=coco",
+    ),
+    Case(
+        "CrowdPose image without crowdIndex",
+        "score",
+        _gt(lambda gt: gt["images"][0].pop("crowdIndex"), CROWDPOSE_GT, CROWDPOSE_DETS),
+        r"image 0: crowdIndex=None: CrowdPose's easy / medium / hard split needs a finite number",
+    ),
+]
+
+CASES = SCORING
+
+
+def _run(command: str, overrides: list[str]) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", f"experiments.{command}", *overrides],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
+def test_bad_input_gets_one_clear_line_and_exit_2(case, tmp_path):
+    result = _run(case.command, case.make(tmp_path))
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2, result.stderr
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith(f"{case.command} failed: "), lines[0]
+    assert re.search(case.expect, lines[0]), lines[0]
