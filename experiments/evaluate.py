@@ -26,9 +26,11 @@ from training.distributed import DistContext
 
 
 def run(cfg: DictConfig) -> dict:
+    # The checkpoint first: a missing or refused file should not wait for data generation.
+    loaded = load_standalone(cfg.checkpoint) if cfg.checkpoint else None
     _, val_set = load_datasets(cfg, True, DistContext())
-    if cfg.checkpoint:
-        model, config = load_standalone(cfg.checkpoint)
+    if loaded:
+        model, config = loaded
     elif cfg.arch:
         config = resolve_arch(cfg.arch, num_joints=val_set.keypoint_layout.num_joints)
         model = build_model(config)

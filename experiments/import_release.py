@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import hydra
-import torch
 from hydra.core.config_store import ConfigStore
 from torch import Tensor
 
@@ -30,7 +29,7 @@ from experiments.cli import fail_clearly
 from models import build_model
 from models.io import save_standalone
 from search_space import ArchConfigError, LitePoseConfig, resolve_arch
-from training.checkpoint import CheckpointError
+from training.checkpoint import CheckpointError, read_torch_file
 
 # The release's module names -> ours (models/litepose.py), applied in order to each key.
 RELEASE_RENAMES: tuple[tuple[str, str], ...] = (
@@ -73,13 +72,7 @@ def read_release_weights(path: str | Path) -> dict[str, Tensor]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"weights file {path} does not exist")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # unpickling refused (not plain tensors) or a damaged file
-        raise CheckpointError(
-            f"weights file {path} cannot be read as plain tensors ({type(err).__name__}: "
-            f"{str(err).splitlines()[0] if str(err) else ''})"
-        ) from None
+    state = read_torch_file(path, "weights file", "give the release's .pth file")
     if not isinstance(state, dict):
         raise CheckpointError(f"weights file {path} holds a {type(state).__name__}, not a dict")
     for entry in CHECKPOINT_ENTRIES:

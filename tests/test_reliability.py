@@ -1,11 +1,12 @@
 """Every case of docs/reliability.md through the command a user would type: one line, exit 2.
 
 Each case writes its bad input into a temporary folder and returns the command's overrides; the
-test runs the entry point as a user would and checks the exit status, that stderr is one line
-(no traceback) and that the line names what is wrong.
+test runs the entry point as a user would and checks the exit status, that the error is one line
+(no traceback) naming what is wrong, and that no file given to the command ran code.
 """
 
 import json
+import os
 import re
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO / "tests" / "data"
@@ -188,7 +190,80 @@ SCORING = [
     ),
 ]
 
-CASES = SCORING
+MARKER = "ran.txt"  # what a malicious checkpoint creates in the case's folder if it runs
+
+
+class _RunsCode:
+    """Pickles as a call of ``os.system``: loading it with a full unpickler runs the command."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def _malicious(folder: Path, name: str = "evil.pt") -> Path:
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"format": "posearch-checkpoint-v1", "model": _RunsCode(folder / MARKER)}, path)
+    return path
+
+
+TINY_DATA = [
+    "dataset.synthetic.num_train=6",
+    "dataset.synthetic.num_val=2",
+    "dataset.synthetic.image_size=64",
+]
+REFUSED = r"cannot be read as plain tensors: it holds pickled objects \(.*posix\.system.*\)"
+
+UNTRUSTED = [
+    Case(
+        "malicious checkpoint to evaluate",
+        "evaluate",
+        lambda f: [f"checkpoint={_malicious(f)}", f"dataset.root={f / 'data'}", *TINY_DATA],
+        r"checkpoint .*evil\.pt " + REFUSED,
+    ),
+    Case(
+        "malicious checkpoint to export",
+        "export",
+        lambda f: [f"checkpoint={_malicious(f)}", f"out={f / 'out'}"],
+        r"checkpoint .*evil\.pt " + REFUSED,
+    ),
+    Case(
+        "malicious supernet checkpoint to export",
+        "export",
+        lambda f: ["arch=litepose_xs", f"supernet={_malicious(f)}", f"out={f / 'out'}"],
+        r"checkpoint .*evil\.pt " + REFUSED,
+    ),
+    Case(
+        "malicious last.pt when a training run resumes",
+        "train",
+        lambda f: [
+            f"run_dir={_malicious(f, 'run/checkpoints/last.pt').parents[1]}",
+            f"dataset.root={f / 'data'}",
+            "input_size=64",
+            "trainer.max_steps=1",
+            "trainer.batch_size=2",
+            "trainer.num_workers=0",
+            "trainer.progress=false",
+            *TINY_DATA,
+        ],
+        r"checkpoint .*last\.pt " + REFUSED,
+    ),
+    Case(
+        "malicious release weights to import_release",
+        "import_release",
+        lambda f: [
+            f"arch={DATA / 'litepose_xs_release.json'}",
+            f"weights={_malicious(f, 'evil.pth')}",
+            f"out={f / 'out'}",
+        ],
+        r"weights file .*evil\.pth " + REFUSED,
+    ),
+]
+
+CASES = SCORING + UNTRUSTED
 
 
 def _run(command: str, overrides: list[str]) -> subprocess.CompletedProcess:
@@ -204,8 +279,18 @@ def _run(command: str, overrides: list[str]) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
 def test_bad_input_gets_one_clear_line_and_exit_2(case, tmp_path):
     result = _run(case.command, case.make(tmp_path))
-    lines = result.stderr.strip().splitlines()
     assert result.returncode == 2, result.stderr
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith(f"{case.command} failed: "), lines[0]
-    assert re.search(case.expect, lines[0]), lines[0]
+    assert "Traceback" not in result.stderr, result.stderr
+    # The error is the last line; before it only progress bars (training makes its data first).
+    *before, last = result.stderr.strip().splitlines()
+    assert all("img/s" in line for line in before), result.stderr
+    assert last.startswith(f"{case.command} failed: "), last
+    assert re.search(case.expect, last), last
+    assert not (tmp_path / MARKER).exists(), "a file given to posearch ran code"
+
+
+def test_the_malicious_checkpoint_does_run_code_when_fully_unpickled(tmp_path):
+    """The probe of the untrusted-file cases is real: a full unpickler runs its command."""
+    path = _malicious(tmp_path)
+    torch.load(path, weights_only=False)
+    assert (tmp_path / MARKER).exists()
