@@ -13,9 +13,13 @@ a ``model.pt`` or a standalone folder (``experiments.import_release`` writes one
 
 ``precision=fp16`` / ``int8`` (or both: ``precision=[fp16,int8]``) also writes ``model.fp16.onnx``
 / ``model.int8.onnx`` beside ``model.onnx`` (``models.precision``; docs/deployment.md has what each
-costs in AP and time); copies left in the folder by an earlier export are removed, since they may
-hold other weights. INT8 calibrates on ``calibration_images`` training images of ``dataset`` (give
-the one the model was trained on), spread evenly over the split and preprocessed as at test time.
+costs in AP and time). INT8 calibrates on ``calibration_images`` training images of ``dataset``
+(give the one the model was trained on), spread evenly over the split and preprocessed as at test
+time.
+
+The folder is written whole or not at all: built as a temporary sibling and renamed into place at
+the end (``models.io.staged_folder``). A non-empty ``out=`` is refused unless ``overwrite=true``,
+which replaces it whole, so one folder never holds the files of two exports.
 """
 
 from __future__ import annotations
@@ -34,8 +38,14 @@ from bottomup.transforms import resize_for_test
 from experiments.cli import fail_clearly
 from experiments.train import load_datasets
 from models import build_model
-from models.io import ONNX_FILE, load_standalone, save_standalone
-from models.precision import PRECISIONS, check_precision, convert, precision_path
+from models.io import (
+    ONNX_FILE,
+    check_out_folder,
+    load_standalone,
+    staged_folder,
+    write_standalone,
+)
+from models.precision import check_precision, convert
 from search_space import ArchConfig, ArchConfigError, resolve_arch
 from supernet.checkpoint import load_supernet
 from training.checkpoint import CheckpointError
@@ -46,6 +56,7 @@ from training.distributed import DistContext
 class ExportConfig:
     arch: str | None = None
     out: str = "???"
+    overwrite: bool = False  # replace a non-empty out= whole
     supernet: str | None = None
     checkpoint: str | None = None
     onnx: bool = True
@@ -65,15 +76,14 @@ def export(cfg: ExportConfig) -> Path:
         raise ValueError(f"precision={precisions} converts the ONNX model: drop onnx=false")
     if cfg.calibration_images < 1:
         raise ValueError(f"calibration_images={cfg.calibration_images}: must be >= 1")
+    check_out_folder(cfg.out, cfg.overwrite)
     model, config = _model(cfg)
-    folder = Path(cfg.out)
-    for stale in PRECISIONS[1:]:
-        precision_path(folder / ONNX_FILE, stale).unlink(missing_ok=True)
-    save_standalone(model, config, folder, onnx=cfg.onnx)
     calibration = calibration_images(cfg, config) if "int8" in precisions else ()
-    for precision in precisions:
-        convert(folder / ONNX_FILE, precision, calibration)
-    return folder
+    with staged_folder(cfg.out) as stage:
+        write_standalone(model, config, stage, cfg.onnx)
+        for precision in precisions:
+            convert(stage / ONNX_FILE, precision, calibration)
+    return Path(cfg.out)
 
 
 def _model(cfg: ExportConfig) -> tuple[nn.Module, ArchConfig]:

@@ -27,7 +27,7 @@ from torch import Tensor
 
 from experiments.cli import fail_clearly
 from models import build_model
-from models.io import save_standalone
+from models.io import OutputFolderError, check_out_folder, staged_folder, write_standalone
 from search_space import ArchConfigError, LitePoseConfig, resolve_arch
 from training.checkpoint import CheckpointError, read_torch_file
 
@@ -60,6 +60,7 @@ class ImportReleaseConfig:
     arch: str = "???"
     weights: str = "???"
     out: str = "???"
+    overwrite: bool = False  # replace a non-empty out= whole
     onnx: bool = True
 
 
@@ -141,6 +142,7 @@ def head_sizes(release: dict[str, Tensor]) -> tuple[int, int]:
 
 
 def import_release(cfg: ImportReleaseConfig) -> Path:
+    check_out_folder(cfg.out, cfg.overwrite)
     release = read_release_weights(cfg.weights)
     config = resolve_arch(cfg.arch)
     if not isinstance(config, LitePoseConfig):
@@ -149,12 +151,20 @@ def import_release(cfg: ImportReleaseConfig) -> Path:
     config = dataclasses.replace(config, num_joints=joints, tag_dim=tag_dim)
     model = build_model(config)
     model.load_state_dict(map_release_state(release, model.state_dict()))
-    return save_standalone(model.eval(), config, cfg.out, onnx=cfg.onnx)
+    with staged_folder(cfg.out) as stage:
+        write_standalone(model.eval(), config, stage, cfg.onnx)
+    return Path(cfg.out)
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="import_release")
 def main(cfg: ImportReleaseConfig) -> None:
-    errors = (ArchConfigError, CheckpointError, FileNotFoundError, ReleaseImportError)
+    errors = (
+        ArchConfigError,
+        CheckpointError,
+        FileNotFoundError,
+        OutputFolderError,
+        ReleaseImportError,
+    )
     with fail_clearly("import_release", *errors):
         folder = import_release(cfg)
     print(f"imported to {folder}")

@@ -3,12 +3,21 @@
 A folder written here is everything needed to rebuild and run a network without posearch's search
 machinery: the architecture (with its canonical hash) and the weights. The ONNX graph takes images
 of any height and width (multiples of the net's stride), as test-time decoding needs.
+
+A folder is never mixed or half-written: it is built as a temporary sibling and renamed into place
+when complete (:func:`staged_folder`), so a failure or a kill leaves the previous folder as it was,
+and a folder of one model never gains the files of another. The entry points refuse a non-empty
+``out=`` unless ``overwrite=true`` (:func:`check_out_folder`).
 """
 
 from __future__ import annotations
 
 import copy
+import os
+import shutil
 import warnings
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -24,16 +33,84 @@ ARCH_FILE = "arch.json"
 ONNX_FILE = "model.onnx"
 
 
-def save_standalone(
-    model: nn.Module, config: ArchConfig, folder: str | Path, onnx: bool = True
-) -> Path:
+class OutputFolderError(ValueError):
+    """An output folder that would be overwritten or cannot be one."""
+
+
+def check_out_folder(folder: str | Path, overwrite: bool) -> None:
+    """Refuse an ``out=`` that is a file, or a non-empty folder unless ``overwrite`` (which
+    replaces it whole): what it holds is the user's, and mixing two exports misleads."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    if folder.exists() and not folder.is_dir():
+        raise OutputFolderError(f"out={folder} is a file, not a folder")
+    held = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+    if held and not overwrite:
+        shown = ", ".join(held[:5]) + (", ..." if len(held) > 5 else "")
+        raise OutputFolderError(
+            f"out={folder} is not empty (holds {shown}): give overwrite=true to replace it "
+            "whole, or another out="
+        )
+
+
+@contextmanager
+def staged_folder(folder: str | Path, carry: Iterable[str] = ()) -> Iterator[Path]:
+    """An empty temporary sibling of ``folder`` to write into. When the block ends without error
+    it replaces ``folder`` whole (a rename); on an error it is deleted and ``folder`` is left as
+    it was. ``carry``: names of files of the old folder copied in first.
+
+    Between the two renames that swap the folders, a kill leaves the old one as
+    ``.<name>.old-<pid>`` beside where it was; nothing is ever half-written."""
+    folder = Path(folder).absolute()
+    stage = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
+    old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir(parents=True)
+    try:
+        for name in carry:
+            shutil.copy2(folder / name, stage / name)
+        yield stage
+    except BaseException:
+        shutil.rmtree(stage, ignore_errors=True)
+        raise
+    if folder.exists():
+        os.replace(folder, old)
+    os.replace(stage, folder)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def write_standalone(model: nn.Module, config: ArchConfig, folder: Path, onnx: bool) -> None:
+    """The standalone files, written into ``folder`` as they are (see :func:`save_standalone`
+    for a folder written whole)."""
     save_arch(config, folder / ARCH_FILE)
     save_checkpoint({"arch": to_dict(config), "model": model.state_dict()}, folder / MODEL_FILE)
     if onnx:
         export_onnx(model, config, folder / ONNX_FILE)
+
+
+def save_standalone(
+    model: nn.Module, config: ArchConfig, folder: str | Path, onnx: bool = True
+) -> Path:
+    """Write ``folder`` whole (:func:`staged_folder`): the model's files replace any model files
+    it held (an old ``model.onnx`` or ``model.int8.onnx`` is dropped, never left beside other
+    weights); other files (the ``trial.json`` a search writes beside its winners) are kept. The
+    entry points refuse a non-empty ``out=`` first (:func:`check_out_folder`)."""
+    folder = Path(folder)
+    with staged_folder(folder, _companions(folder)) as stage:
+        write_standalone(model, config, stage, onnx)
     return folder
+
+
+def _companions(folder: Path) -> list[str]:
+    """The files of ``folder`` that are not a standalone model's."""
+    check_out_folder(folder, overwrite=True)  # a file is refused
+    if not folder.is_dir():
+        return []
+    own = (ARCH_FILE, MODEL_FILE)
+    return [
+        p.name
+        for p in sorted(folder.iterdir())
+        if p.is_file() and p.name not in own and not p.name.endswith(".onnx")
+    ]
 
 
 def load_standalone(path: str | Path) -> tuple[nn.Module, ArchConfig]:

@@ -12,7 +12,14 @@ import pytest
 import torch
 
 from models import build_model
-from models.io import export_onnx, fold_batchnorm, load_standalone, save_standalone
+from models.io import (
+    OutputFolderError,
+    export_onnx,
+    fold_batchnorm,
+    load_standalone,
+    save_standalone,
+    staged_folder,
+)
 from search_space import arch_hash, get_preset, to_dict
 from supernet import LitePoseSupernet
 from supernet.checkpoint import supernet_state
@@ -180,14 +187,51 @@ def test_reduced_precision_copies_compute_what_fp32_does(tmp_path):
             assert np.abs(low - ref).max() <= tolerance * np.abs(ref).max(), name
 
 
-def test_reexport_removes_copies_of_other_weights_and_bad_precisions_fail(tmp_path):
+def test_reexport_replaces_the_folder_whole_and_bad_precisions_fail(tmp_path):
     (tmp_path / "out").mkdir()
     stale = tmp_path / "out" / "model.int8.onnx"
     stale.write_bytes(b"old weights")
-    result = _export("arch=litepose_xs", f"out={tmp_path / 'out'}", "precision=fp16")
+    refused = _export("arch=litepose_xs", f"out={tmp_path / 'out'}", "precision=fp16")
+    assert refused.returncode == 2 and "overwrite=true" in refused.stderr
+    assert stale.read_bytes() == b"old weights", "a refused export leaves the folder alone"
+    result = _export(
+        "arch=litepose_xs", f"out={tmp_path / 'out'}", "precision=fp16", "overwrite=true"
+    )
     assert result.returncode == 0, result.stderr
-    assert (tmp_path / "out" / "model.fp16.onnx").exists() and not stale.exists()
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "arch.json",
+        "model.fp16.onnx",
+        "model.onnx",
+        "model.pt",
+    ]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"], "no staging folder is left"
     result = _export("arch=litepose_xs", f"out={tmp_path / 'x'}", "precision=fp8")
     assert result.returncode == 2 and "'int8'" in result.stderr
     result = _export("arch=litepose_xs", f"out={tmp_path / 'y'}", "precision=int8", "onnx=false")
     assert result.returncode == 2 and "drop onnx=false" in result.stderr
+
+
+def test_a_failed_write_leaves_the_old_folder_and_no_staging_folder(tmp_path):
+    folder = tmp_path / "out"
+    folder.mkdir()
+    (folder / "model.onnx").write_bytes(b"old")
+    with pytest.raises(RuntimeError, match="killed mid-write"):
+        with staged_folder(folder) as stage:
+            (stage / "model.onnx").write_bytes(b"new, half")
+            raise RuntimeError("killed mid-write")
+    assert (folder / "model.onnx").read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_save_standalone_drops_other_model_files_and_keeps_companions(tmp_path):
+    """What a search relies on: it writes arch.json and trial.json, then the weights."""
+    config = get_preset("litepose_xs", input_size=64)
+    folder = tmp_path / "winner"
+    folder.mkdir()
+    (folder / "trial.json").write_text("{}")
+    (folder / "model.int8.onnx").write_bytes(b"another model's weights")
+    save_standalone(build_model(config), config, folder, onnx=False)
+    assert sorted(p.name for p in folder.iterdir()) == ["arch.json", "model.pt", "trial.json"]
+    (tmp_path / "file").write_text("")
+    with pytest.raises(OutputFolderError, match="is a file"):
+        save_standalone(build_model(config), config, tmp_path / "file", onnx=False)
