@@ -36,12 +36,29 @@ STAGE_FEATURE_STRIDES = (4, 8, 16, 16)
 # Channel expansion of each HRNet block type (a branch of width W outputs W * expansion channels).
 HRNET_BLOCK_EXPANSION = {"basic": 1, "bottleneck": 4}
 
+# Sane bounds (docs/reliability.md): well beyond every preset, the search spaces and the papers,
+# yet small enough that a typo fails here instead of minutes later. `input_size: 4096` was accepted
+# and the exporter was killed for memory after 3 minutes; `expansion: 1000000` was accepted too.
+MAX_INPUT_SIZE = 1024  # presets 256-512; the papers train at 256-640
+MAX_WIDTH = 1024  # channels of any layer a config names; the widest preset layer has 256
+MAX_EXPANSION = 8  # MobileNetV2 and LitePose use 6
+MAX_DEPTH = 32  # blocks of one stage, branch, stem or head; presets have at most 10
+MAX_MODULES = 8  # HRNet modules in one stage; HigherHRNet has at most 4
+MAX_TAG_DIM = 8  # associative-embedding tag size; HigherHRNet uses 1
 
-def _check_int(path: str, value: object, minimum: int = 1) -> None:
+
+def _check_int(path: str, value: object, minimum: int = 1, maximum: int | None = None) -> None:
+    allowed = f">= {minimum}" if maximum is None else f">= {minimum} and <= {maximum}"
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ArchConfigError(path, value, f"must be an integer >= {minimum}")
-    if value < minimum:
-        raise ArchConfigError(path, value, f"must be an integer >= {minimum}")
+        raise ArchConfigError(path, value, f"must be an integer {allowed}")
+    if value < minimum or (maximum is not None and value > maximum):
+        raise ArchConfigError(path, value, f"must be an integer {allowed}")
+
+
+def _check_count(path: str, items: tuple, what: str, maximum: int) -> None:
+    """A sane bound on a tuple's length, reported as the count (the tuple itself is long)."""
+    if len(items) > maximum:
+        raise ArchConfigError(path, len(items), f"at most {maximum} {what} allowed")
 
 
 def _check_choice(path: str, value: object, choices: tuple) -> None:
@@ -89,13 +106,14 @@ class HRNetStageConfig:
     def validate(self, path: str) -> None:
         _check_tuple(f"{path}.widths", self.widths)
         for b, width in enumerate(self.widths):
-            _check_int(f"{path}.widths[{b}]", width)
+            _check_int(f"{path}.widths[{b}]", width, maximum=MAX_WIDTH)
         _check_choice(f"{path}.block", self.block, HRNET_BLOCK_TYPES)
         _check_tuple(f"{path}.blocks", self.blocks)
+        _check_count(f"{path}.blocks", self.blocks, "modules", MAX_MODULES)
         for m, module in enumerate(self.blocks):
             _check_tuple(f"{path}.blocks[{m}]", module, length=self.num_branches)
             for b, count in enumerate(module):
-                _check_int(f"{path}.blocks[{m}][{b}]", count, minimum=0)
+                _check_int(f"{path}.blocks[{m}][{b}]", count, minimum=0, maximum=MAX_DEPTH)
 
 
 @dataclass(frozen=True)
@@ -116,9 +134,9 @@ class HigherHRNetHeadConfig:
         _check_choice(f"{path}.final_conv_kernel", self.final_conv_kernel, (1, 3))
         if not isinstance(self.cat_output, bool):
             raise ArchConfigError(f"{path}.cat_output", self.cat_output, "must be true or false")
-        _check_int(f"{path}.deconv_channels", self.deconv_channels)
+        _check_int(f"{path}.deconv_channels", self.deconv_channels, maximum=MAX_WIDTH)
         _check_choice(f"{path}.deconv_kernel", self.deconv_kernel, (2, 3, 4))
-        _check_int(f"{path}.num_basic_blocks", self.num_basic_blocks, minimum=0)
+        _check_int(f"{path}.num_basic_blocks", self.num_basic_blocks, minimum=0, maximum=MAX_DEPTH)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -143,7 +161,7 @@ class PoseNetConfig:
         raise NotImplementedError
 
     def _validate_common(self) -> None:
-        _check_int("input_size", self.input_size, minimum=self.input_multiple)
+        _check_int("input_size", self.input_size, self.input_multiple, MAX_INPUT_SIZE)
         if self.input_size % self.input_multiple:
             raise ArchConfigError(
                 "input_size",
@@ -151,7 +169,7 @@ class PoseNetConfig:
                 f"must be a multiple of {self.input_multiple} for the {self.family} family",
             )
         _check_choice("num_joints", self.num_joints, NUM_JOINTS_CHOICES)
-        _check_int("tag_dim", self.tag_dim)
+        _check_int("tag_dim", self.tag_dim, maximum=MAX_TAG_DIM)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -177,8 +195,8 @@ class HigherHRNetConfig(PoseNetConfig):
         return 32  # stage 4's lowest branch is at 1/32
 
     def __post_init__(self) -> None:
-        _check_int("stem_planes", self.stem_planes)
-        _check_int("stem_blocks", self.stem_blocks)
+        _check_int("stem_planes", self.stem_planes, maximum=MAX_WIDTH)
+        _check_int("stem_blocks", self.stem_blocks, maximum=MAX_DEPTH)
         _check_tuple("stages", self.stages, length=3)
         for s, stage in enumerate(self.stages):
             if not isinstance(stage, HRNetStageConfig):
@@ -225,13 +243,14 @@ class InvertedResidualConfig:
             raise ArchConfigError(
                 f"{path}.kernel", self.kernel, "must be an odd size in {3, 5, 7, 9}"
             )
-        _check_int(f"{path}.expansion", self.expansion)
+        _check_int(f"{path}.expansion", self.expansion, maximum=MAX_EXPANSION)
 
 
 def _check_blocks(path: str, blocks: object, empty_hint: str = "") -> None:
     if isinstance(blocks, tuple) and not blocks and empty_hint:
         raise ArchConfigError(path, blocks, f"must not be empty ({empty_hint})")
     _check_tuple(path, blocks)
+    _check_count(path, blocks, "blocks", MAX_DEPTH)
     for i, block in enumerate(blocks):
         if not isinstance(block, InvertedResidualConfig):
             raise ArchConfigError(f"{path}[{i}]", block, "must be an InvertedResidualConfig")
@@ -290,7 +309,7 @@ class LiteStageConfig:
         return next((b for b in self.branches if b.feature_stride == feature_stride), None)
 
     def validate(self, path: str) -> None:
-        _check_int(f"{path}.channels", self.channels)
+        _check_int(f"{path}.channels", self.channels, maximum=MAX_WIDTH)
         _check_choice(f"{path}.stride", self.stride, (1, 2))
         _check_blocks(f"{path}.blocks", self.blocks)
         _check_tuple(f"{path}.branches", self.branches, nonempty=False)
@@ -316,7 +335,7 @@ class DeconvHeadConfig:
         _check_choice(f"{path}.kind", self.kind, HEAD_KINDS)
         _check_tuple(f"{path}.channels", self.channels, length=3)
         for i, width in enumerate(self.channels):
-            _check_int(f"{path}.channels[{i}]", width)
+            _check_int(f"{path}.channels[{i}]", width, maximum=MAX_WIDTH)
         if isinstance(self.final_kernel, bool) or self.final_kernel not in KERNEL_SIZES:
             raise ArchConfigError(
                 f"{path}.final_kernel", self.final_kernel, "must be an odd size in {3, 5, 7, 9}"
@@ -346,7 +365,7 @@ class LitePoseConfig(PoseNetConfig):
         return 16
 
     def __post_init__(self) -> None:
-        _check_int("stem_channels", self.stem_channels)
+        _check_int("stem_channels", self.stem_channels, maximum=MAX_WIDTH)
         _check_tuple("stages", self.stages, length=4)
         for s, stage in enumerate(self.stages):
             if not isinstance(stage, LiteStageConfig):

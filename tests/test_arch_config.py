@@ -65,6 +65,22 @@ def test_bad_kernel_names_field_and_allowed_values():
         (lambda d: d.update(stem_chanels=16), "stem_chanels", "unknown field"),
         (lambda d: d["stages"][0].pop("stride"), "stages[0].stride", "is required"),
         (lambda d: d.update(family="resnet"), "family", "higherhrnet"),
+        # Sane bounds: each of these used to be accepted (and 4096 px ran out of memory).
+        (lambda d: d.update(input_size=4096), "input_size", ">= 16 and <= 1024"),
+        (
+            lambda d: d["stages"][2]["blocks"][0].update(expansion=1000000),
+            "stages[2].blocks[0].expansion",
+            ">= 1 and <= 8",
+        ),
+        (lambda d: d["stages"][3].update(channels=4096), "stages[3].channels", "<= 1024"),
+        (lambda d: d.update(stem_channels=2048), "stem_channels", "<= 1024"),
+        (lambda d: d["head"].update(channels=[32, 24, 5000]), "head.channels[2]", "<= 1024"),
+        (
+            lambda d: d["stages"][1].update(blocks=d["stages"][1]["blocks"] * 5),
+            "stages[1].blocks",
+            "at most 32 blocks",
+        ),
+        (lambda d: d.update(tag_dim=100), "tag_dim", ">= 1 and <= 8"),
     ],
 )
 def test_malformed_litepose_configs_name_the_field(mutate, path, fragment):
@@ -97,6 +113,26 @@ def test_malformed_litepose_configs_name_the_field(mutate, path, fragment):
         (lambda d: d["head"].update(final_conv_kernel=5), "head.final_conv_kernel", "{1, 3}"),
         (lambda d: d["head"].update(cat_output="yes"), "head.cat_output", "true or false"),
         (lambda d: d.update(stem_planes=0), "stem_planes", ">= 1"),
+        (lambda d: d.update(input_size=4096), "input_size", ">= 32 and <= 1024"),
+        (lambda d: d.update(stem_planes=4096), "stem_planes", "<= 1024"),
+        (lambda d: d.update(stem_blocks=100), "stem_blocks", "<= 32"),
+        (
+            lambda d: d["stages"][2].update(widths=[16, 32, 64, 2048]),
+            "stages[2].widths[3]",
+            "<= 1024",
+        ),
+        (
+            lambda d: d["stages"][0]["blocks"][0].__setitem__(1, 99),
+            "stages[0].blocks[0][1]",
+            "<= 32",
+        ),
+        (
+            lambda d: d["stages"][1].update(blocks=d["stages"][1]["blocks"] * 3),
+            "stages[1].blocks",
+            "at most 8 modules",
+        ),
+        (lambda d: d["head"].update(deconv_channels=9999), "head.deconv_channels", "<= 1024"),
+        (lambda d: d["head"].update(num_basic_blocks=64), "head.num_basic_blocks", "<= 32"),
     ],
 )
 def test_malformed_higherhrnet_configs_name_the_field(mutate, path, fragment):
