@@ -263,7 +263,74 @@ UNTRUSTED = [
     ),
 ]
 
-CASES = SCORING + UNTRUSTED
+
+def _arch(change: Callable[[dict], object]) -> Callable[[Path], Path]:
+    """LitePose-XS as an arch file after ``change``."""
+
+    def make(folder: Path) -> Path:
+        from search_space import get_preset, to_dict
+
+        data = to_dict(get_preset("litepose_xs"))
+        change(data)
+        return _write(folder, "arch.json", data)
+
+    return make
+
+
+def _full_folder(folder: Path) -> Path:
+    out = folder / "out"
+    out.mkdir()
+    (out / "model.onnx").write_bytes(b"another export")
+    return out
+
+
+def _a_file(folder: Path) -> Path:
+    out = folder / "out"
+    out.write_text("not a folder")
+    return out
+
+
+EXPORT = [
+    Case(
+        "input_size 4096 to export",
+        "export",
+        lambda f: [f"arch={_arch(lambda d: d.update(input_size=4096))(f)}", f"out={f / 'o'}"],
+        r"input_size=4096: must be an integer >= 16 and <= 1024",
+    ),
+    Case(
+        "expansion 1000000 to export",
+        "export",
+        lambda f: [
+            f"arch={_arch(lambda d: d['stages'][0]['blocks'][0].update(expansion=10**6))(f)}",
+            f"out={f / 'o'}",
+        ],
+        r"stages\[0\]\.blocks\[0\]\.expansion=1000000: must be an integer >= 1 and <= 8",
+    ),
+    Case(
+        "export into a folder holding another export",
+        "export",
+        lambda f: ["arch=litepose_xs", f"out={_full_folder(f)}", "onnx=false"],
+        r"out=.*out is not empty \(holds model\.onnx\): give overwrite=true to replace it whole",
+    ),
+    Case(
+        "export to out= that is a file",
+        "export",
+        lambda f: ["arch=litepose_xs", f"out={_a_file(f)}", "onnx=false"],
+        r"out=.*out is a file, not a folder",
+    ),
+    Case(
+        "import_release into a non-empty folder",
+        "import_release",
+        lambda f: [
+            f"arch={DATA / 'litepose_xs_release.json'}",
+            f"weights={DATA / 'release_litepose_xs' / 'missing.pth'}",
+            f"out={_full_folder(f)}",
+        ],
+        r"out=.*out is not empty \(holds model\.onnx\)",
+    ),
+]
+
+CASES = SCORING + UNTRUSTED + EXPORT
 
 
 def _run(command: str, overrides: list[str]) -> subprocess.CompletedProcess:
