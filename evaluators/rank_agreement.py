@@ -107,6 +107,8 @@ def seed_ceiling(
     copies of ``mean`` (Gaussian, SD ``sd``, the measured seed SD) ranked against each other,
     averaged over ``draws``. No proxy can rank a single-seed truth much better than this."""
     mean = np.asarray(mean, dtype=float)
+    if not np.isfinite(sd):  # no architecture has several seeds yet
+        return float("nan")
     rng = np.random.default_rng(seed)
     values = [
         grouped_correlation(

@@ -10,7 +10,8 @@ the demo validation images and writes to ``run_dir``:
 
 * ``records.jsonl``: one line per finished (architecture, seed) run; a rerun of the same command
   skips them, so an interrupted table resumes (finished over two sessions, or on another machine);
-* ``table.csv`` / ``table.md``: one row per architecture, AP mean and SD over its seeds;
+* ``table.csv`` / ``table.md``: one row per architecture, AP mean and SD over its seeds (the CSV
+  is rewritten after every run, so a long table can be read while it grows);
 * ``run.json``: how the table was made: command, commit, schedule, rule, wall time per session;
 * ``ground_truth.png``: AP against paper GMACs, coloured by trained input size.
 
@@ -213,6 +214,7 @@ def run(cfg: DictConfig) -> None:
                 planned = futures[future]
                 metrics, seconds = future.result()
                 records.add(run_record(planned, rule, metrics, seconds))
+                summarize(list(records.done.values())).to_csv(run_dir / "table.csv", index=False)
                 finished += 1
                 bar.set_postfix(last=f"{planned.arch.name} AP {metrics['AP']:.3f}")
                 bar.update()
