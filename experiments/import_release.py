@@ -11,7 +11,8 @@ without complaint whenever the tensor counts happened to agree. The joint count 
 read from the weights' output layers, so CrowdPose (14) and COCO (17) heads need no option.
 
 The file is read with ``torch.load(..., weights_only=True)``: a downloaded checkpoint is data and
-must not be able to run code.
+must not be able to run code. The folder is written whole (``models.io.staged_folder``); a
+non-empty ``out=`` is refused unless ``overwrite=true``, which replaces it whole.
 """
 
 from __future__ import annotations
