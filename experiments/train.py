@@ -16,6 +16,7 @@ from dataclasses import fields
 from pathlib import Path
 
 import hydra
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 from bottomup.datasets import DatasetError, SyntheticOptions, build_dataset
@@ -98,6 +99,9 @@ def run(cfg: DictConfig) -> None:
         )
         return ap.stats
 
+    # The process starts from a random torch seed: draw the initial weights from ours, before
+    # the trainer exists (it seeds torch only after it was handed the built model).
+    torch.manual_seed(settings.seed)
     trainer = Trainer(
         build_model(config),
         BottomUpLoss(config.num_joints, loss_config(cfg.loss)),

@@ -207,6 +207,7 @@ def run(cfg: DictConfig) -> None:
     train_set, val_set = load_datasets(cfg, ctx.is_main, ctx)
     space = build_space(cfg, train_set.keypoint_layout.num_joints)
     settings = trainer_config(cfg.trainer)
+    torch.manual_seed(settings.seed)  # the initial weights come from the seed, as in train
     net = LitePoseSupernet(space.largest, space.kernel_sizes)
     run_dir = Path(cfg.run_dir)
     resumed = check_resumable(run_dir, net, space)

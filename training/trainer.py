@@ -93,6 +93,10 @@ class Trainer:
     function of it; ``extra`` is ``batch_extra(epoch, batch_in_epoch)`` (None by default), which
     is how a batch-wide choice such as the input resolution reaches every sample of the batch.
 
+    The caller draws the model's initial weights after ``torch.manual_seed(config.seed)``: torch
+    starts each process from a random seed, and the trainer, handed a built model, seeds torch only
+    for what follows (without that, two identical runs differed at their first loss).
+
     ``step`` (default: ``StandardStep(loss_fn)``) computes one batch's forward and backward.
     ``evaluate`` (optional) maps the bare model to a dict of scores; ``score_key`` picks the one
     that decides the best checkpoint (higher is better).
