@@ -28,6 +28,7 @@ from models import build_model
 from search_space import ArchConfigError, resolve_arch, save_arch, to_dict
 from training.checkpoint import CheckpointError
 from training.distributed import barrier, init_distributed, shutdown
+from training.interrupts import stop_on_signals
 from training.trainer import Trainer, TrainerConfig, TrainingDiverged
 
 
@@ -126,7 +127,7 @@ def run(cfg: DictConfig) -> None:
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> None:
     errors = (ArchConfigError, DatasetError, CheckpointError, TrainingDiverged, ValueError)
-    with fail_clearly("train", *errors):
+    with fail_clearly("train", *errors), stop_on_signals():
         run(cfg)
 
 

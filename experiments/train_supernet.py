@@ -51,6 +51,7 @@ from supernet.recalibrate import export_recalibrated
 from supernet.training import SandwichStep, resolution_for_batch
 from training.checkpoint import CheckpointError, load_checkpoint
 from training.distributed import init_distributed, shutdown
+from training.interrupts import stop_on_signals
 from training.trainer import Trainer, TrainingDiverged
 
 SPACE_KEY = "supernet_space"
@@ -263,7 +264,7 @@ def run(cfg: DictConfig) -> None:
 @hydra.main(version_base="1.3", config_path="conf", config_name="train_supernet")
 def main(cfg: DictConfig) -> None:
     errors = (ArchConfigError, DatasetError, CheckpointError, TrainingDiverged, ValueError)
-    with fail_clearly("train_supernet", *errors):
+    with fail_clearly("train_supernet", *errors), stop_on_signals():
         run(cfg)
 
 

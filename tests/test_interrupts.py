@@ -1,14 +1,16 @@
 """Runs repeated, killed or interrupted through the commands a user types (docs/reliability.md).
 
 Training is bit-reproducible on CPU: the same command twice gives the same weights, and so does
-a run killed with SIGKILL and rerun (it resumes from ``last.pt``).
+a run stopped by SIGKILL, SIGINT or SIGTERM and rerun (it resumes from ``last.pt``).
 """
 
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 
 from training.checkpoint import load_checkpoint
@@ -76,20 +78,42 @@ def _assert_identical(a: dict, b: dict) -> None:
     assert not moments, f"optimizer state differs: {moments[:3]}"
 
 
-def test_training_twice_or_killed_and_resumed_gives_the_same_weights(tmp_path):
-    data = tmp_path / "data"
-    first = _finish(_train(tmp_path / "a", data))
-    assert first.returncode == 0, first.stderr[-2000:]
-    again = _finish(_train(tmp_path / "b", data))
-    assert again.returncode == 0, again.stderr[-2000:]
-    _assert_identical(_final_state(tmp_path / "a"), _final_state(tmp_path / "b"))
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> tuple[Path, dict]:
+    """The synthetic data and the final state of an uninterrupted run."""
+    folder = tmp_path_factory.mktemp("reference")
+    run = _finish(_train(folder / "run", folder / "data"))
+    assert run.returncode == 0, run.stderr[-2000:]
+    return folder / "data", _final_state(folder / "run")
 
-    killed = _train(tmp_path / "c", data)
-    _when_checkpointed(killed, tmp_path / "c")
-    killed.kill()  # SIGKILL: no handler runs
-    killed.wait()
-    saved = load_checkpoint(tmp_path / "c" / "checkpoints" / "last.pt")["step"]
-    assert 0 < saved < STEPS, "the kill should land mid-run"
-    resumed = _finish(_train(tmp_path / "c", data))
+
+def test_training_twice_gives_the_same_weights(reference, tmp_path):
+    data, state = reference
+    again = _finish(_train(tmp_path / "run", data))
+    assert again.returncode == 0, again.stderr[-2000:]
+    _assert_identical(state, _final_state(tmp_path / "run"))
+
+
+@pytest.mark.parametrize(
+    "sig", [signal.SIGKILL, signal.SIGINT, signal.SIGTERM], ids=lambda s: s.name
+)
+def test_training_stopped_and_resumed_gives_the_same_weights(reference, tmp_path, sig):
+    """SIGKILL resumes from the last periodic checkpoint; SIGINT / SIGTERM finish the step under
+    way, save it and exit 128 + signal with one line naming the step."""
+    data, state = reference
+    run_dir = tmp_path / "run"
+    stopped = _train(run_dir, data)
+    _when_checkpointed(stopped, run_dir)
+    stopped.send_signal(sig)
+    result = _finish(stopped)
+    saved = load_checkpoint(run_dir / "checkpoints" / "last.pt")["step"]
+    assert 0 < saved < STEPS, "the signal should land mid-run"
+    if sig != signal.SIGKILL:
+        assert result.returncode == 128 + sig, result.stderr[-2000:]
+        assert "Traceback" not in result.stderr, result.stderr
+        last = result.stderr.strip().splitlines()[-1]
+        assert last.startswith(f"train interrupted: {sig.name}: training stopped after step "), last
+        assert f"step {saved} of {STEPS}" in last, (saved, last)
+    resumed = _finish(_train(run_dir, data))
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    _assert_identical(_final_state(tmp_path / "a"), _final_state(tmp_path / "c"))
+    _assert_identical(state, _final_state(run_dir))

@@ -11,6 +11,9 @@ Lifecycle of ``Trainer.fit()``:
    optional gradient clipping, optimiser and schedule steps.
 3. Every ``checkpoint_every`` steps and at each epoch's end, rank 0 writes ``last.pt`` atomically;
    after an evaluation that improves the score it also writes ``best.pt``.
+4. After a SIGINT / SIGTERM (inside ``training.interrupts.stop_on_signals``) the step under way
+   finishes, ``last.pt`` is written and :class:`~training.interrupts.Interrupted` is raised; every
+   rank of a distributed run stops after the same step.
 
 A non-finite loss stops the run with :class:`TrainingDiverged` before anything is written, so the
 last checkpoint on disk is the last good one.
@@ -34,6 +37,7 @@ from tqdm import tqdm
 
 from training.checkpoint import load_checkpoint, save_checkpoint
 from training.distributed import DistContext
+from training.interrupts import Interrupted, requested
 from training.sampler import ResumableSampler
 from training.steps import StandardStep, TrainStep
 
@@ -218,6 +222,7 @@ class Trainer:
                     self.epoch += 1
                     self.batch_in_epoch = 0
                     self._end_of_epoch()
+                    self._stop_if_asked()
         finally:
             bar.close()
         if self.ctx.distributed:
@@ -266,6 +271,7 @@ class Trainer:
                 self._log(log_path, row)
             if self.step % self.config.checkpoint_every == 0:
                 self._save("last.pt")
+            self._stop_if_asked()
             if self.step >= self.total_steps:
                 break
 
@@ -292,6 +298,22 @@ class Trainer:
         self.optimizer.step()
         self.scheduler.step()
         return {k: float(v) for k, v in parts.items()}
+
+    def _stop_if_asked(self) -> None:
+        """After a SIGINT / SIGTERM: keep this step in ``last.pt`` and raise ``Interrupted``."""
+        signum = requested() or 0
+        if self.ctx.distributed:  # a rank that stopped alone would hang the others' all-reduce
+            flag = torch.tensor([signum], device=self.ctx.device)
+            torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+            signum = int(flag.item())
+        if not signum:
+            return
+        path = self._save("last.pt")
+        raise Interrupted(
+            signum,
+            f"training stopped after step {self.step} of {self.total_steps}, saved in {path}; "
+            "rerun the same command to resume",
+        )
 
     def _end_of_epoch(self) -> None:
         if self.evaluate is not None and self.epoch % self.config.eval_every_epochs == 0:
