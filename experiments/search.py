@@ -15,7 +15,9 @@ architectures.
 Leaves in ``run_dir``: ``study.db`` (unless ``storage`` points elsewhere), ``trials.csv``,
 ``pareto.csv``, ``pareto.png`` / ``pareto.pdf`` and, for each named budget,
 ``exports/<budget name>/`` with ``arch.json``, ``trial.json``, ``model.pt`` and ``model.onnx``.
-Rerunning the same command continues the same study.
+Rerunning the same command continues the same study. A Ctrl-C (SIGINT) or SIGTERM lets the running
+trial finish (or fail, where it trains), writes the tables and plots of the finished trials, skips
+the exports and exits 130 (143 for SIGTERM).
 """
 
 from __future__ import annotations
@@ -34,12 +36,19 @@ from experiments.proxy_data import proxy_context
 from models import build_model
 from models.io import save_standalone
 from search.budget import PAPER_BUDGETS, Budget, BudgetError, parse_macs
-from search.driver import SearchSettings, objective_column, run_search, trials_table
+from search.driver import (
+    SearchSettings,
+    finished_trials,
+    objective_column,
+    run_search,
+    trials_table,
+)
 from search.report import export_winners, plot_pareto, write_tables
 from search.trained_proxies import SupernetProxy
 from search_space import ArchConfigError
 from search_space.resolution import ResolutionRule
 from search_space.space import LitePoseSpace, largest_member_of
+from training.interrupts import Interrupted, requested, stop_on_signals
 
 
 @dataclass
@@ -105,6 +114,13 @@ def search(cfg: SearchConfig) -> Path:
         name: Budget(parse_macs(v), cfg.export_convention) for name, v in cfg.export_budgets.items()
     }
     plot_pareto(table, objective, budget, run_dir, named)
+    if requested():
+        raise Interrupted(
+            requested(),
+            f"search stopped after {finished_trials(study)} finished trials of {cfg.n_trials}; "
+            f"their tables and plots are in {run_dir}, nothing was exported; rerun the same "
+            "command to continue the study",
+        )
     exports = export_winners(table, objective, named, run_dir, exporter(proxy, context))
     for name, folder in exports.items():
         print(f"{name}: {folder if folder else 'no finished trial fits this budget'}")
@@ -132,7 +148,7 @@ def _known_proxies(err: BaseException) -> str | None:
 def main(cfg: SearchConfig) -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     errors = (ArchConfigError, BudgetError, KeyError, ValueError)
-    with fail_clearly("search", *errors, hint=_known_proxies):
+    with fail_clearly("search", *errors, hint=_known_proxies), stop_on_signals():
         run_dir = search(cfg)
     print(f"results in {run_dir}")
 

@@ -10,6 +10,10 @@ already scored in this study (by any worker) reuses that score.
 The study lives in an Optuna storage (SQLite in the run folder by default, or any URL: a journal
 file, PostgreSQL for many workers). Trials are counted across workers and restarts: running the
 same command again continues the study until ``n_trials`` trials have finished.
+
+A SIGINT / SIGTERM (inside ``training.interrupts.stop_on_signals``) lets the running trial finish,
+or fails it where the trial itself stops early (a trained proxy's trainer, a wait on another
+worker), and starts no other: ``run_search`` returns the study with every finished trial kept.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from models import build_model
 from search.budget import Budget, check_reachable
 from search_space import arch_hash, get_preset, to_dict
 from search_space.space import LitePoseSpace
+from training.interrupts import Interrupted, requested
 
 SAMPLERS = ("tpe", "nsga2")
 PAPER_SEEDS = ("litepose_xs", "litepose_s", "litepose_m", "litepose_l")
@@ -248,6 +253,9 @@ def _died_here(trial: optuna.trial.FrozenTrial) -> bool:
 
 
 def _pause(study: optuna.Study) -> None:
+    signum = requested()
+    if signum:
+        raise Interrupted(signum, "this trial was waiting on other workers' trials")
     time.sleep(POLL_S)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ExperimentalWarning)
@@ -265,7 +273,8 @@ def run_search(
     context: ProxyContext,
     progress: bool = True,
 ) -> optuna.Study:
-    """Run (or continue) the study until ``n_trials`` trials have finished, all workers counted."""
+    """Run (or continue) the study until ``n_trials`` trials have finished, all workers counted,
+    or until a stop is requested (``training.interrupts``)."""
     check_reachable(settings.budget, fast_macs(space.smallest()))
     study = open_study(settings)
     if settings.seed_paper_models and not study.trials:
@@ -274,7 +283,7 @@ def run_search(
             if space.contains(config):
                 study.enqueue_trial(space.encode(config), skip_if_exists=True)
     remaining = settings.n_trials - finished_trials(study)
-    if remaining > 0:
+    if remaining > 0 and not requested():
         objective = SearchObjective(
             space,
             settings.budget,
@@ -287,14 +296,23 @@ def run_search(
         stop = optuna.study.MaxTrialsCallback(
             settings.n_trials, states=(TrialState.COMPLETE, TrialState.PRUNED)
         )
-        study.optimize(
-            objective,
-            n_trials=remaining,
-            callbacks=[stop],
-            catch=(SurplusTrial,),
-            show_progress_bar=progress,
-        )
+        try:
+            study.optimize(
+                objective,
+                n_trials=remaining,
+                callbacks=[stop, _stop_when_asked],
+                catch=(SurplusTrial,),
+                show_progress_bar=progress,
+            )
+        except Interrupted:
+            pass  # raised inside a trial, which Optuna has recorded as failed
     return study
+
+
+def _stop_when_asked(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    """Optuna callback: after a SIGINT / SIGTERM, start no further trial."""
+    if requested():
+        study.stop()
 
 
 def objective_column(proxy: str) -> str:

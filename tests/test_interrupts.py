@@ -1,20 +1,25 @@
 """Runs repeated, killed or interrupted through the commands a user types (docs/reliability.md).
 
 Training is bit-reproducible on CPU: the same command twice gives the same weights, and so does
-a run stopped by SIGKILL, SIGINT or SIGTERM and rerun (it resumes from ``last.pt``).
+a run stopped by SIGKILL, SIGINT or SIGTERM and rerun (it resumes from ``last.pt``). A search
+stopped by SIGINT or SIGTERM keeps and tabulates its finished trials.
 """
 
 import signal
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
+import optuna
+import pandas as pd
 import pytest
 import torch
 
 from training.checkpoint import load_checkpoint
 
+optuna.logging.set_verbosity(optuna.logging.WARNING)
 REPO = Path(__file__).resolve().parents[1]
 STEPS = 8
 TRAIN = [
@@ -117,3 +122,82 @@ def test_training_stopped_and_resumed_gives_the_same_weights(reference, tmp_path
     resumed = _finish(_train(run_dir, data))
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     _assert_identical(state, _final_state(run_dir))
+
+
+SEARCH = ["n_trials=400", "progress=false", "budget=5.0G"]
+SHORT_TRAIN = [
+    "proxy=short_train",
+    "+proxy_options.steps=500",  # far more than the test waits for: the signal lands mid-training
+    "+proxy_options.batch_size=2",
+    "dataset.synthetic.num_train=8",
+    "dataset.synthetic.num_val=3",
+    "latency_runs=0",
+    "seed_paper_models=false",
+]
+
+
+def _trials(run_dir: Path) -> list:
+    storage = f"sqlite:///{run_dir / 'study.db'}"
+    return optuna.load_study(study_name="posearch", storage=storage).trials
+
+
+def _when_scoring(
+    proc: subprocess.Popen, run_dir: Path, finished: int, timeout: float = 120
+) -> int:
+    """Wait until ``finished`` trials are done and another has reached its proxy: its number."""
+    deadline = time.monotonic() + timeout
+    while True:
+        assert proc.poll() is None, _finish(proc).stderr[-2000:]
+        assert time.monotonic() < deadline, "the search did not get going"
+        time.sleep(0.1)
+        try:
+            trials = _trials(run_dir)
+        except Exception:  # the study is not created yet
+            continue
+        done = sum(t.state.is_finished() for t in trials)
+        scoring = [
+            t.number for t in trials if t.state.name == "RUNNING" and "params" in t.user_attrs
+        ]
+        if done >= finished and scoring:
+            return scoring[0]
+
+
+@pytest.mark.parametrize(
+    "sig, overrides, trial_ends",
+    [
+        (signal.SIGINT, ["proxy=params"], "COMPLETE"),
+        (signal.SIGTERM, SHORT_TRAIN, "FAIL"),
+    ],
+    ids=["SIGINT-trial-finishes", "SIGTERM-training-trial-fails"],
+)
+def test_interrupted_search_keeps_its_finished_trials(tmp_path, sig, overrides, trial_ends):
+    """The running trial finishes (a quick proxy) or fails (a proxy that trains, stopped after a
+    step); no other starts; the tables hold every trial; exit 128 + signal, one line."""
+    run_dir = tmp_path / "search"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "experiments.search", f"run_dir={run_dir}"]
+        + [f"dataset.root={tmp_path / 'data'}", *SEARCH, *overrides],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    finished = 1 if trial_ends == "COMPLETE" else 0
+    running = _when_scoring(proc, run_dir, finished)
+    signalled = datetime.now()  # Optuna stamps trials with the local time
+    proc.send_signal(sig)
+    result = _finish(proc)
+    assert result.returncode == 128 + sig, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    trials = _trials(run_dir)
+    done = sum(t.state.name == "COMPLETE" for t in trials)
+    assert last.startswith(f"search interrupted: {sig.name}: search stopped after {done} "), last
+    late = [t.number for t in trials if t.datetime_start and t.datetime_start > signalled]
+    assert not late, f"trials {late} started after the signal"
+    assert trials[running].state.name == trial_ends
+    assert "RUNNING" not in {t.state.name for t in trials}
+    table = pd.read_csv(run_dir / "trials.csv")
+    assert list(table["number"]) == [t.number for t in trials]
+    assert list(table["state"]) == [t.state.name for t in trials]
+    assert (run_dir / "pareto.csv").exists() and not (run_dir / "exports").exists()
