@@ -39,6 +39,7 @@ from bottomup.keypoints import KeypointLayout
 from bottomup.peaks import find_peaks, top_candidates
 from bottomup.refinement import adjust_dark, adjust_quarter_pixel, refine_missing
 from bottomup.transforms import input_to_original
+from search_space.errors import SettingError
 
 ADJUSTS = ("quarter", "dark", "none")
 SCORES = ("refined", "grouped")
@@ -63,9 +64,9 @@ class DecodeOptions:
 
     def __post_init__(self) -> None:
         if self.adjust not in ADJUSTS:
-            raise ValueError(f"DecodeOptions.adjust: {self.adjust!r} is not one of {ADJUSTS}")
+            raise SettingError(f"DecodeOptions.adjust: {self.adjust!r} is not one of {ADJUSTS}")
         if self.score not in SCORES:
-            raise ValueError(f"DecodeOptions.score: {self.score!r} is not one of {SCORES}")
+            raise SettingError(f"DecodeOptions.score: {self.score!r} is not one of {SCORES}")
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ class CodecConfig:
         if self.detection_threshold < 0:
             # Candidates below it are never looked at (``peaks.py``): a negative threshold
             # would ask for cells that are not peaks.
-            raise ValueError(
+            raise SettingError(
                 f"CodecConfig.detection_threshold must be >= 0, got {self.detection_threshold}"
             )
 

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from search_space.errors import UnknownNameError
+
 
 @dataclass(frozen=True)
 class KeypointLayout:
@@ -167,7 +169,7 @@ def get_layout(name: str) -> KeypointLayout:
     try:
         return _LAYOUTS[name]
     except KeyError:
-        raise KeyError(
+        raise UnknownNameError(
             f"unknown keypoint layout {name!r}: known layouts are {sorted(_LAYOUTS)}"
         ) from None
 
@@ -178,4 +180,4 @@ def layout_for_num_joints(num_joints: int) -> KeypointLayout:
         if layout.num_joints == num_joints:
             return layout
     known = {lay.name: lay.num_joints for lay in _LAYOUTS.values()}
-    raise KeyError(f"no keypoint layout has {num_joints} joints: known {known}")
+    raise UnknownNameError(f"no keypoint layout has {num_joints} joints: known {known}")

@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import Any
 
 from bottomup.keypoints import KeypointLayout, layout_for_num_joints
+from search_space.errors import UserError
 
 # No image is a million pixels wide, so a coordinate beyond this is a bug upstream (an unscaled
 # or uninitialised value), not a prediction. OKS squares the distances, which overflow at ~1e154.
 MAX_ABS_COORDINATE = 1e6
 
 
-class ResultsError(ValueError):
+class ResultsError(UserError, ValueError):
     """Detections or ground truth that cannot be scored."""
 
 

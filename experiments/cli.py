@@ -1,10 +1,10 @@
 """How every entry point ends when it does not finish: one line on stderr, never a traceback.
 
 Errors a user can fix (a bad arch field, a missing dataset path, a corrupt checkpoint, an
-infeasible budget) already carry the field and the fix in their message; a traceback would only
-bury it: exit status 2. A SIGINT / SIGTERM honoured at a safe point (``training.interrupts``)
-says what was kept: exit status 128 + the signal, as a shell reports it. Anything else is a bug
-and keeps its traceback.
+infeasible budget) are one family, ``search_space.errors.UserError``, and already carry the field
+and the fix in their message; a traceback would only bury it: exit status 2. A SIGINT / SIGTERM
+honoured at a safe point (``training.interrupts``) says what was kept: exit status 128 + the
+signal, as a shell reports it. Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from search_space.errors import UserError
 from training.interrupts import Interrupted
 
 
@@ -22,9 +23,12 @@ def fail_clearly(
     *errors: type[BaseException],
     hint: Callable[[BaseException], str | None] = lambda err: None,
 ) -> Iterator[None]:
-    """Turn ``errors`` raised inside into ``<command> failed: <message>`` on stderr (plus
-    ``hint(err)`` when it has one) and exit status 2; an interrupt into ``<command> interrupted:
-    <what was kept>`` and exit status 130 (Ctrl-C) or 143 (SIGTERM)."""
+    """Turn a :class:`UserError` raised inside into ``<command> failed: <message>`` on stderr
+    (plus ``hint(err)`` when it has one) and exit status 2; an interrupt into ``<command>
+    interrupted: <what was kept>`` and exit status 130 (Ctrl-C) or 143 (SIGTERM).
+
+    ``errors`` adds types to report the same way, for modules that still raise built-in errors
+    at a user; new code raises a ``UserError`` instead, so that a built-in error stays a bug."""
     try:
         yield
     except Interrupted as err:
@@ -33,7 +37,7 @@ def fail_clearly(
     except KeyboardInterrupt:  # a Ctrl-C where nothing waits for one, or a second one
         print(f"{command} interrupted: stopped at once (KeyboardInterrupt)", file=sys.stderr)
         raise SystemExit(130) from None
-    except errors as err:
+    except (UserError, *errors) as err:
         print(f"{command} failed: {err}", file=sys.stderr)
         extra = hint(err)
         if extra:

@@ -19,7 +19,8 @@ import pandas as pd
 from hydra.core.config_store import ConfigStore
 
 from evaluators.macs import count_macs
-from search_space import get_preset, list_presets, preset_info
+from experiments.cli import fail_clearly
+from search_space import UnknownNameError, get_preset, list_presets, preset_info
 
 
 class OutputFormat(str, Enum):
@@ -41,7 +42,7 @@ def describe_presets(pattern: str = "*", num_joints: int = 14) -> list[dict]:
     """One record per preset matching ``pattern`` (plain counts, JSON-ready)."""
     names = list_presets(pattern)
     if not names:
-        raise SystemExit(f"no preset matches {pattern!r}; known presets: {list_presets()}")
+        raise UnknownNameError(f"no preset matches {pattern!r}; known presets: {list_presets()}")
     records = []
     for name in names:
         config = get_preset(name, num_joints=num_joints)
@@ -77,7 +78,8 @@ def format_table(records: list[dict]) -> str:
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="describe")
 def main(cfg: DescribeConfig) -> None:
-    records = describe_presets(cfg.presets, cfg.num_joints)
+    with fail_clearly("describe"):
+        records = describe_presets(cfg.presets, cfg.num_joints)
     if cfg.format == OutputFormat.json:
         for record in records:
             print(json.dumps(record))

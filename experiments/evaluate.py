@@ -14,30 +14,31 @@ import json
 import hydra
 from omegaconf import DictConfig
 
-from bottomup.datasets import DatasetError
 from evaluators.pose_eval import evaluate_model
 from experiments.cli import fail_clearly
 from experiments.train import load_datasets
 from models import build_model
 from models.io import load_standalone
-from search_space import ArchConfigError, resolve_arch
-from training.checkpoint import CheckpointError
+from search_space import resolve_arch
+from search_space.errors import SettingError
 from training.distributed import DistContext
 
 
 def run(cfg: DictConfig) -> dict:
-    # The checkpoint first: a missing or refused file should not wait for data generation.
+    # The model first: a missing or refused file, or a wrong arch, should not wait for data.
+    if not cfg.checkpoint and not cfg.arch:
+        raise SettingError("give checkpoint=<file or folder> or arch=<preset or arch file>")
     loaded = load_standalone(cfg.checkpoint) if cfg.checkpoint else None
+    if not loaded:
+        resolve_arch(cfg.arch)
     _, val_set = load_datasets(cfg, True, DistContext())
     if loaded:
         model, config = loaded
-    elif cfg.arch:
+    else:
         config = resolve_arch(cfg.arch, num_joints=val_set.keypoint_layout.num_joints)
         model = build_model(config)
-    else:
-        raise ValueError("give checkpoint=<file or folder> or arch=<preset or arch file>")
     if config.num_joints != val_set.keypoint_layout.num_joints:
-        raise ValueError(
+        raise SettingError(
             f"the model predicts {config.num_joints} joints, the dataset has "
             f"{val_set.keypoint_layout.num_joints} ({val_set.keypoint_layout.name})"
         )
@@ -60,7 +61,7 @@ def run(cfg: DictConfig) -> dict:
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")
 def main(cfg: DictConfig) -> None:
-    with fail_clearly("evaluate", ArchConfigError, DatasetError, CheckpointError, ValueError):
+    with fail_clearly("evaluate"):
         run(cfg)
 
 

@@ -33,7 +33,6 @@ import numpy as np
 from hydra.core.config_store import ConfigStore
 from torch import nn
 
-from bottomup.datasets import DatasetError
 from bottomup.transforms import resize_for_test
 from experiments.cli import fail_clearly
 from experiments.train import load_datasets
@@ -46,9 +45,9 @@ from models.io import (
     write_standalone,
 )
 from models.precision import check_precision, convert
-from search_space import ArchConfig, ArchConfigError, resolve_arch
+from search_space import ArchConfig, resolve_arch
+from search_space.errors import SettingError
 from supernet.checkpoint import load_supernet
-from training.checkpoint import CheckpointError
 from training.distributed import DistContext
 
 
@@ -73,9 +72,9 @@ def export(cfg: ExportConfig) -> Path:
     for precision in precisions:
         check_precision(precision)
     if set(precisions) - {"fp32"} and not cfg.onnx:
-        raise ValueError(f"precision={precisions} converts the ONNX model: drop onnx=false")
+        raise SettingError(f"precision={precisions} converts the ONNX model: drop onnx=false")
     if cfg.calibration_images < 1:
-        raise ValueError(f"calibration_images={cfg.calibration_images}: must be >= 1")
+        raise SettingError(f"calibration_images={cfg.calibration_images}: must be >= 1")
     check_out_folder(cfg.out, cfg.overwrite)
     model, config = _model(cfg)
     calibration = calibration_images(cfg, config) if "int8" in precisions else ()
@@ -89,13 +88,13 @@ def export(cfg: ExportConfig) -> Path:
 def _model(cfg: ExportConfig) -> tuple[nn.Module, ArchConfig]:
     if cfg.checkpoint:
         if cfg.arch or cfg.supernet:
-            raise ValueError(
+            raise SettingError(
                 "checkpoint= carries its own architecture and weights: give it without arch= "
                 "and supernet="
             )
         return load_standalone(cfg.checkpoint)
     if not cfg.arch:
-        raise ValueError("give arch=<preset or arch file> or checkpoint=<trained model>")
+        raise SettingError("give arch=<preset or arch file> or checkpoint=<trained model>")
     config = resolve_arch(cfg.arch)
     if cfg.supernet:
         return load_supernet(cfg.supernet).export(config), config
@@ -113,8 +112,7 @@ def calibration_images(cfg: ExportConfig, config: ArchConfig) -> list[np.ndarray
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="export")
 def main(cfg: ExportConfig) -> None:
-    errors = (ArchConfigError, CheckpointError, DatasetError, FileNotFoundError, ValueError)
-    with fail_clearly("export", *errors):
+    with fail_clearly("export"):
         folder = export(cfg)
     print(f"exported to {folder}")
 

@@ -28,8 +28,9 @@ from torch import Tensor
 
 from experiments.cli import fail_clearly
 from models import build_model
-from models.io import OutputFolderError, check_out_folder, staged_folder, write_standalone
-from search_space import ArchConfigError, LitePoseConfig, resolve_arch
+from models.io import check_out_folder, staged_folder, write_standalone
+from search_space import ArchConfigError, LitePoseConfig, UserError, resolve_arch
+from search_space.errors import MissingFileError
 from training.checkpoint import CheckpointError, read_torch_file
 
 # The release's module names -> ours (models/litepose.py), applied in order to each key.
@@ -52,7 +53,7 @@ HALF_OUTPUT_KEY = "final_raw.1.3.weight"
 QUARTER_OUTPUT_KEY = "final_raw.0.3.weight"
 
 
-class ReleaseImportError(ValueError):
+class ReleaseImportError(UserError, ValueError):
     """Weights that do not fit the given release architecture."""
 
 
@@ -73,7 +74,7 @@ def read_release_weights(path: str | Path) -> dict[str, Tensor]:
     any ``module.`` prefix removed."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"weights file {path} does not exist")
+        raise MissingFileError(f"weights file {path} does not exist")
     state = read_torch_file(path, "weights file", "give the release's .pth file")
     if not isinstance(state, dict):
         raise CheckpointError(f"weights file {path} holds a {type(state).__name__}, not a dict")
@@ -159,14 +160,7 @@ def import_release(cfg: ImportReleaseConfig) -> Path:
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="import_release")
 def main(cfg: ImportReleaseConfig) -> None:
-    errors = (
-        ArchConfigError,
-        CheckpointError,
-        FileNotFoundError,
-        OutputFolderError,
-        ReleaseImportError,
-    )
-    with fail_clearly("import_release", *errors):
+    with fail_clearly("import_release"):
         folder = import_release(cfg)
     print(f"imported to {folder}")
 

@@ -16,7 +16,7 @@ from enum import Enum
 import hydra
 from hydra.core.config_store import ConfigStore
 
-from evaluators.keypoint_ap import ResultsError, evaluate_keypoints
+from evaluators.keypoint_ap import evaluate_keypoints
 from experiments.cli import fail_clearly
 
 JSON_KEYS = {
@@ -50,7 +50,7 @@ ConfigStore.instance().store(name="score_schema", node=ScoreConfig)
 @hydra.main(version_base="1.3", config_path="conf/score", config_name="score")
 def main(cfg: ScoreConfig) -> None:
     dataset = cfg.dataset.value
-    with fail_clearly("score", ResultsError):
+    with fail_clearly("score"):
         ap = evaluate_keypoints(cfg.gt, cfg.results, dataset)
     if cfg.format == OutputFormat.json:
         print(json.dumps({k: ap.stats[k] for k in JSON_KEYS[dataset]}))

@@ -35,7 +35,7 @@ from experiments.cli import fail_clearly
 from experiments.proxy_data import proxy_context
 from models import build_model
 from models.io import save_standalone
-from search.budget import PAPER_BUDGETS, Budget, BudgetError, parse_macs
+from search.budget import PAPER_BUDGETS, Budget, parse_macs
 from search.driver import (
     SearchSettings,
     finished_trials,
@@ -45,7 +45,7 @@ from search.driver import (
 )
 from search.report import export_winners, plot_pareto, write_tables
 from search.trained_proxies import SupernetProxy
-from search_space import ArchConfigError
+from search_space import UnknownNameError
 from search_space.resolution import ResolutionRule
 from search_space.space import LitePoseSpace, largest_member_of
 from training.interrupts import Interrupted, requested, stop_on_signals
@@ -99,6 +99,8 @@ def search(cfg: SearchConfig) -> Path:
         seed_paper_models=cfg.seed_paper_models,
         latency_runs=cfg.latency_runs,
     )
+    if cfg.proxy not in list_proxies():  # get_proxy's KeyError would also stand for bugs
+        raise UnknownNameError(f"unknown proxy {cfg.proxy!r}; known proxies: {list_proxies()}")
     proxy = get_proxy(cfg.proxy, **cfg.proxy_options)
     rule = ResolutionRule(**cfg.resolution_rule)
     if proxy.needs_data:
@@ -140,15 +142,10 @@ def exporter(proxy, context: ProxyContext):
     return export
 
 
-def _known_proxies(err: BaseException) -> str | None:
-    return f"known proxies: {list_proxies()}" if isinstance(err, KeyError) else None
-
-
 @hydra.main(version_base="1.3", config_path="conf", config_name="search")
 def main(cfg: SearchConfig) -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    errors = (ArchConfigError, BudgetError, KeyError, ValueError)
-    with fail_clearly("search", *errors, hint=_known_proxies), stop_on_signals():
+    with fail_clearly("search"), stop_on_signals():
         run_dir = search(cfg)
     print(f"results in {run_dir}")
 

@@ -39,12 +39,13 @@ from hydra.core.config_store import ConfigStore
 from evaluators.latency import measure_latency
 from evaluators.macs import count_params
 from evaluators.macs_fast import fast_macs
-from experiments.shrink_training import StepTrainingError, train_path
+from experiments.cli import fail_clearly
+from experiments.shrink_training import train_path
 from experiments.tables import to_markdown
 from models import build_model
-from search_space import get_preset, list_presets, save_arch
+from search_space import SettingError, UnknownNameError, get_preset, list_presets, save_arch
 from search_space.config import HigherHRNetConfig
-from shrinking import ShrinkPath, ShrinkPathError, ShrinkStep, generate_path, get_path, list_paths
+from shrinking import ShrinkPath, ShrinkStep, generate_path, get_path, list_paths
 from shrinking.figure import plot_shrinking
 
 JSON_KEYS = ("name", "blocks_removed", "macs", "macs_paper", "params")
@@ -88,19 +89,19 @@ def resolve_path(cfg: ShrinkConfig) -> ShrinkPath:
     """The registered path named ``cfg.path``, or one generated from ``cfg.baseline``."""
     if cfg.path == "generated":
         if cfg.baseline not in list_presets():
-            raise SystemExit(
+            raise UnknownNameError(
                 f"baseline={cfg.baseline!r}: unknown preset; HigherHRNet presets: "
                 f"{list_presets('higherhrnet_*')}"
             )
         baseline = get_preset(cfg.baseline, num_joints=cfg.num_joints)
         if not isinstance(baseline, HigherHRNetConfig):
-            raise SystemExit(
+            raise SettingError(
                 f"baseline={cfg.baseline!r} is a {type(baseline).__name__}; a shrinking path "
                 f"starts from a HigherHRNet preset: {list_presets('higherhrnet_*')}"
             )
         return generate_path(baseline, cfg.steps, cfg.width, name=f"{cfg.baseline}-{cfg.steps}")
     if cfg.path not in list_paths():
-        raise SystemExit(
+        raise UnknownNameError(
             f"path={cfg.path!r}: unknown; known paths: {list_paths()} or 'generated' "
             "(with baseline=<HigherHRNet preset> steps=<n> [width=<w>])"
         )
@@ -209,24 +210,18 @@ def add_training_columns(
     return table
 
 
-@hydra.main(version_base="1.3", config_path="conf", config_name="shrink")
-def main(cfg: ShrinkConfig) -> None:
-    try:
-        path = resolve_path(cfg)
-    except ShrinkPathError as error:
-        raise SystemExit(str(error)) from None
+def shrink(cfg: ShrinkConfig) -> None:
+    """The whole command: every check (path, format) before any model is built or timed."""
     as_json = cfg.format == OutputFormat.json
     if cfg.train and as_json:
-        raise SystemExit("train=true prints a table: drop format=json (or use train=false)")
+        raise SettingError("train=true prints a table: drop format=json (or use train=false)")
+    path = resolve_path(cfg)
     records = path_records(path, cfg, timed=cfg.latency and not as_json)
     table = format_frame(records, cfg.device)
     run_dir = Path(cfg.run_dir or "outputs/shrink") if cfg.train else cfg.run_dir
     if cfg.train:
         write_archs(run_dir, path)
-        try:
-            results = train_path(path, run_dir, cfg.train_size, list(cfg.train_args))
-        except StepTrainingError as error:
-            raise SystemExit(str(error)) from None
+        results = train_path(path, run_dir, cfg.train_size, list(cfg.train_args))
         table = add_training_columns(table, path, results, cfg.train_size)
     if as_json:
         for record in records:
@@ -239,6 +234,12 @@ def main(cfg: ShrinkConfig) -> None:
         figures = write_outputs(Path(run_dir), path, table)
         if not as_json:
             print(f"wrote {Path(run_dir) / 'shrink.csv'}, shrink.md and {figures[0]}")
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="shrink")
+def main(cfg: ShrinkConfig) -> None:
+    with fail_clearly("shrink"):
+        shrink(cfg)
 
 
 if __name__ == "__main__":

@@ -16,12 +16,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from search_space.errors import UserError
 from shrinking import ShrinkPath
 
 AP_COLUMNS = ("AP", "AP50", "AP75", "AR")
 
 
-class StepTrainingError(RuntimeError):
+class StepTrainingError(UserError, RuntimeError):
     pass
 
 

@@ -19,17 +19,17 @@ import hydra
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from bottomup.datasets import DatasetError, SyntheticOptions, build_dataset
+from bottomup.datasets import SyntheticOptions, build_dataset
 from bottomup.losses import BottomUpLoss, LossConfig
 from bottomup.training_data import TrainingSamples
 from evaluators.pose_eval import evaluate_model
 from experiments.cli import fail_clearly
 from models import build_model
-from search_space import ArchConfigError, resolve_arch, save_arch, to_dict
-from training.checkpoint import CheckpointError
+from search_space import resolve_arch, save_arch, to_dict
+from search_space.errors import SettingError
 from training.distributed import barrier, init_distributed, shutdown
 from training.interrupts import stop_on_signals
-from training.trainer import Trainer, TrainerConfig, TrainingDiverged
+from training.trainer import Trainer, TrainerConfig
 
 
 def section_dataclass(cls, cfg: DictConfig, section: str, tuples: tuple[str, ...] = ()):
@@ -39,7 +39,7 @@ def section_dataclass(cls, cfg: DictConfig, section: str, tuples: tuple[str, ...
     known = {f.name for f in fields(cls)}
     unknown = sorted(set(values) - known)
     if unknown:
-        raise ValueError(f"unknown {section} settings {unknown}; known: {sorted(known)}")
+        raise SettingError(f"unknown {section} settings {unknown}; known: {sorted(known)}")
     for name in tuples:
         if name in values:
             values[name] = tuple(values[name])
@@ -126,8 +126,7 @@ def run(cfg: DictConfig) -> None:
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> None:
-    errors = (ArchConfigError, DatasetError, CheckpointError, TrainingDiverged, ValueError)
-    with fail_clearly("train", *errors), stop_on_signals():
+    with fail_clearly("train"), stop_on_signals():
         run(cfg)
 
 

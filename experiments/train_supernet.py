@@ -33,7 +33,6 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from bottomup.datasets import DatasetError
 from bottomup.datasets.coco_format import KeypointDataset
 from bottomup.losses import BottomUpLoss
 from bottomup.training_data import TrainingSamples
@@ -44,6 +43,7 @@ from experiments.cli import fail_clearly
 from experiments.train import load_datasets, loss_config, trainer_config
 from search.trained_proxies import sample_batches
 from search_space import ArchConfigError, LitePoseConfig, resolve_arch
+from search_space.errors import SettingError
 from search_space.space import LitePoseSpace, largest_member_of
 from supernet import LitePoseSupernet
 from supernet.checkpoint import SUPERNET_KEY, supernet_state
@@ -52,7 +52,7 @@ from supernet.training import SandwichStep, resolution_for_batch
 from training.checkpoint import CheckpointError, load_checkpoint
 from training.distributed import init_distributed, shutdown
 from training.interrupts import stop_on_signals
-from training.trainer import Trainer, TrainingDiverged
+from training.trainer import Trainer
 
 SPACE_KEY = "supernet_space"
 
@@ -63,10 +63,10 @@ def build_space(cfg: DictConfig, num_joints: int) -> LitePoseSpace:
     known = {f.name for f in dataclasses.fields(LitePoseSpace)} - {"largest"}
     unknown = sorted(set(options) - known)
     if unknown:
-        raise ValueError(f"unknown space settings {unknown}; known: {sorted(known)}")
+        raise SettingError(f"unknown space settings {unknown}; known: {sorted(known)}")
     options = {k: tuple(v) for k, v in options.items()}
     if not options.get("resolutions"):
-        raise ValueError("space.resolutions must list at least one input size")
+        raise SettingError("space.resolutions must list at least one input size")
     largest = largest_member_of(
         cfg.supernet,
         num_joints=num_joints,
@@ -263,8 +263,7 @@ def run(cfg: DictConfig) -> None:
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train_supernet")
 def main(cfg: DictConfig) -> None:
-    errors = (ArchConfigError, DatasetError, CheckpointError, TrainingDiverged, ValueError)
-    with fail_clearly("train_supernet", *errors), stop_on_signals():
+    with fail_clearly("train_supernet"), stop_on_signals():
         run(cfg)
 
 

@@ -25,7 +25,7 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from models.builder import build_model
-from search_space import ArchConfig, from_dict, save_arch, to_dict
+from search_space import ArchConfig, UserError, from_dict, save_arch, to_dict
 from training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
 MODEL_FILE = "model.pt"
@@ -33,7 +33,7 @@ ARCH_FILE = "arch.json"
 ONNX_FILE = "model.onnx"
 
 
-class OutputFolderError(ValueError):
+class OutputFolderError(UserError, ValueError):
     """An output folder that would be overwritten or cannot be one."""
 
 

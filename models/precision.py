@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from search_space.errors import SettingError
+
 PRECISIONS = ("fp32", "fp16", "int8")
 INPUT_NAME = "image"  # models.io.export_onnx's input
 
@@ -38,7 +40,7 @@ def precision_path(onnx_path: str | Path, precision: str) -> Path:
 
 def check_precision(precision: str) -> None:
     if precision not in PRECISIONS:
-        raise ValueError(f"precision={precision!r}: must be one of {PRECISIONS}")
+        raise SettingError(f"precision={precision!r}: must be one of {PRECISIONS}")
 
 
 def to_fp16(onnx_path: str | Path) -> Path:

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass
 
 from evaluators.macs_fast import FastMacs
+from search_space.errors import UserError
 
 CONVENTIONS = ("true", "paper")
 _UNITS = {"": 1, "K": 1e3, "M": 1e6, "G": 1e9}
@@ -14,7 +15,7 @@ _UNITS = {"": 1, "K": 1e3, "M": 1e6, "G": 1e9}
 PAPER_BUDGETS = {"XS": 1.2e9, "S": 5.0e9, "M": 7.8e9, "L": 13.7e9}
 
 
-class BudgetError(ValueError):
+class BudgetError(UserError, ValueError):
     """A budget that cannot be parsed or that no member of the space can meet."""
 
 

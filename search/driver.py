@@ -40,6 +40,7 @@ from evaluators.proxies import Proxy, ProxyContext
 from models import build_model
 from search.budget import Budget, check_reachable
 from search_space import arch_hash, get_preset, to_dict
+from search_space.errors import SettingError
 from search_space.space import LitePoseSpace
 from training.interrupts import Interrupted, requested
 
@@ -67,11 +68,11 @@ class SearchSettings:
     def __post_init__(self) -> None:
         self.run_dir = Path(self.run_dir)
         if self.sampler not in SAMPLERS:
-            raise ValueError(f"sampler={self.sampler!r}: must be one of {SAMPLERS}")
+            raise SettingError(f"sampler={self.sampler!r}: must be one of {SAMPLERS}")
         if self.n_trials < 1:
-            raise ValueError(f"n_trials={self.n_trials}: must be >= 1")
+            raise SettingError(f"n_trials={self.n_trials}: must be >= 1")
         if self.latency_runs < 0:
-            raise ValueError(f"latency_runs={self.latency_runs}: must be >= 0 (0: no timing)")
+            raise SettingError(f"latency_runs={self.latency_runs}: must be >= 0 (0: no timing)")
 
     @property
     def storage_url(self) -> str:
@@ -87,7 +88,7 @@ def make_storage(settings: SearchSettings) -> optuna.storages.BaseStorage:
         from optuna.storages.journal import JournalFileBackend, JournalStorage
 
         return JournalStorage(JournalFileBackend(url.removeprefix("journal:")))
-    raise ValueError(
+    raise SettingError(
         f"storage={url!r}: use an sqlite://, postgresql:// or mysql:// URL, or "
         "journal:<path> for a journal file"
     )

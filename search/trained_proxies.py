@@ -29,6 +29,7 @@ from evaluators.pose_eval import evaluate_model
 from evaluators.proxies import Proxy, ProxyContext, register_proxy
 from models import build_model
 from search_space.config import ArchConfig
+from search_space.errors import SettingError
 from supernet.checkpoint import load_supernet
 from supernet.recalibrate import export_recalibrated
 from training.trainer import Trainer, TrainerConfig
@@ -65,7 +66,7 @@ class _ScoredOnValidation(Proxy):
 
     def __init__(self, metric: str = "AP", eval_images: int = 40, eval_batches: int = 4):
         if metric not in METRICS:
-            raise ValueError(f"proxy {self.name!r}: metric={metric!r} must be one of {METRICS}")
+            raise SettingError(f"proxy {self.name!r}: metric={metric!r} must be one of {METRICS}")
         self.metric = metric
         self.eval_images = eval_images
         self.eval_batches = eval_batches
@@ -172,7 +173,7 @@ class SupernetProxy(_ScoredOnValidation):
     ):
         super().__init__(metric, eval_images, eval_batches)
         if not checkpoint:
-            raise ValueError(
+            raise SettingError(
                 "proxy 'supernet' needs checkpoint=<supernet checkpoint> (from "
                 "python -m experiments.train_supernet)"
             )

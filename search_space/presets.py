@@ -26,7 +26,7 @@ from search_space.config import (
     LiteStageConfig,
     branch_feature_strides,
 )
-from search_space.errors import ArchConfigError
+from search_space.errors import ArchConfigError, UnknownNameError
 from search_space.serialize import load_arch
 
 
@@ -62,7 +62,9 @@ def preset_info(name: str) -> PresetInfo:
     try:
         return _REGISTRY[name]
     except KeyError:
-        raise KeyError(f"unknown preset {name!r}; known presets: {list_presets()}") from None
+        raise UnknownNameError(
+            f"unknown preset {name!r}; known presets: {list_presets()}"
+        ) from None
 
 
 def resolve_arch(name_or_path: str, **overrides) -> ArchConfig:

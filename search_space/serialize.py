@@ -30,7 +30,7 @@ from search_space.config import (
     LitePoseConfig,
     LiteStageConfig,
 )
-from search_space.errors import ArchConfigError
+from search_space.errors import ArchConfigError, MissingFileError
 
 HASH_LENGTH = 16
 
@@ -171,7 +171,7 @@ def load_arch(path: str | Path) -> ArchConfig:
     """Read a config from a ``.json``, ``.yaml`` / ``.yml`` file, canonical or LitePose-release."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"architecture file {path} does not exist")
+        raise MissingFileError(f"architecture file {path} does not exist")
     text = path.read_text()
     if path.suffix in (".yaml", ".yml"):
         data = yaml.safe_load(text)

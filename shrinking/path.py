@@ -23,12 +23,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from search_space.config import HigherHRNetConfig, HRNetStageConfig
+from search_space.errors import UserError
 from search_space.presets import get_preset, preset_info
 
 FIRST_STAGE = 2  # HigherHRNet numbers its multi-branch stages 2, 3, 4; config.stages[0] is stage 2
 
 
-class ShrinkPathError(ValueError):
+class ShrinkPathError(UserError, ValueError):
     """A shrinking path that is not a path: wrong family, changed layout, or blocks added."""
 
 

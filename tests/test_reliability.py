@@ -33,6 +33,7 @@ class Case:
     command: str
     make: Callable[[Path], list[str]]  # writes the input under the folder, returns overrides
     expect: str  # a regular expression the error line must match
+    absent: str = ""  # a path under the folder the command must not have made (its data)
 
 
 def _write(folder: Path, name: str, data: object) -> Path:
@@ -330,7 +331,116 @@ EXPORT = [
     ),
 ]
 
-CASES = SCORING + UNTRUSTED + EXPORT
+
+def _in(*overrides: str, key: str = "run_dir") -> Callable[[Path], list[str]]:
+    """``overrides`` plus ``<key>=<the case's folder>/out`` (nothing lands in outputs/)."""
+    return lambda folder: [*overrides, f"{key}={folder / 'out'}"]
+
+
+def _with_data(*overrides: str) -> Callable[[Path], list[str]]:
+    """``overrides`` with the tiny synthetic data under the case's folder (``absent="data"``:
+    the command must fail before making it)."""
+    return lambda folder: [*overrides, f"dataset.root={folder / 'data'}", *TINY_DATA]
+
+
+USER_ERRORS = [
+    Case(
+        "describe with 15 joints",
+        "describe",
+        _fixed("num_joints=15"),
+        r"num_joints=15: must be one of \{14, 17\}",
+    ),
+    Case(
+        "describe with a pattern no preset matches",
+        "describe",
+        _fixed("presets=nomatch*"),
+        r"no preset matches 'nomatch\*'; known presets: \[.*'litepose_xs'",
+    ),
+    Case(
+        "shrink with an unknown path",
+        "shrink",
+        _fixed("path=nope"),
+        r"path='nope': unknown; known paths: \['paper'",
+    ),
+    Case(
+        "shrink from an unknown baseline",
+        "shrink",
+        _fixed("path=generated", "baseline=nope"),
+        r"baseline='nope': unknown preset; HigherHRNet presets: \['higherhrnet_w",
+    ),
+    Case(
+        "shrink from a LitePose baseline",
+        "shrink",
+        _fixed("path=generated", "baseline=litepose_xs"),
+        r"baseline='litepose_xs' is a LitePoseConfig; a shrinking path starts from a HigherHRNet",
+    ),
+    Case(
+        "shrink with more steps than blocks",
+        "shrink",
+        _fixed("path=generated", "steps=1000"),
+        r"from 1 to 72",
+    ),
+    Case(
+        "shrink training with JSON output",
+        "shrink",
+        _in("train=true", "format=json"),
+        r"train=true prints a table: drop format=json \(or use train=false\)",
+    ),
+    Case(
+        "search with an unknown proxy",
+        "search",
+        _in("proxy=nope"),
+        r"unknown proxy 'nope'; known proxies: \[.*'synflow'",
+    ),
+    Case(
+        "search with an unknown sampler",
+        "search",
+        _in("sampler=grid"),
+        r"sampler='grid': must be one of \('tpe', 'nsga2'\)",
+    ),
+    Case(
+        "search with an unknown storage scheme",
+        "search",
+        _in("storage=redis://host/db"),
+        r"storage='redis://host/db': use an sqlite://, postgresql:// or mysql:// URL",
+    ),
+    Case(
+        "train with lr 0",
+        "train",
+        _with_data("trainer.lr=0", "input_size=64"),
+        r"trainer\.lr=0(\.0)?: must be > 0",
+        absent="data",
+    ),
+    Case(
+        "train a missing arch file",
+        "train",
+        lambda f: _with_data(f"model={f / 'missing.json'}")(f),
+        r"arch='.*missing\.json': is neither a preset \(.*litepose_xs.*\) nor an existing",
+        absent="data",
+    ),
+    Case(
+        "evaluate without a model",
+        "evaluate",
+        _with_data(),
+        r"give checkpoint=<file or folder> or arch=<preset or arch file>",
+        absent="data",
+    ),
+    Case(
+        "evaluate an unknown preset",
+        "evaluate",
+        _with_data("arch=litepose_xxl"),
+        r"arch='litepose_xxl': is neither a preset \(.*litepose_xs.*\) nor an existing",
+        absent="data",
+    ),
+    Case(
+        "export a missing arch file",
+        "export",
+        lambda f: [f"arch={f / 'missing.json'}", f"out={f / 'out'}"],
+        r"arch='.*missing\.json': is neither a preset \(.*litepose_xs.*\) nor an existing",
+    ),
+]
+
+CASES = SCORING + UNTRUSTED + EXPORT + USER_ERRORS
 
 
 def _run(command: str, overrides: list[str]) -> subprocess.CompletedProcess:
@@ -354,6 +464,8 @@ def test_bad_input_gets_one_clear_line_and_exit_2(case, tmp_path):
     assert last.startswith(f"{case.command} failed: "), last
     assert re.search(case.expect, last), last
     assert not (tmp_path / MARKER).exists(), "a file given to posearch ran code"
+    if case.absent:
+        assert not (tmp_path / case.absent).exists(), "the check should come before this work"
 
 
 def test_the_malicious_checkpoint_does_run_code_when_fully_unpickled(tmp_path):
@@ -361,3 +473,47 @@ def test_the_malicious_checkpoint_does_run_code_when_fully_unpickled(tmp_path):
     path = _malicious(tmp_path)
     torch.load(path, weights_only=False)
     assert (tmp_path / MARKER).exists()
+
+
+def test_only_user_errors_get_one_line_a_bug_keeps_its_traceback(capsys):
+    """fail_clearly reports the UserError family and nothing else: a ValueError or KeyError from
+    a bug must not pass as a user's mistake."""
+    from experiments.cli import fail_clearly
+    from search_space import SettingError, UnknownNameError
+
+    with pytest.raises(SystemExit) as exited, fail_clearly("cmd"):
+        raise UnknownNameError("unknown thing 'x'; known things: ['y']")
+    assert exited.value.code == 2
+    assert capsys.readouterr().err == "cmd failed: unknown thing 'x'; known things: ['y']\n"
+    with pytest.raises(SystemExit), fail_clearly("cmd"):
+        raise SettingError("x=0: must be > 0")
+    for bug in (ValueError("bug"), KeyError("bug"), FileNotFoundError("bug")):
+        with pytest.raises(type(bug)), fail_clearly("cmd"):
+            raise bug
+
+
+def test_every_error_an_entry_point_reports_is_a_user_error():
+    from bottomup.datasets import DatasetError
+    from evaluators.coco_inputs import ResultsError
+    from experiments.import_release import ReleaseImportError
+    from experiments.shrink_training import StepTrainingError
+    from models.io import OutputFolderError
+    from search.budget import BudgetError
+    from search_space import ArchConfigError, UserError
+    from shrinking import ShrinkPathError
+    from training.checkpoint import CheckpointError
+    from training.trainer import TrainingDiverged
+
+    family = (
+        ArchConfigError,
+        BudgetError,
+        CheckpointError,
+        DatasetError,
+        OutputFolderError,
+        ReleaseImportError,
+        ResultsError,
+        ShrinkPathError,
+        StepTrainingError,
+        TrainingDiverged,
+    )
+    assert [e.__name__ for e in family if not issubclass(e, UserError)] == []

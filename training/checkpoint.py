@@ -19,10 +19,12 @@ from typing import Any
 
 import torch
 
+from search_space.errors import UserError
+
 FORMAT = "posearch-checkpoint-v1"
 
 
-class CheckpointError(RuntimeError):
+class CheckpointError(UserError, RuntimeError):
     """A checkpoint file that cannot be used."""
 
 

@@ -35,6 +35,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from search_space.errors import SettingError, UserError
 from training.checkpoint import load_checkpoint, save_checkpoint
 from training.distributed import DistContext
 from training.interrupts import Interrupted, requested
@@ -44,8 +45,8 @@ from training.steps import StandardStep, TrainStep
 SCHEDULES = ("multistep", "cosine", "constant")
 
 
-class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite."""
+class TrainingDiverged(UserError, RuntimeError):
+    """The loss became NaN or infinite (the message says which settings to change)."""
 
 
 @dataclass
@@ -74,12 +75,12 @@ class TrainerConfig:
 
     def __post_init__(self) -> None:
         if self.schedule not in SCHEDULES:
-            raise ValueError(f"trainer.schedule={self.schedule!r}: must be one of {SCHEDULES}")
+            raise SettingError(f"trainer.schedule={self.schedule!r}: must be one of {SCHEDULES}")
         for name in ("epochs", "batch_size", "checkpoint_every", "log_every", "eval_every_epochs"):
             if getattr(self, name) < 1:
-                raise ValueError(f"trainer.{name}={getattr(self, name)}: must be >= 1")
+                raise SettingError(f"trainer.{name}={getattr(self, name)}: must be >= 1")
         if self.lr <= 0:
-            raise ValueError(f"trainer.lr={self.lr}: must be > 0")
+            raise SettingError(f"trainer.lr={self.lr}: must be > 0")
 
 
 @dataclass

@@ -24,9 +24,10 @@ from pycocotools.coco import COCO
 
 from bottomup.keypoints import KeypointLayout, get_layout
 from bottomup.sample import PoseSample
+from search_space.errors import UserError
 
 
-class DatasetError(ValueError):
+class DatasetError(UserError, ValueError):
     """A dataset folder or annotation file that cannot be used."""
 
 

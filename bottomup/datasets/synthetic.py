@@ -31,6 +31,7 @@ from bottomup.datasets.cache import build_once
 from bottomup.datasets.coco_format import FOLDER_LAYOUTS
 from bottomup.datasets.synthetic_figures import INDEX, SKIN_TONES, draw_figure, pose_figure
 from bottomup.keypoints import get_layout
+from search_space.errors import SettingError
 
 SPLITS = ("train", "val")
 SPLIT_ID_OFFSET = {"train": 0, "val": 10_000_000}  # image ids stay unique across splits
@@ -73,7 +74,7 @@ class SyntheticOptions:
 
     def __post_init__(self) -> None:
         def fail(field: str, rule: str) -> None:
-            raise ValueError(f"SyntheticOptions.{field}={getattr(self, field)!r}: {rule}")
+            raise SettingError(f"SyntheticOptions.{field}={getattr(self, field)!r}: {rule}")
 
         for option in fields(self):  # 0 and 0.0 from a YAML file must share one cache folder
             value = getattr(self, option.name)
