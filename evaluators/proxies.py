@@ -36,6 +36,7 @@ from torch import Tensor, nn
 from evaluators.macs_fast import fast_macs
 from models import build_model
 from search_space.config import ArchConfig
+from search_space.errors import UnknownNameError
 from search_space.resolution import IDENTITY, ResolutionRule
 
 
@@ -99,10 +100,9 @@ def list_proxies() -> list[str]:
 
 
 def get_proxy(name: str, **options) -> Proxy:
-    try:
-        return _PROXIES[name](**options)
-    except KeyError:
-        raise KeyError(f"unknown proxy {name!r}; known proxies: {list_proxies()}") from None
+    if name not in _PROXIES:
+        raise UnknownNameError(f"unknown proxy {name!r}; known proxies: {list_proxies()}")
+    return _PROXIES[name](**options)
 
 
 @register_proxy

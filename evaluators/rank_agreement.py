@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import ConstantInputWarning, kendalltau, spearmanr
 
+from search_space.errors import SettingError
+
 STATISTICS = ("kendall", "spearman")
 
 
@@ -46,7 +48,7 @@ def grouped_correlation(
     (Kendall: weights = pairs in the group, Spearman: its size; groups under 2 members and groups
     where either score is constant carry no ranking and are left out)."""
     if statistic not in STATISTICS:
-        raise ValueError(f"statistic={statistic!r}: must be one of {STATISTICS}")
+        raise SettingError(f"statistic={statistic!r}: must be one of {STATISTICS}")
     x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
     if groups is None:
         return _correlation(x, y, statistic)

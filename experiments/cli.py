@@ -20,15 +20,13 @@ from training.interrupts import Interrupted
 @contextmanager
 def fail_clearly(
     command: str,
-    *errors: type[BaseException],
+    *,
     hint: Callable[[BaseException], str | None] = lambda err: None,
 ) -> Iterator[None]:
     """Turn a :class:`UserError` raised inside into ``<command> failed: <message>`` on stderr
     (plus ``hint(err)`` when it has one) and exit status 2; an interrupt into ``<command>
-    interrupted: <what was kept>`` and exit status 130 (Ctrl-C) or 143 (SIGTERM).
-
-    ``errors`` adds types to report the same way, for modules that still raise built-in errors
-    at a user; new code raises a ``UserError`` instead, so that a built-in error stays a bug."""
+    interrupted: <what was kept>`` and exit status 130 (Ctrl-C) or 143 (SIGTERM). Only the
+    ``UserError`` family: a built-in error stays a bug, with its traceback."""
     try:
         yield
     except Interrupted as err:
@@ -37,7 +35,7 @@ def fail_clearly(
     except KeyboardInterrupt:  # a Ctrl-C where nothing waits for one, or a second one
         print(f"{command} interrupted: stopped at once (KeyboardInterrupt)", file=sys.stderr)
         raise SystemExit(130) from None
-    except (UserError, *errors) as err:
+    except UserError as err:
         print(f"{command} failed: {err}", file=sys.stderr)
         extra = hint(err)
         if extra:

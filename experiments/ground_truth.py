@@ -38,6 +38,7 @@ from tqdm import tqdm
 
 from experiments.cli import fail_clearly
 from experiments.tables import to_markdown
+from experiments.train import section_dataclass
 from search.budget import PAPER_BUDGETS
 from search.ground_truth import (
     PlannedRun,
@@ -179,8 +180,8 @@ def space_of(cfg: DictConfig) -> LitePoseSpace:
 
 
 def run(cfg: DictConfig) -> None:
-    schedule = Schedule(**cfg.schedule)
-    rule = ResolutionRule(**cfg.resolution_rule)
+    schedule = section_dataclass(Schedule, cfg.schedule, "schedule")
+    rule = section_dataclass(ResolutionRule, cfg.resolution_rule, "resolution_rule")
     run_dir = Path(cfg.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     records = RunRecords(run_dir / "records.jsonl")
@@ -228,7 +229,7 @@ def run(cfg: DictConfig) -> None:
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="ground_truth")
 def main(cfg: DictConfig) -> None:
-    with fail_clearly("ground_truth", ValueError):
+    with fail_clearly("ground_truth"):
         run(cfg)
 
 

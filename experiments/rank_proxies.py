@@ -38,6 +38,7 @@ from experiments.tables import to_markdown
 from search.budget import PAPER_BUDGETS
 from search.ground_truth import configs_of, load_table
 from search.report import plot_agreement, plot_proxy_ranking
+from search_space.errors import UnknownNameError
 from search_space.resolution import ResolutionRule
 
 TRUTH = "truth_AP"
@@ -144,7 +145,7 @@ def rule_of(table_path: Path) -> ResolutionRule:
 def run(cfg: DictConfig) -> pd.DataFrame:
     unknown = sorted(set(cfg.proxies) - set(list_proxies()))
     if unknown:
-        raise ValueError(f"proxies {unknown} unknown; known: {list_proxies()}")
+        raise UnknownNameError(f"proxies {unknown} unknown; known: {list_proxies()}")
     table_path = Path(cfg.ground_truth)
     truth = load_table(table_path)
     rule = rule_of(table_path)
@@ -207,7 +208,7 @@ def run(cfg: DictConfig) -> pd.DataFrame:
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="rank_proxies")
 def main(cfg: DictConfig) -> None:
-    with fail_clearly("rank_proxies", ValueError, KeyError, FileNotFoundError):
+    with fail_clearly("rank_proxies"):
         run(cfg)
     print(f"results in {cfg.run_dir}")
 

@@ -33,6 +33,7 @@ from hydra.core.config_store import ConfigStore
 from evaluators.proxies import ProxyContext, get_proxy, list_proxies
 from experiments.cli import fail_clearly
 from experiments.proxy_data import proxy_context
+from experiments.train import section_dataclass
 from models import build_model
 from models.io import save_standalone
 from search.budget import PAPER_BUDGETS, Budget, parse_macs
@@ -102,7 +103,7 @@ def search(cfg: SearchConfig) -> Path:
     if cfg.proxy not in list_proxies():  # get_proxy's KeyError would also stand for bugs
         raise UnknownNameError(f"unknown proxy {cfg.proxy!r}; known proxies: {list_proxies()}")
     proxy = get_proxy(cfg.proxy, **cfg.proxy_options)
-    rule = ResolutionRule(**cfg.resolution_rule)
+    rule = section_dataclass(ResolutionRule, cfg.resolution_rule, "resolution_rule")
     if proxy.needs_data:
         context = proxy_context(cfg.dataset, rule, cfg.seed, cfg.loss)
     else:

@@ -29,6 +29,7 @@ import pandas as pd
 from evaluators.macs_fast import fast_macs
 from search_space import arch_hash, from_json, get_preset, load_arch, to_json
 from search_space.config import LitePoseConfig
+from search_space.errors import MissingFileError, SettingError
 from search_space.resolution import ResolutionRule
 from search_space.space import LitePoseSpace
 
@@ -47,7 +48,7 @@ class Schedule:
     def __post_init__(self) -> None:
         for name in ("steps", "batch_size", "eval_images"):
             if getattr(self, name) < 1:
-                raise ValueError(f"schedule.{name}={getattr(self, name)}: must be >= 1")
+                raise SettingError(f"schedule.{name}={getattr(self, name)}: must be >= 1")
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,7 @@ def plan_architectures(
     low = fast_macs(space.smallest()).macs_paper / 1e9
     high = fast_macs(space.largest_member()).macs_paper / 1e9
     if not low < cap_gmacs < top_gmacs <= high:
-        raise ValueError(
+        raise SettingError(
             f"cap_gmacs={cap_gmacs}, top_gmacs={top_gmacs}: need smallest member ({low:.3f} G) < "
             f"cap_gmacs < top_gmacs <= largest member ({high:.3f} G), paper-convention GMACs"
         )
@@ -127,7 +128,7 @@ def plan_architectures(
             None,
         )
         if found is None:
-            raise ValueError(
+            raise SettingError(
                 f"no member of the space between {lo:.3f} and {hi:.3f} paper GMACs in a pool of "
                 f"{pool_size}; lower n_stratified / n_above or raise pool_size"
             )
@@ -140,7 +141,7 @@ def plan_architectures(
         ]
         near = list({arch_hash(c): c for c in near}.values())[:n_near]
         if len(near) < n_near:
-            raise ValueError(
+            raise SettingError(
                 f"only {len(near)} members near budget {budget} ({gmacs_budget} G) in a pool of "
                 f"{pool_size}; lower n_near or raise pool_size"
             )
@@ -210,7 +211,7 @@ class RunRecords:
                 try:
                     record = json.loads(line)
                 except json.JSONDecodeError as err:
-                    raise ValueError(
+                    raise SettingError(
                         f"{self.path}:{number} is not a JSON record ({err.msg}); a run killed "
                         "while writing leaves a partial last line: delete that line and rerun"
                     ) from None
@@ -293,7 +294,7 @@ def load_table(path: str | Path) -> pd.DataFrame:
     """A ground-truth table (``table.csv``), checked for the columns its readers need."""
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"ground truth {path} not found: build it with python -m experiments.ground_truth, "
             "or point ground_truth= at a table.csv"
         )
@@ -301,7 +302,7 @@ def load_table(path: str | Path) -> pd.DataFrame:
     needed = {"arch", "kind", "gmacs_paper", "AP", "AP_sd", "n_seeds", "config"}
     missing = sorted(needed - set(table.columns))
     if missing:
-        raise ValueError(f"ground truth {path} lacks columns {missing}: not a ground-truth table")
+        raise SettingError(f"ground truth {path} lacks columns {missing}: not a ground-truth table")
     return table
 
 
