@@ -21,10 +21,14 @@ Zero-cost proxies here are adapted to the pose loss (heatmap MSE + associative e
 * ``snip``: sum of |theta * dL/dtheta| for the pose loss (Lee et al. 2019).
 * ``jacob_cov``: NASWOT's log-determinant of the kernel of binary ReLU codes over a batch
   (Mellor et al. 2021), on the 1/4-resolution features' pre-activations of every ReLU.
+
+Proxies that train or load trained weights (``short_train``, ``supernet``) live in
+``search.trained_proxies``; the registry imports it the first time it is used.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -89,20 +93,34 @@ class Proxy:
 
 _PROXIES: dict[str, type[Proxy]] = {}
 
+# Modules above this one in the data flow (they train or load trained weights) that register
+# proxies of their own. The registry imports them on first use, never at import time, so that
+# what it holds does not depend on what the caller happened to import, and evaluators do not
+# pull in training or supernet code just to be imported.
+_LATER_STAGE_MODULES = ("search.trained_proxies",)
+
 
 def register_proxy(cls: type[Proxy]) -> type[Proxy]:
     _PROXIES[cls.name] = cls
     return cls
 
 
+def _registry() -> dict[str, type[Proxy]]:
+    """Every proxy, the later stages' included (imported here once; later calls are free)."""
+    for module in _LATER_STAGE_MODULES:
+        importlib.import_module(module)
+    return _PROXIES
+
+
 def list_proxies() -> list[str]:
-    return sorted(_PROXIES)
+    return sorted(_registry())
 
 
 def get_proxy(name: str, **options) -> Proxy:
-    if name not in _PROXIES:
+    proxies = _registry()
+    if name not in proxies:
         raise UnknownNameError(f"unknown proxy {name!r}; known proxies: {list_proxies()}")
-    return _PROXIES[name](**options)
+    return proxies[name](**options)
 
 
 @register_proxy

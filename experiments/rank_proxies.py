@@ -29,7 +29,6 @@ import pandas as pd
 from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
-import search.trained_proxies  # noqa: F401 - registers short_train and supernet
 from evaluators.proxies import get_proxy, list_proxies
 from evaluators.rank_agreement import agreement, seed_ceiling
 from experiments.cli import fail_clearly

@@ -1,6 +1,9 @@
 """Proxy evaluators: every proxy scores small nets with a finite number; errors are clear."""
 
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -11,6 +14,7 @@ from search_space import get_preset
 from search_space.resolution import ResolutionRule
 
 SIZE = 64
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _batches(size: int = SIZE):
@@ -40,6 +44,23 @@ ZERO_COST = ("params", "macs", "synflow", "grad_norm", "snip", "jacob_cov")
 
 def test_zero_cost_proxies_are_registered():
     assert set(ZERO_COST) <= set(list_proxies())
+
+
+def test_registry_is_complete_whatever_was_imported():
+    """A process that imports only the registry still lists and builds the trained proxies, and
+    importing the registry alone does not pull in the later stage that defines them."""
+    script = (
+        "import sys\n"
+        "from evaluators.proxies import get_proxy, list_proxies\n"
+        "assert 'search.trained_proxies' not in sys.modules\n"
+        "assert {'short_train', 'supernet'} <= set(list_proxies()), list_proxies()\n"
+        "print(type(get_proxy('short_train')).__name__)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "ShortTrainProxy"
 
 
 @pytest.mark.parametrize("name", ZERO_COST)
