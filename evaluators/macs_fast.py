@@ -154,8 +154,8 @@ def _higherhrnet(t: _Tally, config: HigherHRNetConfig, size: Size) -> None:
             _fuse(t, stage_ch, sizes, num_outputs)
         channels = stage_ch
 
-    k, head = config.num_joints, config.head
-    quarter_ch = k + k * config.tag_dim
+    head = config.head
+    quarter_ch, half_ch = config.output_channels
     fk = head.final_conv_kernel
     t.conv(channels[0], quarter_ch, fk, sizes[0], bn=False)
     deconv_in = channels[0] + (quarter_ch if head.cat_output else 0)
@@ -164,7 +164,7 @@ def _higherhrnet(t: _Tally, config: HigherHRNetConfig, size: Size) -> None:
     t.bn(dc, half)
     for _ in range(head.num_basic_blocks):
         _basic_block(t, dc, dc, half)
-    t.conv(dc, k, fk, half, bn=False)
+    t.conv(dc, half_ch, fk, half, bn=False)
 
 
 def _fuse(t: _Tally, channels: list[int], sizes: list[Size], num_outputs: int) -> None:
@@ -203,8 +203,7 @@ def _litepose(t: _Tally, config: LitePoseConfig, size: Size) -> None:
 
     head = config.head
     in_ch, y_size = widths[4], sizes[4]
-    k = config.num_joints
-    out_ch = (k + k * config.tag_dim, k)
+    out_ch = config.output_channels
     for i, width in enumerate(head.channels):
         new_size = t.deconv(in_ch, width, DECONV_KERNEL, y_size)
         if head.kind == "fusion":

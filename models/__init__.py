@@ -2,7 +2,7 @@
 
 Every model returns HigherHRNet-style outputs ``[out_quarter, out_half]``:
 ``out_quarter: (N, K + K * tag_dim, H/4, W/4)`` (heatmaps then tags) and
-``out_half: (N, K, H/2, W/2)`` (heatmaps).
+``out_half: (N, K, H/2, W/2)`` (heatmaps); ``config.output_channels`` gives both channel counts.
 """
 
 from models.builder import build_model

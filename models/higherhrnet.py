@@ -118,8 +118,8 @@ class HigherHRNet(nn.Module):
         self.transitions = nn.ModuleList(transitions)
         self.stages = nn.ModuleList(stages)
 
-        k, head = config.num_joints, config.head
-        quarter_ch = k + k * config.tag_dim
+        head = config.head
+        quarter_ch, half_ch = config.output_channels
         pad = head.final_conv_kernel // 2
         self.final_quarter = nn.Conv2d(channels[0], quarter_ch, head.final_conv_kernel, padding=pad)
         deconv_in = channels[0] + (quarter_ch if head.cat_output else 0)
@@ -130,7 +130,7 @@ class HigherHRNet(nn.Module):
             nn.ReLU(inplace=True),
             *[BasicBlock(dc, dc) for _ in range(head.num_basic_blocks)],
         )
-        self.final_half = nn.Conv2d(dc, k, head.final_conv_kernel, padding=pad)
+        self.final_half = nn.Conv2d(dc, half_ch, head.final_conv_kernel, padding=pad)
         init_output_conv(self.final_quarter)
         init_output_conv(self.final_half)
 

@@ -123,16 +123,15 @@ class LitePose(nn.Module):
                 self.deconv_skip.append(deconv(widths[3 - i], out_ch, DECONV_KERNEL))
             self.deconv_bn_relu.append(nn.Sequential(nn.BatchNorm2d(out_ch), nn.ReLU(inplace=True)))
             in_ch = out_ch
-        k = config.num_joints
-        quarter_ch, fk = k + k * config.tag_dim, head.final_kernel
+        (quarter_ch, half_ch), fk = config.output_channels, head.final_kernel
         self.final_refined = nn.ModuleList(
             [
                 SeparableConv(head.channels[1], quarter_ch, fk),
-                SeparableConv(head.channels[2], k, fk),
+                SeparableConv(head.channels[2], half_ch, fk),
             ]
         )
         self.final_raw = nn.ModuleList(
-            [SeparableConv(widths[1], quarter_ch, fk), SeparableConv(widths[0], k, fk)]
+            [SeparableConv(widths[1], quarter_ch, fk), SeparableConv(widths[0], half_ch, fk)]
         )
 
         for final in (*self.final_refined, *self.final_raw):

@@ -6,13 +6,18 @@ import re
 from dataclasses import dataclass
 
 from evaluators.macs_fast import FastMacs
+from search_space import preset_info
 from search_space.errors import UserError
 
 CONVENTIONS = ("true", "paper")
 _UNITS = {"": 1, "K": 1e3, "M": 1e6, "G": 1e9}
 
-# The paper's named budgets (paper convention, reference section 1).
-PAPER_BUDGETS = {"XS": 1.2e9, "S": 5.0e9, "M": 7.8e9, "L": 13.7e9}
+# The paper's named budgets (paper convention): the published MACs of LitePose-XS / S / M / L,
+# stated once, on their presets.
+PAPER_BUDGETS = {
+    name: preset_info(f"litepose_{name.lower()}").published_gmacs * 1e9
+    for name in ("XS", "S", "M", "L")
+}
 
 
 class BudgetError(UserError, ValueError):
@@ -30,9 +35,15 @@ class Budget:
         if self.macs <= 0:
             raise BudgetError(f"budget={self.macs}: must be positive")
 
+    @property
+    def column(self) -> str:
+        """Where this budget's convention is counted: the ``FastMacs`` field, and the column of
+        the trials table, named alike."""
+        return "macs_paper" if self.convention == "paper" else "macs"
+
     def measure(self, macs: FastMacs) -> int:
         """The MACs of a candidate in this budget's convention."""
-        return macs.macs_paper if self.convention == "paper" else macs.macs
+        return getattr(macs, self.column)
 
     def violation(self, macs: FastMacs) -> float:
         """Optuna constraint value: <= 0 when the candidate fits."""

@@ -361,7 +361,7 @@ def pareto_front(table: pd.DataFrame, objective: str, macs_column: str = "macs")
 
 def best_within(table: pd.DataFrame, objective: str, budget: Budget):
     """The best finished trial whose MACs (in the budget's convention) fit ``budget``."""
-    column = "macs_paper" if budget.convention == "paper" else "macs"
+    column = budget.column
     done = table[(table["state"] == "COMPLETE") & (table[column] <= budget.macs)]
     done = done[done[objective] > WORST]
     if done.empty:

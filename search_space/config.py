@@ -152,6 +152,15 @@ class PoseNetConfig:
     tag_dim: int = 1
 
     @property
+    def output_channels(self) -> tuple[int, int]:
+        """Channels of the (1/4, 1/2) resolution outputs: ``K + K * tag_dim`` and ``K``.
+
+        The one statement of the output layout: the builders, the supernet and the MACs counter
+        size their final layers from it."""
+        k = self.num_joints
+        return k + k * self.tag_dim, k
+
+    @property
     def family(self) -> str:
         raise NotImplementedError
 

@@ -181,17 +181,16 @@ class LitePoseSupernet(nn.Module):
             self.deconv_skip.append(ElasticConvTranspose2d(widths[3 - i], out_ch))
             self.deconv_bn.append(ElasticBatchNorm2d(out_ch))
             in_ch = out_ch
-        k = largest.num_joints
-        quarter = k + k * largest.tag_dim
+        quarter, half = largest.output_channels
         fk = head.final_kernel
         self.final_refined = nn.ModuleList(
             [
                 _ElasticSeparable(head.channels[1], quarter, fk),
-                _ElasticSeparable(head.channels[2], k, fk),
+                _ElasticSeparable(head.channels[2], half, fk),
             ]
         )
         self.final_raw = nn.ModuleList(
-            [_ElasticSeparable(widths[1], quarter, fk), _ElasticSeparable(widths[0], k, fk)]
+            [_ElasticSeparable(widths[1], quarter, fk), _ElasticSeparable(widths[0], half, fk)]
         )
         self.relu = nn.ReLU(inplace=True)
         self.active: LitePoseConfig = largest
