@@ -28,10 +28,10 @@ from torch import Tensor
 
 from experiments.cli import fail_clearly
 from models import build_model
+from models.checkpoint import CheckpointError, read_torch_file
 from models.io import check_out_folder, staged_folder, write_standalone
 from search_space import ArchConfigError, LitePoseConfig, UserError, resolve_arch
 from search_space.errors import MissingFileError
-from training.checkpoint import CheckpointError, read_torch_file
 
 # The release's module names -> ours (models/litepose.py), applied in order to each key.
 RELEASE_RENAMES: tuple[tuple[str, str], ...] = (

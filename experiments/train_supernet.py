@@ -41,6 +41,7 @@ from evaluators.macs_fast import fast_macs
 from evaluators.pose_eval import evaluate_model
 from experiments.cli import fail_clearly
 from experiments.train import load_datasets, loss_config, trainer_config
+from models.checkpoint import CheckpointError, load_checkpoint
 from search.trained_proxies import sample_batches
 from search_space import ArchConfigError, LitePoseConfig, resolve_arch
 from search_space.errors import SettingError
@@ -49,7 +50,6 @@ from supernet import LitePoseSupernet
 from supernet.checkpoint import SUPERNET_KEY, supernet_state
 from supernet.recalibrate import export_recalibrated
 from supernet.training import SandwichStep, resolution_for_batch
-from training.checkpoint import CheckpointError, load_checkpoint
 from training.distributed import init_distributed, shutdown
 from training.interrupts import stop_on_signals
 from training.trainer import Trainer

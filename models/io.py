@@ -25,8 +25,8 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from models.builder import build_model
+from models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from search_space import ArchConfig, UserError, from_dict, save_arch, to_dict
-from training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 
 MODEL_FILE = "model.pt"
 ARCH_FILE = "arch.json"

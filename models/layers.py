@@ -9,14 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-
-def make_divisible(value: float, divisor: int = 8, min_value: int | None = None) -> int:
-    """MobileNet rounding: nearest multiple of ``divisor``, plus one step if that loses > 10%."""
-    min_value = divisor if min_value is None else min_value
-    rounded = max(min_value, int(value + divisor / 2) // divisor * divisor)
-    if rounded < 0.9 * value:
-        rounded += divisor
-    return rounded
+from search_space.channels import make_divisible
 
 
 def conv_bn(

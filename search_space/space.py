@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from models.layers import make_divisible
+from search_space.channels import make_divisible
 from search_space.config import (
     STAGE_FEATURE_STRIDES,
     InvertedResidualConfig,

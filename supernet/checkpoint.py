@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from models.checkpoint import CheckpointError, load_checkpoint
 from search_space import LitePoseConfig, from_dict, to_dict
 from supernet.litepose_supernet import LitePoseSupernet
-from training.checkpoint import CheckpointError, load_checkpoint
 
 SUPERNET_KEY = "supernet_arch"
 

@@ -10,13 +10,13 @@ from perturbed_supernet import perturbed_supernet
 
 from evaluators.macs import count_macs
 from evaluators.macs_fast import fast_macs
+from models.checkpoint import save_checkpoint
 from search_space import ArchConfigError, InvertedResidualConfig, LiteBranchConfig, get_preset
 from search_space.space import LitePoseSpace
 from supernet import LitePoseSupernet
 from supernet.checkpoint import load_supernet, supernet_state
 from supernet.recalibrate import recalibrate_bn
 from supernet.training import sandwich_subnets
-from training.checkpoint import save_checkpoint
 
 SIZE = 64
 RELEASED = ["litepose_xs", "litepose_s", "litepose_m", "litepose_l"]

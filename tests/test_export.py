@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from models import build_model
+from models.checkpoint import CheckpointError, save_checkpoint
 from models.io import (
     OutputFolderError,
     export_onnx,
@@ -23,7 +24,6 @@ from models.io import (
 from search_space import arch_hash, get_preset, to_dict
 from supernet import LitePoseSupernet
 from supernet.checkpoint import supernet_state
-from training.checkpoint import CheckpointError, save_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 

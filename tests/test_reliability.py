@@ -497,11 +497,11 @@ def test_every_error_an_entry_point_reports_is_a_user_error():
     from evaluators.coco_inputs import ResultsError
     from experiments.import_release import ReleaseImportError
     from experiments.shrink_training import StepTrainingError
+    from models.checkpoint import CheckpointError
     from models.io import OutputFolderError
     from search.budget import BudgetError
     from search_space import ArchConfigError, UserError
     from shrinking import ShrinkPathError
-    from training.checkpoint import CheckpointError
     from training.trainer import TrainingDiverged
 
     family = (

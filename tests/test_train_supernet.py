@@ -7,9 +7,9 @@ from pathlib import Path
 
 import torch
 
+from models.checkpoint import load_checkpoint, save_checkpoint
 from search_space import get_preset
 from supernet.checkpoint import load_supernet
-from training.checkpoint import load_checkpoint, save_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = [

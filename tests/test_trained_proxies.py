@@ -10,13 +10,13 @@ from omegaconf import OmegaConf
 from evaluators.proxies import ProxyContext, get_proxy, list_proxies
 from experiments.proxy_data import proxy_context
 from experiments.search import exporter
+from models.checkpoint import save_checkpoint
 from models.io import load_standalone
 from search.trained_proxies import ShortTrainProxy
 from search_space import ArchConfigError, get_preset
 from search_space.space import LitePoseSpace
 from supernet import LitePoseSupernet
 from supernet.checkpoint import supernet_state
-from training.checkpoint import save_checkpoint
 
 SIZE = 64
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 from conftest import torchrun
 
-from training.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from training.sampler import ResumableSampler
 from training.trainer import Trainer, TrainerConfig, TrainingDiverged
 

@@ -35,8 +35,8 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from models.checkpoint import load_checkpoint, save_checkpoint
 from search_space.errors import SettingError, UserError
-from training.checkpoint import load_checkpoint, save_checkpoint
 from training.distributed import DistContext
 from training.interrupts import Interrupted, requested
 from training.sampler import ResumableSampler
