@@ -118,7 +118,9 @@ def _winner_budgets(cfg: DictConfig) -> dict[str, str]:
     return {name: name.rsplit("_", 1)[-1] for name in cfg.searched}
 
 
-def _record_session(run_dir: Path, cfg: DictConfig, started: float, finished: int) -> None:
+def _record_session(
+    run_dir: Path, cfg: DictConfig, started: float, finished: int, commit: str | None
+) -> None:
     path = run_dir / "run.json"
     info = json.loads(path.read_text()) if path.exists() else {"sessions": []}
     info.update(
@@ -146,7 +148,7 @@ def _record_session(run_dir: Path, cfg: DictConfig, started: float, finished: in
     info["sessions"].append(
         {
             "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-            "commit": _git_commit(),
+            "commit": commit,  # read when the session started: the code that trained
             "workers": cfg.workers,
             "wall_seconds": round(time.time() - started, 1),
             "runs_finished": finished,
@@ -193,7 +195,7 @@ def run(cfg: DictConfig) -> None:
     from experiments.proxy_data import proxy_context
 
     proxy_context(cfg.dataset, rule, 0, cfg.loss)  # generate the synthetic data once, up front
-    started, finished = time.time(), 0
+    started, finished, commit = time.time(), 0, _git_commit()
     try:
         with ProcessPoolExecutor(
             max_workers=cfg.workers, mp_context=get_context("spawn"), initializer=_init_worker
@@ -223,7 +225,7 @@ def run(cfg: DictConfig) -> None:
     finally:
         if records.done:
             _write_outputs(run_dir, records, cfg)
-        _record_session(run_dir, cfg, started, finished)
+        _record_session(run_dir, cfg, started, finished, commit)
     print(f"table of {len({r['arch'] for r in records.done.values()})} architectures in {run_dir}")
 
 

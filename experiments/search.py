@@ -56,7 +56,7 @@ from training.interrupts import Interrupted, requested, stop_on_signals
 class SearchConfig:
     budget: str = "5.0G"
     convention: str = "paper"
-    proxy: str = "grad_norm"  # best ranked by experiments.rank_proxies (README)
+    proxy: str = "jacob_cov"  # ranks the ground truth best (experiments.rank_proxies, README)
     # The space's largest member (a preset or arch file): with branches, the space adds branch
     # removal (litepose_supernet_multibranch); without, it is the single-branch LitePose space.
     supernet: str = "litepose_supernet_multibranch"
