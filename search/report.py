@@ -170,10 +170,12 @@ def plot_agreement(ranking: pd.DataFrame, run_dir: Path) -> list[Path]:
     """Kendall's tau of each proxy with its 95% bootstrap interval, over the whole ground-truth
     table and pooled within budget bands; the seed ceiling as a dashed line. ``agreement.png``."""
     scopes = [("whole", "whole table"), ("bands", "within budget bands (+-25%)")]
+    whole = ranking[(ranking["scope"] == "whole") & (ranking["proxy"] != "seed ceiling")]
+    order = list(whole.sort_values("tau")["proxy"])  # one row order for both panels
     fig, axes = plt.subplots(1, 2, figsize=(9.6, 3.8), sharey=True)
     for ax, (scope, title) in zip(axes, scopes, strict=True):
         part = ranking[ranking["scope"] == scope]
-        proxies = part[part["proxy"] != "seed ceiling"].sort_values("tau")
+        proxies = part.set_index("proxy").loc[order].reset_index()
         y = range(len(proxies))
         ax.errorbar(
             proxies["tau"],
