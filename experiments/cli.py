@@ -13,6 +13,8 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from omegaconf.errors import MissingMandatoryValue
+
 from search_space.errors import UserError
 from training.interrupts import Interrupted
 
@@ -35,6 +37,12 @@ def fail_clearly(
     except KeyboardInterrupt:  # a Ctrl-C where nothing waits for one, or a second one
         print(f"{command} interrupted: stopped at once (KeyboardInterrupt)", file=sys.stderr)
         raise SystemExit(130) from None
+    except MissingMandatoryValue as err:  # a '???' setting of the config left unset
+        print(
+            f"{command} failed: {err.full_key} is required: add {err.full_key}=<value>",
+            file=sys.stderr,
+        )
+        raise SystemExit(2) from None
     except UserError as err:
         print(f"{command} failed: {err}", file=sys.stderr)
         extra = hint(err)

@@ -32,7 +32,7 @@ import pandas as pd
 from optuna.exceptions import ExperimentalWarning
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.trial import TrialState
-from sqlalchemy.exc import IntegrityError, ProgrammingError
+from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError, ProgrammingError
 
 from evaluators.latency import measure_latency
 from evaluators.macs_fast import fast_macs
@@ -112,6 +112,12 @@ def _rdb_storage(url: str, heartbeat_s: int, attempts: int = 5) -> RDBStorage:
             if attempt == attempts - 1:
                 raise
             time.sleep(0.2 * (attempt + 1))
+        except (OperationalError, DatabaseError) as err:  # a missing folder, no server, no db
+            raise SettingError(
+                f"storage={url!r}: cannot open this database ({err.orig}); check the path "
+                "(its folder must exist) or the server, or leave storage unset for "
+                "<run_dir>/study.db"
+            ) from None
     raise AssertionError("unreachable")
 
 

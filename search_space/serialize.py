@@ -172,9 +172,21 @@ def load_arch(path: str | Path) -> ArchConfig:
     path = Path(path)
     if not path.is_file():
         raise MissingFileError(f"architecture file {path} does not exist")
-    text = path.read_text()
+    try:
+        text = path.read_text()
+    except UnicodeDecodeError:
+        raise ArchConfigError(
+            str(path), "<binary>", "is not a text file: give a JSON or YAML architecture file"
+        ) from None
     if path.suffix in (".yaml", ".yml"):
-        data = yaml.safe_load(text)
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as err:
+            where = getattr(err, "problem_mark", None)
+            line = f" at line {where.line + 1}" if where is not None else ""
+            raise ArchConfigError(
+                str(path), text[:60], f"is not valid YAML{line} ({getattr(err, 'problem', err)})"
+            ) from None
     else:
         try:
             data = json.loads(text)

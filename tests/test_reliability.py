@@ -36,6 +36,15 @@ class Case:
     absent: str = ""  # a path under the folder the command must not have made (its data)
 
 
+def _text(folder: Path, name: str, content: str | bytes) -> Path:
+    path = folder / name
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content)
+    return path
+
+
 def _write(folder: Path, name: str, data: object) -> Path:
     path = folder / name
     path.write_text(json.dumps(data))
@@ -431,6 +440,48 @@ USER_ERRORS = [
         _with_data("arch=litepose_xxl"),
         r"arch='litepose_xxl': is neither a preset \(.*litepose_xs.*\) nor an existing",
         absent="data",
+    ),
+    Case(
+        "train an arch file with a YAML syntax error",
+        "train",
+        lambda f: _with_data(f"model={_text(f, 'bad.yaml', 'input_size: [1, 2')}")(f),
+        r"bad\.yaml=.*is not valid YAML at line 1",
+        absent="data",
+    ),
+    Case(
+        "train a binary file as the arch",
+        "train",
+        lambda f: _with_data(f"model={_text(f, 'arch.yaml', bytes(range(128, 256)))}")(f),
+        r"arch\.yaml='<binary>': is not a text file",
+        absent="data",
+    ),
+    Case(
+        "search with SQLite storage in a missing folder",
+        "search",
+        lambda f: [
+            f"storage=sqlite:///{f / 'no' / 'such' / 'study.db'}",
+            "n_trials=1",
+            f"run_dir={f / 'run'}",
+            "progress=false",
+        ],
+        r"storage='sqlite:.*': cannot open this database .*its folder must exist",
+    ),
+    Case(
+        "search with storage that is not a database",
+        "search",
+        lambda f: [
+            f"storage=sqlite:///{_text(f, 'notes.txt', 'not a database' * 100)}",
+            "n_trials=1",
+            f"run_dir={f / 'run'}",
+            "progress=false",
+        ],
+        r"storage='sqlite:.*notes\.txt': cannot open this database",
+    ),
+    Case(
+        "score without its mandatory ground truth",
+        "score",
+        lambda f: [f"results={COCO_DETS}"],
+        r"gt is required: add gt=<value>",
     ),
     Case(
         "export a missing arch file",
