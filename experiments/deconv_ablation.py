@@ -1,0 +1,215 @@
+"""The deconvolution-width ablation: one preset with its fusion head's widths scaled.
+
+    python -m experiments.deconv_ablation                        # LitePose-S, 0.25x .. 2x widths
+    python -m experiments.deconv_ablation 'widths=[[16,16,16],[32,24,32]]' latency=false
+    python -m experiments.deconv_ablation train=true             # + AP on the demo data
+
+The paper fixes LitePose's deconv head widths by hand; this sweep asks what they cost and buy.
+Every row is ``preset`` with only ``head.channels`` changed (the preset's widths times each of
+``scales``, rounded to ``multiple``; or ``widths`` given outright), so MACs, parameters and
+latency differences are the head's alone. MACs come from ``evaluators.macs_fast`` (true count
+and the paper's convention), latency from ``evaluators.latency`` at one thread.
+
+``train=true`` trains each width once under the ground truth's fixed schedule (the same
+``train_one`` as ``experiments.ground_truth``: ``ShortTrainProxy`` at the preset's size under
+``resolution_rule``, 144 px for a 448-px preset) and adds validation AP. Each finished width is a
+line of ``run_dir/trained.jsonl``; a rerun of the same command trains only the missing ones.
+The table is written as ``deconv_ablation.csv`` / ``.md`` and drawn as ``deconv_ablation.png``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import hydra
+import pandas as pd
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from evaluators.latency import measure_latency
+from evaluators.macs import count_params
+from evaluators.macs_fast import fast_macs
+from experiments.cli import fail_clearly
+from experiments.deconv_figure import plot_deconv_ablation
+from experiments.tables import to_markdown
+from experiments.train import section_dataclass
+from models import build_model
+from search.ground_truth import Schedule
+from search_space import SettingError, UnknownNameError, get_preset, list_presets, to_json
+from search_space.config import LitePoseConfig
+from search_space.resolution import ResolutionRule
+
+Widths = tuple[int, int, int]
+STEM = "deconv_ablation"
+
+
+def scaled_widths(base: Widths, scales: list[float], multiple: int) -> list[Widths]:
+    """``base`` times each scale, every width rounded half up to ``multiple`` (at least one
+    multiple; half up, not Python's half-to-even, so 1.5x of 24 is 40 and not 32); duplicates
+    after rounding are dropped, so each row is a distinct head."""
+    rows: list[Widths] = []
+    for scale in scales:
+        if scale <= 0:
+            raise SettingError(f"scales: {scale} must be > 0")
+        row = tuple(max(multiple, multiple * int(w * scale / multiple + 0.5)) for w in base)
+        if row not in rows:
+            rows.append(row)
+    return rows
+
+
+def with_head_widths(config: LitePoseConfig, widths: Widths) -> LitePoseConfig:
+    head = dataclasses.replace(config.head, channels=tuple(widths))
+    return dataclasses.replace(config, head=head)
+
+
+def base_config(cfg: DictConfig) -> LitePoseConfig:
+    if cfg.preset not in list_presets():
+        raise UnknownNameError(
+            f"preset={cfg.preset!r}: unknown; LitePose presets: {list_presets('litepose_*')}"
+        )
+    config = get_preset(cfg.preset, num_joints=cfg.num_joints)
+    if not isinstance(config, LitePoseConfig):
+        raise SettingError(
+            f"preset={cfg.preset!r} is a {type(config).__name__}; the deconv head is LitePose's: "
+            f"{list_presets('litepose_*')}"
+        )
+    return config
+
+
+def planned_widths(cfg: DictConfig, base: LitePoseConfig) -> list[Widths]:
+    if cfg.widths is not None:
+        rows = [tuple(int(w) for w in row) for row in cfg.widths]
+        for row in rows:
+            with_head_widths(base, row)  # a bad width fails (validation) before anything runs
+        return rows
+    return scaled_widths(base.head.channels, list(cfg.scales), cfg.multiple)
+
+
+def cost_record(config: LitePoseConfig, cfg: DictConfig) -> dict:
+    """MACs and parameters, plus latency when ``cfg.latency``."""
+    counts = fast_macs(config)
+    model = build_model(config)
+    record = {
+        "head channels": "-".join(str(w) for w in config.head.channels),
+        "GMACs (true)": counts.macs / 1e9,
+        "GMACs (paper conv.)": counts.macs_paper / 1e9,
+        "params (M)": count_params(model) / 1e6,
+    }
+    if cfg.latency:
+        size = cfg.latency_size or config.input_size
+        report = measure_latency(
+            model,
+            size,
+            runs=cfg.latency_runs,
+            warmup=cfg.latency_warmup,
+            threads=cfg.threads,
+            macs=fast_macs(config, size).macs,
+        )
+        record[f"CPU ms @{size}"] = report.latency_ms
+        record[f"IQR ms @{size}"] = report.iqr_ms
+    return record
+
+
+class TrainedRows:
+    """``trained.jsonl``: one line per trained (widths, size, seed, schedule); append-only, so an
+    interrupted sweep keeps what finished."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        lines = path.read_text().splitlines() if path.exists() else []
+        self.rows = [json.loads(line) for line in lines if line.strip()]
+
+    @staticmethod
+    def key(widths: Widths, size: int, seed: int, schedule: Schedule) -> dict:
+        return {"channels": list(widths), "size": size, "seed": seed, "schedule": asdict(schedule)}
+
+    def find(self, key: dict) -> dict | None:
+        for row in self.rows:
+            if {k: row.get(k) for k in key} == key:
+                return row
+        return None
+
+    def add(self, row: dict) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a") as out:
+            out.write(json.dumps(row) + "\n")
+        self.rows.append(row)
+
+
+def train_widths(cfg: DictConfig, configs: list[LitePoseConfig], run_dir: Path) -> list[dict]:
+    """Each config trained once (or its finished line reused); one score dict per config."""
+    from experiments.ground_truth import train_one  # loads the training stack only when asked
+
+    schedule = section_dataclass(Schedule, cfg.schedule, "schedule")
+    rule = section_dataclass(ResolutionRule, cfg.resolution_rule, "resolution_rule")
+    store = TrainedRows(run_dir / "trained.jsonl")
+    dataset = OmegaConf.to_container(cfg.dataset, resolve=True)
+    loss = OmegaConf.to_container(cfg.loss, resolve=True)
+    results = []
+    for config in configs:
+        size = rule.size(config.input_size)
+        key = TrainedRows.key(config.head.channels, size, cfg.seed, schedule)
+        row = store.find(key)
+        if row is None:
+            print(f"training head {config.head.channels} at {size} px", flush=True)
+            metrics, seconds = train_one(
+                to_json(config, indent=None),
+                cfg.seed,
+                asdict(schedule),
+                asdict(rule),
+                dataset,
+                loss,
+            )
+            row = {**key, **metrics, "seconds": seconds}
+            store.add(row)
+        results.append(
+            {
+                "train size": size,
+                "GMACs @train": fast_macs(config, size).macs / 1e9,
+                "train steps": schedule.steps,
+                "AP": row["AP"],
+                "AP50": row["AP50"],
+                "val loss": row["loss"],
+                "train s": row["seconds"],
+            }
+        )
+    return results
+
+
+def run(cfg: DictConfig) -> pd.DataFrame:
+    """The whole command: every setting checked before any model is built, timed or trained."""
+    base = base_config(cfg)
+    rows = planned_widths(cfg, base)
+    if cfg.threads is not None:
+        torch.set_num_threads(cfg.threads)
+    configs = [with_head_widths(base, row) for row in rows]
+    preset = tuple(base.head.channels)
+    table = pd.DataFrame(
+        [
+            {"preset": row == preset, **cost_record(c, cfg)}
+            for row, c in zip(rows, configs, strict=True)
+        ]
+    )
+    run_dir = Path(cfg.run_dir)
+    if cfg.train:
+        table = pd.concat([table, pd.DataFrame(train_widths(cfg, configs, run_dir))], axis=1)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    table.to_csv(run_dir / f"{STEM}.csv", index=False)
+    (run_dir / f"{STEM}.md").write_text(to_markdown(table) + "\n")
+    figures = plot_deconv_ablation(table, run_dir, f"deconv head widths: {cfg.preset}", STEM)
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(f"wrote {run_dir / (STEM + '.csv')}, {STEM}.md and {figures[0]}")
+    return table
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="deconv_ablation")
+def main(cfg: DictConfig) -> None:
+    with fail_clearly("deconv_ablation"):
+        run(cfg)
+
+
+if __name__ == "__main__":
+    main()
