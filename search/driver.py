@@ -113,8 +113,9 @@ def _rdb_storage(url: str, heartbeat_s: int, attempts: int = 5) -> RDBStorage:
                 raise
             time.sleep(0.2 * (attempt + 1))
         except (OperationalError, DatabaseError) as err:  # a missing folder, no server, no db
+            reason = " ".join(str(err.orig).split())  # drivers' messages span lines
             raise SettingError(
-                f"storage={url!r}: cannot open this database ({err.orig}); check the path "
+                f"storage={url!r}: cannot open this database ({reason}); check the path "
                 "(its folder must exist) or the server, or leave storage unset for "
                 "<run_dir>/study.db"
             ) from None

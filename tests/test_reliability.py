@@ -478,6 +478,17 @@ USER_ERRORS = [
         r"storage='sqlite:.*notes\.txt': cannot open this database",
     ),
     Case(
+        "search with an unreachable PostgreSQL server",
+        "search",
+        lambda f: [
+            "storage=postgresql+psycopg://user@127.0.0.1:9/db",
+            "n_trials=1",
+            f"run_dir={f / 'run'}",
+            "progress=false",
+        ],
+        r"storage='postgresql.*': cannot open this database \(.*refused",
+    ),
+    Case(
         "score without its mandatory ground truth",
         "score",
         lambda f: [f"results={COCO_DETS}"],
