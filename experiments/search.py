@@ -108,7 +108,7 @@ def search(cfg: SearchConfig) -> Path:
         context = proxy_context(cfg.dataset, rule, cfg.seed, cfg.loss)
     else:
         context = ProxyContext(seed=cfg.seed, resolution_rule=rule)
-    space = LitePoseSpace(largest_member_of(cfg.supernet))
+    space = search_space(cfg, proxy)
     study = run_search(space, settings, proxy, context, cfg.progress)
     objective = objective_column(cfg.proxy)
     table = trials_table(study, objective)
@@ -128,6 +128,15 @@ def search(cfg: SearchConfig) -> Path:
     for name, folder in exports.items():
         print(f"{name}: {folder if folder else 'no finished trial fits this budget'}")
     return run_dir
+
+
+def search_space(cfg: SearchConfig, proxy) -> LitePoseSpace:
+    """The supernet proxy's checkpoint stores the space it was trained on, and that space is
+    searched (``supernet`` is then unused); otherwise the space around ``supernet`` with the
+    default choices. Checkpoints older than the stored space fall back to the latter."""
+    if isinstance(proxy, SupernetProxy) and proxy.space is not None:
+        return proxy.space
+    return LitePoseSpace(largest_member_of(cfg.supernet))
 
 
 def exporter(proxy, context: ProxyContext):

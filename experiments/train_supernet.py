@@ -54,8 +54,6 @@ from training.distributed import init_distributed, shutdown
 from training.interrupts import stop_on_signals
 from training.trainer import Trainer
 
-SPACE_KEY = "supernet_space"
-
 
 def build_space(cfg: DictConfig, num_joints: int) -> LitePoseSpace:
     """The search space from ``supernet`` (its largest member) and the ``space`` section."""
@@ -74,15 +72,6 @@ def build_space(cfg: DictConfig, num_joints: int) -> LitePoseSpace:
         input_size=max(options["resolutions"]),
     )
     return LitePoseSpace(largest=largest, **options)
-
-
-def space_state(space: LitePoseSpace) -> dict:
-    """The space's choices as plain data (the largest member is stored by ``supernet_state``)."""
-    return {
-        f.name: list(getattr(space, f.name))
-        for f in dataclasses.fields(space)
-        if f.name != "largest"
-    }
 
 
 def calibration_images(samples: TrainingSamples, size: int, cfg: DictConfig) -> list[torch.Tensor]:
@@ -104,8 +93,7 @@ def check_resumable(run_dir: Path, net: LitePoseSupernet, space: LitePoseSpace) 
             f"{last} is not a supernet checkpoint (no '{SUPERNET_KEY}'; experiments.train "
             "writes standalone ones); choose another run_dir"
         )
-    ours = supernet_state(net)
-    for key, value in {**ours, SPACE_KEY: space_state(space)}.items():
+    for key, value in supernet_state(net, space).items():
         if state.get(key) != value:
             raise CheckpointError(
                 f"{last} holds another supernet or search space ({key}: {state.get(key)!r}, "
@@ -242,7 +230,7 @@ def run(cfg: DictConfig) -> None:
         run_dir,
         ctx=ctx,
         evaluate=evaluate,
-        extra_state={**supernet_state(net), SPACE_KEY: space_state(space)},
+        extra_state=supernet_state(net, space),
         step=step,
         batch_extra=resolution_for_batch(space.resolutions, settings.seed),
     )

@@ -12,7 +12,9 @@ would otherwise need full training for:
   (``metric="loss"``, smoother when the AP of so short a run is still near 0).
 * ``supernet``: the candidate exported from a trained supernet checkpoint (exact weights), its
   BN statistics recalibrated on a few training batches, then its validation AP or negative loss
-  (LitePose's search scores candidates this way).
+  (LitePose's search scores candidates this way). The checkpoint's stored space (``self.space``)
+  is the space it scores: a candidate outside it is refused with the gene and its allowed values;
+  ``experiments.search`` searches that space.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from evaluators.proxies import Proxy, ProxyContext, register_proxy
 from models import build_model
 from search_space.config import ArchConfig
 from search_space.errors import SettingError
-from supernet.checkpoint import load_supernet
+from supernet.checkpoint import open_supernet
 from supernet.recalibrate import export_recalibrated
 from training.trainer import Trainer, TrainerConfig
 
@@ -178,14 +180,17 @@ class SupernetProxy(_ScoredOnValidation):
                 "proxy 'supernet' needs checkpoint=<supernet checkpoint> (from "
                 "python -m experiments.train_supernet)"
             )
-        self.supernet = load_supernet(checkpoint).eval()
+        loaded = open_supernet(checkpoint)
+        self.supernet = loaded.net.eval()
+        self.space = loaded.space  # None: a checkpoint from before spaces were stored
+        self._loaded = loaded
         self.recalibration_batches = recalibration_batches
         self.batch_size = batch_size
 
     def subnet(self, config: ArchConfig, context: ProxyContext) -> nn.Module:
         """The candidate's weights from the supernet, BN statistics recalibrated."""
         _require(context, self.name, "train_samples", "val_dataset", "loss_fn")
-        self.supernet.check_member(config)
+        self._loaded.check_member(config)
         size = self._size(config, context)
         batches = sample_batches(
             context.train_samples, size, self.batch_size, 0, self.recalibration_batches

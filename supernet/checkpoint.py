@@ -1,22 +1,62 @@
-"""Supernet checkpoints carry the largest architecture, so they rebuild without other input."""
+"""Supernet checkpoints carry their largest architecture and their search space, so a search,
+an export or a proxy that loads one works in the space it was trained on without other input.
+
+Checkpoints written before the space was stored (no ``supernet_space`` entry) still load: their
+space is ``None`` and only the supernet's structural check applies (any member it can slice),
+which is how every reader treated them before.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
 from pathlib import Path
 
 from models.checkpoint import CheckpointError, load_checkpoint
 from search_space import LitePoseConfig, from_dict, to_dict
+from search_space.space import LitePoseSpace
 from supernet.litepose_supernet import LitePoseSupernet
 
 SUPERNET_KEY = "supernet_arch"
+SPACE_KEY = "supernet_space"
 
 
-def supernet_state(net: LitePoseSupernet) -> dict:
-    """Extra checkpoint entries that let :func:`load_supernet` rebuild ``net``."""
-    return {SUPERNET_KEY: to_dict(net.largest), "supernet_kernels": list(net.kernel_sizes)}
+def supernet_state(net: LitePoseSupernet, space: LitePoseSpace | None = None) -> dict:
+    """Extra checkpoint entries that let :func:`open_supernet` rebuild ``net`` (and ``space``,
+    the choices it was trained on; its largest member must be ``net.largest``)."""
+    state = {SUPERNET_KEY: to_dict(net.largest), "supernet_kernels": list(net.kernel_sizes)}
+    if space is not None:
+        if space.largest != net.largest:
+            raise ValueError("the space's largest member must be the supernet's architecture")
+        state[SPACE_KEY] = space_state(space)
+    return state
 
 
-def load_supernet(path: str | Path) -> LitePoseSupernet:
+def space_state(space: LitePoseSpace) -> dict:
+    """The space's choices as plain data (its largest member is the supernet's architecture)."""
+    return {
+        f.name: list(getattr(space, f.name))
+        for f in dataclasses.fields(space)
+        if f.name != "largest"
+    }
+
+
+@dataclass(frozen=True)
+class SupernetCheckpoint:
+    """A loaded supernet and the space it was trained on (``None``: an older checkpoint)."""
+
+    net: LitePoseSupernet
+    space: LitePoseSpace | None
+
+    def check_member(self, config: LitePoseConfig) -> None:
+        """Raise an error naming the gene and its allowed values if ``config`` is outside the
+        stored space (``LitePoseSpace.encode``), or the field the supernet cannot slice."""
+        if self.space is not None:
+            self.space.encode(config)
+        self.net.check_member(config)
+
+
+def open_supernet(path: str | Path) -> SupernetCheckpoint:
     state = load_checkpoint(path)
     if SUPERNET_KEY not in state:
         raise CheckpointError(
@@ -28,4 +68,13 @@ def load_supernet(path: str | Path) -> LitePoseSupernet:
         raise CheckpointError(f"checkpoint {path}: the supernet architecture must be litepose")
     net = LitePoseSupernet(largest, tuple(state["supernet_kernels"]))
     net.load_state_dict(state["model"])
-    return net
+    space = None
+    if SPACE_KEY in state:
+        choices = {k: tuple(v) for k, v in state[SPACE_KEY].items()}
+        space = LitePoseSpace(largest=largest, **choices)
+    return SupernetCheckpoint(net, space)
+
+
+def load_supernet(path: str | Path) -> LitePoseSupernet:
+    """The supernet alone (its weights and structure), for callers that need no space."""
+    return open_supernet(path).net

@@ -9,7 +9,7 @@ import torch
 
 from models.checkpoint import load_checkpoint, save_checkpoint
 from search_space import get_preset
-from supernet.checkpoint import load_supernet
+from supernet.checkpoint import load_supernet, open_supernet
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = [
@@ -59,6 +59,11 @@ def test_tiny_supernet_training_report_and_resume(tmp_path):
     assert first.returncode == 0, first.stderr[-2000:]
     last = run_dir / "checkpoints" / "last.pt"
     assert load_checkpoint(last)["step"] == 2
+
+    # The checkpoint stores the space it was trained on, for search, export and proxies.
+    stored = open_supernet(last).space
+    assert stored.resolutions == (32, 64) and stored.kernel_sizes == (3, 5, 7)
+    assert stored.largest.input_size == 64
 
     # The checkpoint is a supernet checkpoint: any member exports from it, exactly.
     net = load_supernet(last).eval()

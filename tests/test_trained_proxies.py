@@ -9,12 +9,12 @@ from omegaconf import OmegaConf
 
 from evaluators.proxies import ProxyContext, get_proxy, list_proxies
 from experiments.proxy_data import proxy_context
-from experiments.search import exporter
+from experiments.search import SearchConfig, exporter, search_space
 from models.checkpoint import save_checkpoint
 from models.io import load_standalone
 from search.trained_proxies import ShortTrainProxy
 from search_space import ArchConfigError, get_preset
-from search_space.space import LitePoseSpace
+from search_space.space import LitePoseSpace, largest_member_of
 from supernet import LitePoseSupernet
 from supernet.checkpoint import supernet_state
 
@@ -104,3 +104,37 @@ def test_clear_errors(tmp_path):
         get_proxy("short_train", metric="accuracy")
     with pytest.raises(ValueError, match="context.train_samples"):
         get_proxy("short_train").score(get_preset("litepose_xs"), ProxyContext())
+
+
+def _checkpoint_with_space(path, seed: int = 0) -> tuple[str, LitePoseSpace]:
+    """A tiny untrained supernet checkpoint that stores a narrowed space (two widths, one size)."""
+    torch.manual_seed(seed)
+    net = LitePoseSupernet(get_preset("litepose_supernet", input_size=SIZE))
+    space = LitePoseSpace(net.largest, width_multipliers=(1.0, 0.5), resolutions=(SIZE,))
+    save_checkpoint({"model": net.state_dict(), **supernet_state(net, space)}, path)
+    return str(path), space
+
+
+def test_the_checkpoint_is_the_source_of_its_space(context, tmp_path):
+    """Search and proxy read the stored space; a member outside it is refused by gene name."""
+    checkpoint, space = _checkpoint_with_space(tmp_path / "supernet.pt")
+    proxy = get_proxy("supernet", checkpoint=checkpoint, recalibration_batches=1, batch_size=2)
+    assert proxy.space == space
+    assert search_space(SearchConfig(), proxy) == space  # not the default multibranch space
+    genes = space.encode(space.smallest())
+    genes["stage2.width"] = 48  # a 0.75 multiplier: in the default space, not in this one
+    stranger = LitePoseSpace(space.largest, resolutions=(SIZE,)).decode(genes)
+    assert stranger.stages[1].channels <= space.largest.stages[1].channels  # it could be sliced
+    with pytest.raises(ArchConfigError, match=r"stage2\.width=48: must be one of \(32, 64\)"):
+        proxy.subnet(stranger, context)
+
+
+def test_checkpoints_without_a_stored_space_keep_the_old_behaviour(tmp_path):
+    torch.manual_seed(0)
+    net = LitePoseSupernet(get_preset("litepose_supernet", input_size=SIZE))
+    old = save_checkpoint({"model": net.state_dict(), **supernet_state(net)}, tmp_path / "old.pt")
+    proxy = get_proxy("supernet", checkpoint=str(old))
+    assert proxy.space is None
+    assert search_space(SearchConfig(), proxy) == LitePoseSpace(
+        largest_member_of(SearchConfig.supernet)
+    )
