@@ -7,7 +7,11 @@
 
 ``arch`` is a preset name or an architecture file (our JSON / YAML or the LitePose release's JSON).
 With ``supernet`` the weights are sliced from a supernet checkpoint (the architecture must be a
-member of it); without, the network is freshly initialised (for deployment and latency checks).
+member of the space the checkpoint stores; an error names the gene and its allowed values) and
+their BN statistics recalibrated on ``recalibration_batches`` training batches of ``dataset`` at
+the member's input size, through the same code as the search's exporter
+(``SupernetProxy.subnet``); ``recalibrate=false`` keeps the supernet's mixed statistics.
+Without, the network is freshly initialised (for deployment and latency checks).
 ``checkpoint`` instead takes architecture and weights from a trained model: a training checkpoint,
 a ``model.pt`` or a standalone folder (``experiments.import_release`` writes one).
 
@@ -35,6 +39,7 @@ from torch import nn
 
 from bottomup.transforms import resize_for_test
 from experiments.cli import fail_clearly
+from experiments.proxy_data import proxy_context
 from experiments.train import load_datasets
 from models import build_model
 from models.io import (
@@ -45,9 +50,10 @@ from models.io import (
     write_standalone,
 )
 from models.precision import check_precision, convert
+from search.trained_proxies import SupernetProxy
 from search_space import ArchConfig, resolve_arch
 from search_space.errors import SettingError
-from supernet.checkpoint import load_supernet
+from supernet.checkpoint import open_supernet
 from training.distributed import DistContext
 
 
@@ -61,6 +67,9 @@ class ExportConfig:
     onnx: bool = True
     precision: Any = "fp32"  # fp16, int8 or a list of them: also model.<precision>.onnx
     calibration_images: int = 64  # INT8 only: training images of `dataset` it calibrates on
+    recalibrate: bool = True  # supernet= only: recompute BN statistics on `dataset`
+    recalibration_batches: int = 8  # supernet= only: batches of 8 training images
+    seed: int = 0  # supernet= only: which augmented training samples calibrate
     dataset: Any = None  # the config group (experiments/conf/dataset)
 
 
@@ -97,8 +106,24 @@ def _model(cfg: ExportConfig) -> tuple[nn.Module, ArchConfig]:
         raise SettingError("give arch=<preset or arch file> or checkpoint=<trained model>")
     config = resolve_arch(cfg.arch)
     if cfg.supernet:
-        return load_supernet(cfg.supernet).export(config), config
+        return _from_supernet(cfg, config), config
     return build_model(config), config
+
+
+def _from_supernet(cfg: ExportConfig, config: ArchConfig) -> nn.Module:
+    """``config``'s weights from the supernet, BN recalibrated as the search's exporter does."""
+    if not cfg.recalibrate:
+        loaded = open_supernet(cfg.supernet)
+        loaded.check_member(config)
+        return loaded.net.export(config)
+    if cfg.recalibration_batches < 1:
+        raise SettingError(
+            f"recalibration_batches={cfg.recalibration_batches}: must be >= 1 "
+            "(or recalibrate=false)"
+        )
+    proxy = SupernetProxy(cfg.supernet, cfg.recalibration_batches)
+    context = proxy_context(cfg.dataset, seed=cfg.seed, tag_dim=config.tag_dim)
+    return proxy.subnet(config, context)
 
 
 def calibration_images(cfg: ExportConfig, config: ArchConfig) -> list[np.ndarray]:

@@ -22,6 +22,7 @@ from models.io import (
     staged_folder,
 )
 from search_space import arch_hash, get_preset, to_dict
+from search_space.space import LitePoseSpace
 from supernet import LitePoseSupernet
 from supernet.checkpoint import supernet_state
 
@@ -46,7 +47,7 @@ def test_export_from_supernet_checkpoint_matches_supernet(tmp_path):
     arch = tmp_path / "xs.json"
     arch.write_text((REPO / "tests" / "data" / "litepose_xs_release.json").read_text())
     out = tmp_path / "out"
-    result = _export(f"arch={arch}", f"out={out}", f"supernet={ckpt}")
+    result = _export(f"arch={arch}", f"out={out}", f"supernet={ckpt}", "recalibrate=false")
     assert result.returncode == 0, result.stderr
     saved = json.loads((out / "arch.json").read_text())
     model, config = load_standalone(out)
@@ -185,6 +186,57 @@ def test_reduced_precision_copies_compute_what_fp32_does(tmp_path):
     for name, tolerance in (("model.fp16.onnx", 0.005), ("model.int8.onnx", 0.08)):
         for ref, low in zip(outputs["model.onnx"], outputs[name], strict=True):
             assert np.abs(low - ref).max() <= tolerance * np.abs(ref).max(), name
+
+
+def _supernet_with_space(path: Path) -> tuple[LitePoseSupernet, LitePoseSpace]:
+    """A tiny supernet checkpoint that stores a narrowed space (two widths, one 64-px size)."""
+    torch.manual_seed(0)
+    net = LitePoseSupernet(get_preset("litepose_supernet", input_size=64)).eval()
+    space = LitePoseSpace(net.largest, width_multipliers=(1.0, 0.5), resolutions=(64,))
+    save_checkpoint({"model": net.state_dict(), **supernet_state(net, space)}, path)
+    return net, space
+
+
+def test_export_from_a_supernet_recalibrates_bn_unless_told_not_to(tmp_path):
+    from experiments.export import export
+
+    net, space = _supernet_with_space(tmp_path / "supernet.pt")
+    member = space.smallest()
+    arch = tmp_path / "member.json"
+    arch.write_text(json.dumps(to_dict(member)))
+    sliced = net.export(member).state_dict()
+    stats = {}
+    for recalibrate in ("true", "false"):
+        out = tmp_path / f"recalibrate_{recalibrate}"
+        cfg = _compose_export(
+            f"arch={arch}", f"out={out}", f"supernet={tmp_path / 'supernet.pt'}", "onnx=false",
+            f"recalibrate={recalibrate}", "recalibration_batches=1",
+            f"dataset.root={tmp_path / 'data'}", *TINY_DATA,
+        )  # fmt: skip
+        export(cfg)
+        model, config = load_standalone(out)
+        assert config == member
+        state = model.state_dict()
+        stats[recalibrate] = {k: v for k, v in state.items() if k.endswith("running_var")}
+        weights = [k for k in state if k.endswith("weight")]
+        assert all(torch.equal(state[k], sliced[k]) for k in weights)  # the supernet's weights
+    assert all(torch.equal(v, sliced[k]) for k, v in stats["false"].items())
+    assert not any(torch.equal(v, sliced[k]) for k, v in stats["true"].items())
+
+
+def test_export_refuses_a_member_outside_the_stored_space_by_gene(tmp_path):
+    _, space = _supernet_with_space(tmp_path / "supernet.pt")
+    genes = space.encode(space.smallest())
+    genes["stage2.width"] = 48  # a 0.75 multiplier: the default space has it, this one not
+    stranger = LitePoseSpace(space.largest, resolutions=(64,)).decode(genes)
+    arch = tmp_path / "stranger.json"
+    arch.write_text(json.dumps(to_dict(stranger)))
+    result = _export(
+        f"arch={arch}", f"out={tmp_path / 'out'}", f"supernet={tmp_path / 'supernet.pt'}",
+        "recalibrate=false",
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "stage2.width=48: must be one of (32, 64)" in result.stderr
 
 
 def test_reexport_replaces_the_folder_whole_and_bad_precisions_fail(tmp_path):
