@@ -9,8 +9,9 @@
 Proxies that need data (grad_norm, snip, jacob_cov, short_train, supernet) get it from the
 ``dataset`` settings (the CPU demo's synthetic data by default); every candidate is scored at its
 resolution gene mapped by ``resolution_rule`` (``search_space.resolution``); ``proxy_options`` are
-the proxy's keyword arguments. ``experiments.rank_proxies`` measures how well each proxy ranks
-architectures.
+the proxy's keyword arguments. With ``proxy=supernet`` the space searched is the one the
+checkpoint stores (``search_space``), not the one around ``supernet``.
+``experiments.rank_proxies`` measures how well each proxy ranks architectures.
 
 Leaves in ``run_dir``: ``study.db`` (unless ``storage`` points elsewhere), ``trials.csv``,
 ``pareto.csv``, ``pareto.png`` / ``pareto.pdf`` and, for each named budget,
@@ -22,6 +23,7 @@ the exports and exits 130 (143 for SIGTERM).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -46,7 +48,8 @@ from search.driver import (
 )
 from search.report import export_winners, plot_pareto, write_tables
 from search.trained_proxies import SupernetProxy
-from search_space import UnknownNameError
+from search_space import ArchConfigError, UnknownNameError
+from search_space.errors import SettingError
 from search_space.resolution import ResolutionRule
 from search_space.space import LitePoseSpace, largest_member_of
 from training.interrupts import Interrupted, requested, stop_on_signals
@@ -59,6 +62,7 @@ class SearchConfig:
     proxy: str = "jacob_cov"  # ranks the ground truth best (experiments.rank_proxies, README)
     # The space's largest member (a preset or arch file): with branches, the space adds branch
     # removal (litepose_supernet_multibranch); without, it is the single-branch LitePose space.
+    # Unused with proxy=supernet: the checkpoint's stored space is searched.
     supernet: str = "litepose_supernet_multibranch"
     n_trials: int = 40
     storage: str | None = None
@@ -108,7 +112,7 @@ def search(cfg: SearchConfig) -> Path:
         context = proxy_context(cfg.dataset, rule, cfg.seed, cfg.loss)
     else:
         context = ProxyContext(seed=cfg.seed, resolution_rule=rule)
-    space = search_space(cfg, proxy)
+    space = search_space(cfg, proxy, rule)
     study = run_search(space, settings, proxy, context, cfg.progress)
     objective = objective_column(cfg.proxy)
     table = trials_table(study, objective)
@@ -130,13 +134,33 @@ def search(cfg: SearchConfig) -> Path:
     return run_dir
 
 
-def search_space(cfg: SearchConfig, proxy) -> LitePoseSpace:
-    """The supernet proxy's checkpoint stores the space it was trained on, and that space is
-    searched (``supernet`` is then unused); otherwise the space around ``supernet`` with the
-    default choices. Checkpoints older than the stored space fall back to the latter."""
-    if isinstance(proxy, SupernetProxy) and proxy.space is not None:
-        return proxy.space
-    return LitePoseSpace(largest_member_of(cfg.supernet))
+def search_space(cfg: SearchConfig, proxy, rule: ResolutionRule) -> LitePoseSpace:
+    """The space around ``supernet`` with the default choices; with the supernet proxy, the
+    space its checkpoint stores (``supernet`` is then unused; older checkpoints without one fall
+    back to the default). The checkpoint stores the input sizes it was trained at, and candidates
+    are scored at their resolution gene mapped by ``rule``, so the searched resolution genes are
+    those (of the default space's and the stored ones) that ``rule`` maps onto a trained size."""
+    default = LitePoseSpace(largest_member_of(cfg.supernet))
+    if not isinstance(proxy, SupernetProxy) or proxy.space is None:
+        return default
+    trained = proxy.space
+    candidates = sorted(set(default.resolutions) | set(trained.resolutions))
+    genes = tuple(r for r in candidates if _size_or_none(rule, r) in trained.resolutions)
+    if not genes:
+        raise SettingError(
+            f"the supernet checkpoint was trained at input sizes {trained.resolutions}, and "
+            f"resolution_rule ({rule.describe()}) maps none of the resolutions {candidates} "
+            "onto them; set resolution_rule (e.g. {scale: 1, offset: 0, multiple: 1} scores at "
+            "the trained sizes themselves)"
+        )
+    return dataclasses.replace(trained, resolutions=genes)
+
+
+def _size_or_none(rule: ResolutionRule, resolution: int) -> int | None:
+    try:
+        return rule.size(resolution)
+    except ArchConfigError:  # a rule that maps this resolution below one multiple
+        return None
 
 
 def exporter(proxy, context: ProxyContext):

@@ -19,6 +19,7 @@ would otherwise need full training for:
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,7 +33,7 @@ from evaluators.pose_eval import evaluate_model
 from evaluators.proxies import Proxy, ProxyContext, register_proxy
 from models import build_model
 from search_space.config import ArchConfig
-from search_space.errors import SettingError
+from search_space.errors import ArchConfigError, SettingError
 from supernet.checkpoint import open_supernet
 from supernet.recalibrate import export_recalibrated
 from training.trainer import Trainer, TrainerConfig
@@ -190,13 +191,29 @@ class SupernetProxy(_ScoredOnValidation):
     def subnet(self, config: ArchConfig, context: ProxyContext) -> nn.Module:
         """The candidate's weights from the supernet, BN statistics recalibrated."""
         _require(context, self.name, "train_samples", "val_dataset", "loss_fn")
-        self._loaded.check_member(config)
         size = self._size(config, context)
+        self._check_member(config, size, context)
         batches = sample_batches(
             context.train_samples, size, self.batch_size, 0, self.recalibration_batches
         )
         images = [batch["image"] for batch in batches]
         return export_recalibrated(self.supernet, config, images, context.device)
+
+    def _check_member(self, config: ArchConfig, size: int, context: ProxyContext) -> None:
+        """The network scored (``config`` at ``size``) must be in the checkpoint's space; a
+        size it was not trained at is refused with the resolution gene and the rule named."""
+        scored = dataclasses.replace(config, input_size=size)
+        try:
+            self._loaded.check_member(scored)
+        except ArchConfigError as error:
+            if error.path != "resolution" or size == config.input_size:
+                raise
+            raise ArchConfigError(
+                "resolution",
+                config.input_size,
+                f"is scored at {size} px ({context.resolution_rule.describe()}), and the "
+                f"supernet was trained at {self.space.resolutions}",
+            ) from None
 
     def score(self, config, context):
         return self._score(self.subnet(config, context), config, context)

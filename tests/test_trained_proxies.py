@@ -14,6 +14,7 @@ from models.checkpoint import save_checkpoint
 from models.io import load_standalone
 from search.trained_proxies import ShortTrainProxy
 from search_space import ArchConfigError, get_preset
+from search_space.resolution import IDENTITY, ResolutionRule
 from search_space.space import LitePoseSpace, largest_member_of
 from supernet import LitePoseSupernet
 from supernet.checkpoint import supernet_state
@@ -106,11 +107,12 @@ def test_clear_errors(tmp_path):
         get_proxy("short_train").score(get_preset("litepose_xs"), ProxyContext())
 
 
-def _checkpoint_with_space(path, seed: int = 0) -> tuple[str, LitePoseSpace]:
-    """A tiny untrained supernet checkpoint that stores a narrowed space (two widths, one size)."""
-    torch.manual_seed(seed)
-    net = LitePoseSupernet(get_preset("litepose_supernet", input_size=SIZE))
-    space = LitePoseSpace(net.largest, width_multipliers=(1.0, 0.5), resolutions=(SIZE,))
+def _checkpoint_with_space(path, resolutions=(SIZE,)) -> tuple[str, LitePoseSpace]:
+    """A tiny untrained supernet checkpoint that stores a narrowed space (two widths)."""
+    torch.manual_seed(0)
+    largest = get_preset("litepose_supernet", input_size=max(resolutions))
+    net = LitePoseSupernet(largest)
+    space = LitePoseSpace(net.largest, width_multipliers=(1.0, 0.5), resolutions=resolutions)
     save_checkpoint({"model": net.state_dict(), **supernet_state(net, space)}, path)
     return str(path), space
 
@@ -120,7 +122,9 @@ def test_the_checkpoint_is_the_source_of_its_space(context, tmp_path):
     checkpoint, space = _checkpoint_with_space(tmp_path / "supernet.pt")
     proxy = get_proxy("supernet", checkpoint=checkpoint, recalibration_batches=1, batch_size=2)
     assert proxy.space == space
-    assert search_space(SearchConfig(), proxy) == space  # not the default multibranch space
+    assert (
+        search_space(SearchConfig(), proxy, IDENTITY) == space
+    )  # not the default multibranch space
     genes = space.encode(space.smallest())
     genes["stage2.width"] = 48  # a 0.75 multiplier: in the default space, not in this one
     stranger = LitePoseSpace(space.largest, resolutions=(SIZE,)).decode(genes)
@@ -135,6 +139,23 @@ def test_checkpoints_without_a_stored_space_keep_the_old_behaviour(tmp_path):
     old = save_checkpoint({"model": net.state_dict(), **supernet_state(net)}, tmp_path / "old.pt")
     proxy = get_proxy("supernet", checkpoint=str(old))
     assert proxy.space is None
-    assert search_space(SearchConfig(), proxy) == LitePoseSpace(
+    assert search_space(SearchConfig(), proxy, IDENTITY) == LitePoseSpace(
         largest_member_of(SearchConfig.supernet)
     )
+
+
+def test_the_search_maps_its_resolution_genes_onto_the_trained_sizes(context, tmp_path):
+    """Trained at 96 / 128 px, scored under the default rule (256 -> 96, 384 -> 128): the search
+    keeps those genes, and a gene scored at an untrained size is refused, saying so."""
+    checkpoint, space = _checkpoint_with_space(tmp_path / "supernet.pt", resolutions=(96, 128))
+    proxy = get_proxy("supernet", checkpoint=checkpoint, recalibration_batches=1)
+    rule = ResolutionRule()
+    searched = search_space(SearchConfig(), proxy, rule)
+    assert searched.resolutions == (256, 384)
+    assert searched.width_multipliers == space.width_multipliers
+    at_320 = dataclasses.replace(searched.smallest(), input_size=320)  # scored at 112 px
+    scored_by_rule = dataclasses.replace(context, resolution_rule=rule)
+    with pytest.raises(ArchConfigError, match=r"resolution=320: is scored at 112 px.*\(96, 128\)"):
+        proxy.subnet(at_320, scored_by_rule)
+    with pytest.raises(ValueError, match="resolution_rule"):
+        search_space(SearchConfig(), proxy, ResolutionRule(scale=2.0))
