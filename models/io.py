@@ -27,6 +27,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from models.builder import build_model
 from models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from search_space import ArchConfig, UserError, from_dict, save_arch, to_dict
+from search_space.errors import SettingError
 
 MODEL_FILE = "model.pt"
 ARCH_FILE = "arch.json"
@@ -64,7 +65,12 @@ def staged_folder(folder: str | Path, carry: Iterable[str] = ()) -> Iterator[Pat
     stage = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
     old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
     shutil.rmtree(stage, ignore_errors=True)
-    stage.mkdir(parents=True)
+    try:
+        stage.mkdir(parents=True)
+    except OSError as err:  # read-only, a file in the way, a missing mount
+        raise SettingError(
+            f"out={folder}: cannot write there ({err.strerror}); give a writable out="
+        ) from None
     try:
         for name in carry:
             shutil.copy2(folder / name, stage / name)

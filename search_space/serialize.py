@@ -214,9 +214,30 @@ def from_litepose_release(
         raise ArchConfigError(
             missing[0], None, f"LitePose release format needs keys {_RELEASE_KEYS}"
         )
+    unknown = sorted(set(data) - set(_RELEASE_KEYS))
+    if unknown:
+        raise ArchConfigError(
+            unknown[0], data[unknown[0]], f"unknown; the keys are {_RELEASE_KEYS}"
+        )
+    if not isinstance(data["backbone_setting"], list) or not data["backbone_setting"]:
+        raise ArchConfigError(
+            "backbone_setting", data["backbone_setting"], "must be a list of stage objects"
+        )
+    if not isinstance(data["deconv_setting"], list):
+        raise ArchConfigError("deconv_setting", data["deconv_setting"], "must be a list of widths")
     stages = []
     for s, stage in enumerate(data["backbone_setting"]):
         path = f"backbone_setting[{s}]"
+        if not isinstance(stage, dict):
+            raise ArchConfigError(
+                path, stage, "must be an object with num_blocks, stride, channel and block_setting"
+            )
+        if not isinstance(stage.get("block_setting", []), list):
+            raise ArchConfigError(
+                f"{path}.block_setting",
+                stage["block_setting"],
+                "must be a list of [expansion, kernel] pairs",
+            )
         for key in ("num_blocks", "stride", "channel", "block_setting"):
             if key not in stage:
                 raise ArchConfigError(f"{path}.{key}", None, "is required")

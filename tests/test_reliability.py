@@ -489,6 +489,55 @@ USER_ERRORS = [
         r"storage='postgresql.*': cannot open this database \(.*refused",
     ),
     Case(
+        "export a release-format arch whose backbone_setting is null",
+        "export",
+        lambda f: [
+            "arch="
+            + str(
+                _write(
+                    f,
+                    "release.json",
+                    {
+                        "img_size": 256,
+                        "input_channel": 24,
+                        "deconv_setting": [16, 24, 24],
+                        "backbone_setting": None,
+                    },
+                )
+            ),
+            f"out={f / 'out'}",
+        ],
+        r"backbone_setting=None: must be a list of stage objects",
+    ),
+    Case(
+        "export a release-format arch with an unknown key",
+        "export",
+        lambda f: [
+            "arch="
+            + str(
+                _write(
+                    f,
+                    "release.json",
+                    {
+                        "img_size": 256,
+                        "input_channel": 24,
+                        "deconv_setting": [16, 24, 24],
+                        "backbone_setting": [],
+                        "widht": 2,
+                    },
+                )
+            ),
+            f"out={f / 'out'}",
+        ],
+        r"widht=2: unknown; the keys are",
+    ),
+    Case(
+        "export into a folder that cannot be made",
+        "export",
+        lambda f: ["arch=litepose_xs", "out=/proc/posearch/out"],
+        r"out=/proc/posearch/out: cannot write there",
+    ),
+    Case(
         "score without its mandatory ground truth",
         "score",
         lambda f: [f"results={COCO_DETS}"],
