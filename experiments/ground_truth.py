@@ -37,22 +37,25 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from experiments.cli import fail_clearly
+from experiments.proxy_data import proxy_context
 from experiments.tables import to_markdown
 from experiments.train import section_dataclass
 from search.budget import PAPER_BUDGETS
 from search.ground_truth import (
     PlannedRun,
-    RunRecords,
     Schedule,
     plan_architectures,
     plan_runs,
     run_record,
+    run_records,
     schedule_dict,
     search_quality,
     searched_archs,
     summarize,
 )
+from search.records import JsonlRecords
 from search.report import plot_ground_truth
+from search.trained_proxies import ShortTrainProxy
 from search_space import from_json, to_json
 from search_space.resolution import ResolutionRule
 from search_space.space import LitePoseSpace, largest_member_of
@@ -69,9 +72,6 @@ def train_one(
 ) -> tuple[dict, float]:
     """Train one architecture at its scaled size (``ShortTrainProxy``: the trainer and evaluator
     of ``experiments.train``); its validation AP, AP50 and loss."""
-    from experiments.proxy_data import proxy_context
-    from search.trained_proxies import ShortTrainProxy
-
     start = time.perf_counter()
     settings = Schedule(**schedule)
     config = from_json(config_json)  # at its own resolution; the context's rule scales it
@@ -99,35 +99,42 @@ def _git_commit() -> str | None:
     return out.stdout.strip()
 
 
-def _write_outputs(run_dir: Path, records: RunRecords, cfg: DictConfig) -> None:
+def _write_outputs(run_dir: Path, records: JsonlRecords, cfg: DictConfig) -> None:
     table = summarize(list(records.done.values()))
     table.to_csv(run_dir / "table.csv", index=False)
     shown = table.drop(columns=["config", "arch", "loss_sd", "AP50_sd"])
     (run_dir / "table.md").write_text(to_markdown(shown) + "\n")
     plot_ground_truth(table, run_dir)
     if cfg.searched:
-        winners = {budget: name for name, budget in _winner_budgets(cfg).items()}
+        winners = _winners_by_budget(cfg)
         budgets = {b: PAPER_BUDGETS[b] / 1e9 for b in cfg.near_budgets}
         quality = search_quality(table, budgets, winners)
         quality.to_csv(run_dir / "search_quality.csv", index=False)
         (run_dir / "search_quality.md").write_text(to_markdown(quality) + "\n")
 
 
-def _winner_budgets(cfg: DictConfig) -> dict[str, str]:
-    """Searched winner name -> the budget it was searched under: names end in ``_<budget>``."""
-    return {name: name.rsplit("_", 1)[-1] for name in cfg.searched}
+def _winners_by_budget(cfg: DictConfig) -> dict[str, str]:
+    """Budget -> the searched winner's name: names end in ``_<budget>``."""
+    return {name.rsplit("_", 1)[-1]: name for name in cfg.searched}
 
 
 def _record_session(
-    run_dir: Path, cfg: DictConfig, started: float, finished: int, commit: str | None
+    run_dir: Path,
+    cfg: DictConfig,
+    schedule: Schedule,
+    rule: ResolutionRule,
+    started: float,
+    finished: int,
+    commit: str | None,
 ) -> None:
     path = run_dir / "run.json"
     info = json.loads(path.read_text()) if path.exists() else {"sessions": []}
+    settings = OmegaConf.to_container(cfg, resolve=True)
     info.update(
         command="python -m experiments.ground_truth " + " ".join(sys.argv[1:]),
-        **schedule_dict(Schedule(**cfg.schedule), ResolutionRule(**cfg.resolution_rule)),
+        **schedule_dict(schedule, rule),
         plan={
-            k: OmegaConf.to_container(cfg, resolve=True)[k]
+            k: settings[k]
             for k in (
                 "supernet",
                 "n_stratified",
@@ -140,10 +147,12 @@ def _record_session(
                 "seeded_presets",
                 "seeds",
                 "seed",
+                "pool_size",
+                "searched",
             )
         },
-        dataset=OmegaConf.to_container(cfg.dataset, resolve=True),
-        loss=OmegaConf.to_container(cfg.loss, resolve=True),
+        dataset=settings["dataset"],
+        loss=settings["loss"],
     )
     info["sessions"].append(
         {
@@ -186,14 +195,12 @@ def run(cfg: DictConfig) -> None:
     rule = section_dataclass(ResolutionRule, cfg.resolution_rule, "resolution_rule")
     run_dir = Path(cfg.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
-    records = RunRecords(run_dir / "records.jsonl")
+    records = run_records(run_dir / "records.jsonl")
     runs = planned_runs(cfg)
     todo = [r for r in runs if r.key not in records.done]
     print(f"{len(runs)} runs planned, {len(runs) - len(todo)} finished, {len(todo)} to train")
     dataset = OmegaConf.to_container(cfg.dataset, resolve=True)
     loss = OmegaConf.to_container(cfg.loss, resolve=True)
-    from experiments.proxy_data import proxy_context
-
     proxy_context(cfg.dataset, rule, 0, cfg.loss)  # generate the synthetic data once, up front
     started, finished, commit = time.time(), 0, _git_commit()
     try:
@@ -225,7 +232,7 @@ def run(cfg: DictConfig) -> None:
     finally:
         if records.done:
             _write_outputs(run_dir, records, cfg)
-        _record_session(run_dir, cfg, started, finished, commit)
+        _record_session(run_dir, cfg, schedule, rule, started, finished, commit)
     print(f"table of {len({r['arch'] for r in records.done.values()})} architectures in {run_dir}")
 
 

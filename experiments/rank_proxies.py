@@ -30,12 +30,13 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm import tqdm
 
 from evaluators.proxies import get_proxy, list_proxies
-from evaluators.rank_agreement import agreement, seed_ceiling
+from evaluators.rank_agreement import agreement, grouped_correlation, seed_ceiling
 from experiments.cli import fail_clearly
 from experiments.proxy_data import proxy_context
 from experiments.tables import to_markdown
 from search.budget import PAPER_BUDGETS
-from search.ground_truth import configs_of, load_table
+from search.ground_truth import configs_of, load_table, run_records
+from search.records import JsonlRecords
 from search.report import plot_agreement, plot_proxy_ranking
 from search_space.errors import UnknownNameError
 from search_space.resolution import ResolutionRule
@@ -43,17 +44,11 @@ from search_space.resolution import ResolutionRule
 TRUTH = "truth_AP"
 
 
-class ScoreRecords:
+class ScoreRecords(JsonlRecords):
     """records.jsonl: the proxy scores measured so far, so a rerun measures only the rest."""
 
     def __init__(self, path: Path):
-        self.path = path
-        self.done: dict[tuple[str, str], dict] = {}
-        if path.exists():
-            for line in path.read_text().splitlines():
-                if line.strip():
-                    record = json.loads(line)
-                    self.done[(record["arch"], record["proxy"])] = record
+        super().__init__(path, key=lambda record: (record["arch"], record["proxy"]))
 
     def measure(self, arch: str, proxy: str, score) -> dict:
         """``score()`` (a float), measured once per (arch, proxy)."""
@@ -61,9 +56,7 @@ class ScoreRecords:
             start = time.perf_counter()
             record = {"arch": arch, "proxy": proxy, "score": float(score())}
             record["seconds"] = time.perf_counter() - start
-            with open(self.path, "a") as handle:
-                handle.write(json.dumps(record) + "\n")
-            self.done[(arch, proxy)] = record
+            self.add(record)
         return self.done[(arch, proxy)]
 
 
@@ -123,10 +116,10 @@ def measured_seed_tau(table_path: Path) -> float:
     records_path = table_path.parent / "records.jsonl"
     if not records_path.exists():
         return float("nan")
-    records = pd.DataFrame([json.loads(x) for x in records_path.read_text().splitlines() if x])
+    records = pd.DataFrame(list(run_records(records_path).done.values()))
     wide = records.pivot_table(index="arch", columns="seed", values="AP").dropna()
     taus = [
-        agreement(wide[a], wide[b], n_boot=1).value
+        grouped_correlation(wide[a], wide[b], None)
         for i, a in enumerate(wide.columns)
         for b in wide.columns[i + 1 :]
     ]
@@ -194,9 +187,8 @@ def run(cfg: DictConfig) -> pd.DataFrame:
     (run_dir / "ranking.md").write_text("\n".join(lines) + "\n")
     whole = table[table["scope"] == "whole"].set_index("proxy")
     order = whole.drop(index="seed ceiling")["tau"].sort_values(ascending=False).index
-    whole_scores = scores.rename(columns={TRUTH: "truth_AP"})
     plot_proxy_ranking(
-        whole_scores,
+        scores,
         pd.DataFrame({"proxy": order, "kendall_tau_vs_AP": whole.loc[order, "tau"].to_numpy()}),
         run_dir,
     )

@@ -11,14 +11,13 @@ search-quality comparison read the table instead of retraining.
 * :func:`plan_runs` pairs them with seeds: every architecture with seed 0, ``n_seeded`` of them
   (LitePose-XS and -S first) with ``seeds`` seeds, shuffled so that a table cut short is still
   an unbiased sample.
-* :class:`RunRecords` is the resumable store: ``records.jsonl``, one line per finished run.
+* :func:`run_records` is the resumable store: ``records.jsonl``, one line per finished run.
 * :func:`summarize` turns records into the table: one row per architecture, AP mean and SD over
   its seeds, MACs in both conventions, the architecture itself as JSON.
 """
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -27,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 from evaluators.macs_fast import fast_macs
+from search.records import JsonlRecords
 from search_space import arch_hash, from_json, get_preset, load_arch, to_json
 from search_space.config import LitePoseConfig
 from search_space.errors import MissingFileError, SettingError
@@ -198,30 +198,10 @@ def plan_runs(
     return runs + [r for r in dict.fromkeys(extra) if r.key not in planned]
 
 
-class RunRecords:
-    """``records.jsonl``: one line per finished run, so a rerun trains only what is missing."""
-
-    def __init__(self, path: Path):
-        self.path = Path(path)
-        self.done: dict[str, dict] = {}
-        if self.path.exists():
-            for number, line in enumerate(self.path.read_text().splitlines(), start=1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as err:
-                    raise SettingError(
-                        f"{self.path}:{number} is not a JSON record ({err.msg}); a run killed "
-                        "while writing leaves a partial last line: delete that line and rerun"
-                    ) from None
-                self.done[record["key"]] = record
-
-    def add(self, record: dict) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.path, "a") as handle:
-            handle.write(json.dumps(record) + "\n")
-        self.done[record["key"]] = record
+def run_records(path: str | Path) -> JsonlRecords:
+    """``records.jsonl`` of a table: one line per finished run, keyed by ``PlannedRun.key``, so
+    a rerun trains only what is missing."""
+    return JsonlRecords(path, key=lambda record: record["key"])
 
 
 def run_record(run: PlannedRun, rule: ResolutionRule, metrics: dict, seconds: float) -> dict:

@@ -90,12 +90,12 @@ def test_runner_writes_the_table_and_a_rerun_trains_only_what_is_missing(tmp_pat
 
 
 def test_a_partial_record_line_is_a_clear_error(tmp_path):
-    from search.ground_truth import RunRecords
+    from search.ground_truth import run_records
 
     path = tmp_path / "records.jsonl"
     path.write_text('{"key": "a/seed0", "AP": 0.1}\n{"key": "b/se')
     try:
-        RunRecords(path)
+        run_records(path)
     except ValueError as err:
         assert "records.jsonl:2" in str(err) and "delete that line" in str(err)
     else:
