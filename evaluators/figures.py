@@ -20,3 +20,27 @@ def save_figure(fig: plt.Figure, folder: Path, stem: str, dpi: int = 150) -> lis
         fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return paths
+
+
+def plot_ablation_ap(ax: plt.Axes, table, labels: str, ap_label: str = "AP") -> None:
+    """An ablation's trained side: ``AP`` against ``GMACs @train``, the rows joined in table
+    order and named by column ``labels``, the x axis naming the training size."""
+    gmacs = table["GMACs @train"]
+    ax.plot(gmacs, table["AP"], marker="o", color="C0", label=ap_label)
+    for x, y, name in zip(gmacs, table["AP"], table[labels], strict=True):
+        ax.annotate(name, (x, y), textcoords="offset points", xytext=(4, 6), fontsize=8)
+    size = int(table["train size"].iloc[0])
+    ax.set_xlabel(f"GMACs at the training input size ({size} px, true count)")
+    ax.set_ylabel("validation AP")
+
+
+def plot_ablation_macs(ax: plt.Axes, table, labels: str, rotation: float = 0) -> range:
+    """An ablation's cost side: true and paper-convention GMACs as paired bars per row, named by
+    column ``labels``; returns the bar positions for markers drawn on top."""
+    positions = range(len(table))
+    ax.bar([p - 0.2 for p in positions], table["GMACs (true)"], width=0.4, label="true")
+    ax.bar([p + 0.2 for p in positions], table["GMACs (paper conv.)"], width=0.4,
+           label="paper conv.")  # fmt: skip
+    ax.set_xticks(list(positions), table[labels], rotation=rotation)
+    ax.set_ylabel("GMACs")
+    return positions
