@@ -38,6 +38,7 @@ from experiments.tables import to_markdown
 from experiments.train import section_dataclass
 from models import build_model
 from search.ground_truth import Schedule
+from search.records import JsonlRecords
 from search_space import SettingError, UnknownNameError, get_preset, list_presets, to_json
 from search_space.config import LitePoseConfig
 from search_space.resolution import ResolutionRule
@@ -113,30 +114,14 @@ def cost_record(config: LitePoseConfig, cfg: DictConfig) -> dict:
     return record
 
 
-class TrainedRows:
+def trained_rows(path: Path) -> JsonlRecords:
     """``trained.jsonl``: one line per trained (widths, size, seed, schedule); append-only, so an
     interrupted sweep keeps what finished."""
+    return JsonlRecords(path, key=lambda row: json.dumps(_trained_key(row), sort_keys=True))
 
-    def __init__(self, path: Path):
-        self.path = path
-        lines = path.read_text().splitlines() if path.exists() else []
-        self.rows = [json.loads(line) for line in lines if line.strip()]
 
-    @staticmethod
-    def key(widths: Widths, size: int, seed: int, schedule: Schedule) -> dict:
-        return {"channels": list(widths), "size": size, "seed": seed, "schedule": asdict(schedule)}
-
-    def find(self, key: dict) -> dict | None:
-        for row in self.rows:
-            if {k: row.get(k) for k in key} == key:
-                return row
-        return None
-
-    def add(self, row: dict) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self.path.open("a") as out:
-            out.write(json.dumps(row) + "\n")
-        self.rows.append(row)
+def _trained_key(row: dict) -> dict:
+    return {k: row[k] for k in ("channels", "size", "seed", "schedule")}
 
 
 def train_widths(cfg: DictConfig, configs: list[LitePoseConfig], run_dir: Path) -> list[dict]:
@@ -145,14 +130,19 @@ def train_widths(cfg: DictConfig, configs: list[LitePoseConfig], run_dir: Path) 
 
     schedule = section_dataclass(Schedule, cfg.schedule, "schedule")
     rule = section_dataclass(ResolutionRule, cfg.resolution_rule, "resolution_rule")
-    store = TrainedRows(run_dir / "trained.jsonl")
+    store = trained_rows(run_dir / "trained.jsonl")
     dataset = OmegaConf.to_container(cfg.dataset, resolve=True)
     loss = OmegaConf.to_container(cfg.loss, resolve=True)
     results = []
     for config in configs:
         size = rule.size(config.input_size)
-        key = TrainedRows.key(config.head.channels, size, cfg.seed, schedule)
-        row = store.find(key)
+        key = {
+            "channels": list(config.head.channels),
+            "size": size,
+            "seed": cfg.seed,
+            "schedule": asdict(schedule),
+        }
+        row = store.done.get(store.key(key))
         if row is None:
             print(f"training head {config.head.channels} at {size} px", flush=True)
             metrics, seconds = train_one(
