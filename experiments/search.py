@@ -1,7 +1,7 @@
 """Constrained architecture search (Optuna inside one Hydra job).
 
-    python -m experiments.search                                   # the small default run
-    python -m experiments.search budget=5.0G convention=paper proxy=synflow n_trials=40
+    python -m experiments.search                                   # XS / S / M / L in one study
+    python -m experiments.search budgets='{S: 5.0G}' convention=paper proxy=synflow n_trials=40
     python -m experiments.search storage=postgresql+psycopg://user@host/db  # many workers
     python -m experiments.search proxy=short_train n_trials=20        # proxies that use data
     python -m experiments.search proxy=supernet +proxy_options.checkpoint=<supernet ckpt>
@@ -13,9 +13,12 @@ the proxy's keyword arguments. With ``proxy=supernet`` the space searched is the
 checkpoint stores (``search_space``), not the one around ``supernet``.
 ``experiments.rank_proxies`` measures how well each proxy ranks architectures.
 
-Leaves in ``run_dir``: ``study.db`` (unless ``storage`` points elsewhere), ``trials.csv``,
-``pareto.csv``, ``pareto.png`` / ``pareto.pdf`` and, for each named budget,
-``exports/<budget name>/`` with ``arch.json``, ``trial.json``, ``model.pt`` and ``model.onnx``.
+One study serves every budget in ``budgets`` (the paper's XS / S / M / L by default): the search is
+constrained to the widest, NSGA-II spreads trials over (score, MACs), and each budget exports the
+best trial that fits it. Leaves in ``run_dir``: ``study.db`` (unless ``storage`` points
+elsewhere), ``trials.csv`` (with a ``feasible_<name>`` column per budget), ``pareto.csv``,
+``pareto.png`` / ``pareto.pdf`` and, for each budget, ``exports/<budget name>/`` with
+``arch.json``, ``trial.json``, ``model.pt`` and ``model.onnx`` (``exports=false``: none).
 Rerunning the same command continues the same study. A Ctrl-C (SIGINT) or SIGTERM lets the running
 trial finish (or fail, where it trains), writes the tables and plots of the finished trials, skips
 the exports and exits 130 (143 for SIGTERM).
@@ -38,15 +41,12 @@ from experiments.proxy_data import proxy_context
 from experiments.train import section_dataclass
 from models import build_model
 from models.io import save_standalone
-from search.budget import PAPER_BUDGETS, Budget, parse_macs
-from search.driver import (
-    SearchSettings,
-    finished_trials,
-    objective_column,
-    run_search,
-    trials_table,
-)
+from search.admission import finished_trials
+from search.budget import parse_budgets
+from search.calibration import ap_estimator, ground_truth_ap
+from search.driver import SearchSettings, run_search
 from search.report import export_winners, plot_pareto, write_tables
+from search.tables import objective_column, trials_table
 from search.trained_proxies import SupernetProxy
 from search_space import ArchConfigError, UnknownNameError
 from search_space.errors import SettingError
@@ -57,8 +57,10 @@ from training.interrupts import Interrupted, requested, stop_on_signals
 
 @dataclass
 class SearchConfig:
-    budget: str = "5.0G"
-    convention: str = "paper"
+    # paper (XS / S / M / L at their published GMACs), one budget (5.0G) or {name: MACs, ...}:
+    # one study serves them all (constrained to the widest), each exports its own best trial.
+    budgets: Any = "paper"
+    convention: str = "paper"  # the budgets' MACs convention (paper: deconvs per output pixel)
     proxy: str = "jacob_cov"  # ranks the ground truth best (experiments.rank_proxies, README)
     # The space's largest member (a preset or arch file): with branches, the space adds branch
     # removal (litepose_supernet_multibranch); without, it is the single-branch LitePose space.
@@ -69,17 +71,18 @@ class SearchConfig:
     study_name: str = "posearch"
     seed: int = 0
     run_dir: str = "outputs/search"
-    sampler: str = "tpe"
-    multi_objective: bool = False
+    sampler: str = "nsga2"  # on (score, MACs): fewest trials to every budget (docs/search.md)
+    multi_objective: bool = True
     seed_paper_models: bool = True
     # Candidates are scored at their resolution gene mapped by this rule (ResolutionRule fields;
     # {} = its defaults, the rule the ground truth is trained under).
     resolution_rule: dict[str, Any] = field(default_factory=dict)
     latency_runs: int = 3  # CPU latency (ms, one thread, own input size) per scored trial; 0: off
-    export_budgets: dict[str, str] = field(
-        default_factory=lambda: {k: f"{v / 1e9:g}G" for k, v in PAPER_BUDGETS.items()}
-    )
-    export_convention: str = "paper"
+    exports: bool = True  # false: tables and plots only, no exports/<name>/
+    # pareto.png's AP estimate: the proxy's scores against trained AP (isotonic fit) and the
+    # ground-truth table whose AP is drawn where a member was trained; null: the committed ones.
+    calibration: str | None = None  # results/rank_proxies/scores.csv
+    ground_truth: str | None = None  # results/ground_truth/table.csv
     progress: bool = True
     proxy_options: dict[str, Any] = field(default_factory=dict)
     dataset: Any = None  # the dataset group (data proxies only)
@@ -91,9 +94,9 @@ ConfigStore.instance().store(name="search_schema", node=SearchConfig)
 
 def search(cfg: SearchConfig) -> Path:
     run_dir = Path(cfg.run_dir)
-    budget = Budget(parse_macs(cfg.budget), cfg.convention)
+    budgets = parse_budgets(cfg.budgets, cfg.convention)
     settings = SearchSettings(
-        budget=budget,
+        budgets=budgets,
         run_dir=run_dir,
         n_trials=cfg.n_trials,
         storage=cfg.storage,
@@ -115,12 +118,10 @@ def search(cfg: SearchConfig) -> Path:
     space = search_space(cfg, proxy, rule)
     study = run_search(space, settings, proxy, context, cfg.progress)
     objective = objective_column(cfg.proxy)
-    table = trials_table(study, objective)
+    table = trials_table(study, objective, budgets)
     write_tables(table, objective, run_dir)
-    named = {
-        name: Budget(parse_macs(v), cfg.export_convention) for name, v in cfg.export_budgets.items()
-    }
-    plot_pareto(table, objective, budget, run_dir, named)
+    estimator = ap_estimator(cfg.proxy, cfg.calibration)
+    plot_pareto(table, objective, budgets, run_dir, estimator, ground_truth_ap(cfg.ground_truth))
     if requested():
         raise Interrupted(
             requested(),
@@ -128,7 +129,9 @@ def search(cfg: SearchConfig) -> Path:
             f"their tables and plots are in {run_dir}, nothing was exported; rerun the same "
             "command to continue the study",
         )
-    exports = export_winners(table, objective, named, run_dir, exporter(proxy, context))
+    if not cfg.exports:
+        return run_dir
+    exports = export_winners(table, objective, budgets, run_dir, exporter(proxy, context))
     for name, folder in exports.items():
         print(f"{name}: {folder if folder else 'no finished trial fits this budget'}")
     return run_dir

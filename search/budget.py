@@ -73,3 +73,18 @@ def check_reachable(budget: Budget, smallest: FastMacs) -> None:
             f"budget {budget} is infeasible: the smallest member of the search space needs "
             f"{floor / 1e9:.3f} G {budget.convention} MACs; raise the budget to at least that"
         )
+
+
+def parse_budgets(value, convention: str = "paper") -> dict[str, Budget]:
+    """The ``budgets`` setting: ``paper`` (the paper's XS / S / M / L at their published GMACs),
+    a mapping ``{name: MACs}`` (``{S: 5.0G, tiny: 800M}``) or one MACs value (named by itself)."""
+    if isinstance(value, str) and value == "paper":
+        return {name: Budget(macs, convention) for name, macs in PAPER_BUDGETS.items()}
+    if isinstance(value, str | int | float):
+        return {str(value): Budget(parse_macs(value), convention)}
+    if hasattr(value, "items") and len(value):
+        return {str(name): Budget(parse_macs(macs), convention) for name, macs in value.items()}
+    raise BudgetError(
+        f"budgets={value!r}: write paper (XS / S / M / L), one budget (5.0G) or a mapping of "
+        "names to budgets ({S: 5.0G, M: 7.8G})"
+    )

@@ -1,15 +1,20 @@
-"""Constrained architecture search with Optuna, driven from inside one process.
+"""Architecture search with Optuna under several MACs budgets at once, driven from one process.
 
-Each trial suggests every gene of the declared space (``trial.suggest_categorical``), decodes the
-architecture, computes its MACs with the exact fast path, and records the budget as an Optuna
-constraint (``Trial.set_constraint``: feasible when <= 0). Only a feasible candidate is scored by
-the proxy, so no proxy time is spent on an infeasible one; an infeasible trial completes with the
-worst score so that the sampler learns where the budget lies. A candidate whose canonical hash was
-already scored in this study (by any worker) reuses that score.
+One study serves every named budget (by default the paper's XS / S / M / L). Each trial suggests
+every gene of the declared space (``trial.suggest_categorical``), decodes the architecture,
+computes its MACs with the exact fast path, and records the widest budget as an Optuna constraint
+(``Trial.set_constraint``: feasible when <= 0). Only a candidate within it is scored by the proxy;
+an infeasible trial completes with the worst score so that the sampler learns where the budget
+lies. With ``multi_objective`` (the default) the study has two objectives, the score and the MACs
+in the budgets' convention, so the sampler (NSGA-II by default) spreads the trials along the whole
+front instead of crowding under the widest budget; each budget's winner is then read from the
+table (``search.tables.best_within``). A candidate whose canonical hash was already scored in
+this study (by any worker) reuses that score (``search.admission``).
 
-The study lives in an Optuna storage (SQLite in the run folder by default, or any URL: a journal
-file, PostgreSQL for many workers). Trials are counted across workers and restarts: running the
-same command again continues the study until ``n_trials`` trials have finished.
+The study lives in an Optuna storage (``search.storage``: SQLite in the run folder by default, or
+any URL: a journal file, PostgreSQL for many workers) and remembers its budgets. Trials are counted
+across workers and restarts: running the same command again continues the study until
+``n_trials`` trials have finished.
 
 A SIGINT / SIGTERM (inside ``training.interrupts.stop_on_signals``) lets the running trial finish,
 or fails it where the trial itself stops early (a trained proxy's trainer, a wait on another
@@ -19,26 +24,26 @@ worker), and starts no other: ``run_search`` returns the study with every finish
 from __future__ import annotations
 
 import json
-import math
-import os
-import socket
-import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import optuna
-import pandas as pd
-from optuna.exceptions import ExperimentalWarning
-from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
-from optuna.trial import TrialState
-from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError, ProgrammingError
 
 from evaluators.latency import measure_latency
 from evaluators.macs_fast import fast_macs
 from evaluators.proxies import Proxy, ProxyContext
 from models import build_model
+from search.admission import (
+    FINISHED,
+    SurplusTrial,
+    admitted,
+    finished_trials,
+    scored_trial_with_hash,
+    worker_name,
+)
 from search.budget import Budget, check_reachable
+from search.storage import make_storage
+from search.tables import WORST
 from search_space import arch_hash, get_preset, to_dict
 from search_space.errors import SettingError
 from search_space.space import LitePoseSpace
@@ -46,21 +51,21 @@ from training.interrupts import Interrupted, requested
 
 SAMPLERS = ("tpe", "nsga2")
 PAPER_SEEDS = ("litepose_xs", "litepose_s", "litepose_m", "litepose_l")
-WORST = -math.inf
-HOST = socket.gethostname()
-POLL_S = 0.2  # how often a trial waiting on other workers' trials looks again
 
 
 @dataclass
 class SearchSettings:
-    budget: Budget
+    """``budgets``: name -> budget, all in one convention; the search's constraint is the widest
+    of them and each is served by its own best trial."""
+
+    budgets: dict[str, Budget]
     run_dir: Path
     n_trials: int = 40
     storage: str | None = None
     study_name: str = "posearch"
     seed: int = 0
-    sampler: str = "tpe"
-    multi_objective: bool = False
+    sampler: str = "nsga2"
+    multi_objective: bool = True
     seed_paper_models: bool = False
     heartbeat_s: int = 10
     latency_runs: int = 0  # > 0: time each scored candidate (CPU, one thread, median of these)
@@ -73,84 +78,77 @@ class SearchSettings:
             raise SettingError(f"n_trials={self.n_trials}: must be >= 1")
         if self.latency_runs < 0:
             raise SettingError(f"latency_runs={self.latency_runs}: must be >= 0 (0: no timing)")
+        if not self.budgets:
+            raise SettingError("budgets={}: name at least one budget, e.g. {S: 5.0G}")
+        conventions = {b.convention for b in self.budgets.values()}
+        if len(conventions) > 1:
+            raise SettingError(
+                f"budgets={self.described_budgets()}: mix conventions {sorted(conventions)}; "
+                "count them all in one (the setting `convention`)"
+            )
+
+    @property
+    def widest(self) -> Budget:
+        """The search's constraint: every budget's candidates fit within it."""
+        return max(self.budgets.values(), key=lambda b: b.macs)
+
+    def described_budgets(self) -> dict[str, str]:
+        return {name: str(b) for name, b in self.budgets.items()}
 
     @property
     def storage_url(self) -> str:
         return self.storage or f"sqlite:///{(self.run_dir / 'study.db').resolve()}"
 
 
-def make_storage(settings: SearchSettings) -> optuna.storages.BaseStorage:
-    """RDB storages get heartbeats, so a trial whose worker was killed is failed and retried."""
-    url = settings.storage_url
-    if url.startswith(("sqlite", "postgresql", "mysql")):
-        return _rdb_storage(url, settings.heartbeat_s)
-    if url.startswith("journal:"):
-        from optuna.storages.journal import JournalFileBackend, JournalStorage
-
-        return JournalStorage(JournalFileBackend(url.removeprefix("journal:")))
-    raise SettingError(
-        f"storage={url!r}: use an sqlite://, postgresql:// or mysql:// URL, or "
-        "journal:<path> for a journal file"
-    )
-
-
-def _rdb_storage(url: str, heartbeat_s: int, attempts: int = 5) -> RDBStorage:
-    """Workers started together on an empty database race to create Optuna's tables: the loser
-    gets a unique-key error from the server and, on a retry, finds the tables made."""
-    for attempt in range(attempts):
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", ExperimentalWarning)  # heartbeats: stable
-                return RDBStorage(
-                    url,
-                    heartbeat_interval=heartbeat_s,
-                    grace_period=3 * heartbeat_s,
-                    heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=2),
-                    engine_kwargs=None if url.startswith("sqlite") else {"pool_pre_ping": True},
-                )
-        except (IntegrityError, ProgrammingError):
-            if attempt == attempts - 1:
-                raise
-            time.sleep(0.2 * (attempt + 1))
-        except (OperationalError, DatabaseError) as err:  # a missing folder, no server, no db
-            reason = " ".join(str(err.orig).split())  # drivers' messages span lines
-            raise SettingError(
-                f"storage={url!r}: cannot open this database ({reason}); check the path "
-                "(its folder must exist) or the server, or leave storage unset for "
-                "<run_dir>/study.db"
-            ) from None
-    raise AssertionError("unreachable")
-
-
 def open_study(settings: SearchSettings) -> optuna.Study:
+    """Create or load the study; a study made for other budgets or objectives is refused rather
+    than continued under settings its trials were not searched with."""
     settings.run_dir.mkdir(parents=True, exist_ok=True)
     if settings.sampler == "nsga2":
         sampler = optuna.samplers.NSGAIISampler(seed=settings.seed)
     else:
         sampler = optuna.samplers.TPESampler(seed=settings.seed, multivariate=True)
     directions = ["maximize", "minimize"] if settings.multi_objective else ["maximize"]
-    return optuna.create_study(
+    storage = make_storage(settings.storage_url, settings.heartbeat_s)
+    _check_resumable(storage, settings)
+    study = optuna.create_study(
         study_name=settings.study_name,
-        storage=make_storage(settings),
+        storage=storage,
         sampler=sampler,
         directions=directions,
         load_if_exists=True,
     )
+    if "budgets" not in study.user_attrs:
+        study.set_user_attr("budgets", settings.described_budgets())
+        study.set_user_attr("multi_objective", settings.multi_objective)
+    return study
 
 
-class SurplusTrial(Exception):
-    """Raised in a trial that would take the study past ``n_trials``; it ends as FAIL, unscored."""
+def _check_resumable(storage: optuna.storages.BaseStorage, settings: SearchSettings) -> None:
+    try:
+        old = optuna.load_study(study_name=settings.study_name, storage=storage)
+    except KeyError:
+        return  # a new study
+    asked = {"budgets": settings.described_budgets(), "multi_objective": settings.multi_objective}
+    if len(old.directions) != (2 if settings.multi_objective else 1):
+        stored = {"multi_objective": len(old.directions) == 2}
+    else:
+        stored = {k: old.user_attrs[k] for k in asked if k in old.user_attrs}
+    clash = {k: v for k, v in stored.items() if v != asked[k]}
+    if clash:
+        raise SettingError(
+            f"study_name={settings.study_name!r} in {settings.storage_url} was searched with "
+            f"{clash}, not { ({k: asked[k] for k in clash}) }: rerun with those settings to "
+            "continue it, or give a new study_name (or run_dir) for a new study"
+        )
 
 
 class SearchObjective:
     """Optuna objective: admit, decode, budget check, de-duplicate, score.
 
-    Several workers may share the study. Optuna creates a study's trials one at a time, so a trial
-    sees every lower-numbered one: it runs only if the lower-numbered running and finished trials
-    leave it a place among ``n_trials``, and an architecture is scored by the lowest-numbered live
-    trial that proposes it, later ones waiting for its score. Waits end when the awaited trial
-    finishes or fails (a killed worker's, at the heartbeat's grace period; at once when that
-    worker ran on this machine)."""
+    ``budget`` is the constraint (the widest budget); with ``multi_objective`` the trial's values
+    are (score, MACs in the budget's convention). Several workers may share the study: see
+    ``search.admission`` for who runs and who scores."""
 
     def __init__(
         self,
@@ -172,13 +170,14 @@ class SearchObjective:
         self.latency_runs = latency_runs
 
     def __call__(self, trial: optuna.Trial):
-        trial.set_user_attr("worker", f"{HOST}:{os.getpid()}")
-        if self.n_trials is not None and not _admitted(trial, self.n_trials):
+        trial.set_user_attr("worker", worker_name())
+        if self.n_trials is not None and not admitted(trial, self.n_trials):
             trial.study.stop()
             raise SurplusTrial(f"the study already has its {self.n_trials} trials")
         genes = {name: trial.suggest_categorical(name, c) for name, c in self.choices.items()}
         config = self.space.decode(genes)
         macs = fast_macs(config)
+        measured = self.budget.measure(macs)
         digest = arch_hash(config)
         trial.set_user_attr("hash", digest)
         trial.set_user_attr("macs", macs.macs)
@@ -186,14 +185,14 @@ class SearchObjective:
         trial.set_user_attr("arch", json.dumps(to_dict(config)))
         trial.set_constraint("macs", self.budget.violation(macs))
         if self.budget.violation(macs) > 0:
-            return self._values(WORST, macs.macs)
-        previous = _scored_trial_with_hash(trial, digest)
+            return self._values(WORST, measured)
+        previous = scored_trial_with_hash(trial, digest)
         if previous is not None:
             trial.set_user_attr("duplicate_of", previous.number)
             for key in ("params", "latency_ms"):
                 if key in previous.user_attrs:
                     trial.set_user_attr(key, previous.user_attrs[key])
-            return self._values(previous.values[0], macs.macs)
+            return self._values(previous.values[0], measured)
         model = build_model(config)
         trial.set_user_attr("params", sum(p.numel() for p in model.parameters()))
         if self.latency_runs:
@@ -206,72 +205,10 @@ class SearchObjective:
                 macs=macs.macs,
             )
             trial.set_user_attr("latency_ms", timed.latency_ms)
-        return self._values(self.proxy.score(config, self.context), macs.macs)
+        return self._values(self.proxy.score(config, self.context), measured)
 
     def _values(self, score: float, macs: int):
         return (score, float(macs)) if self.multi_objective else score
-
-
-def _admitted(trial: optuna.Trial, n_trials: int) -> bool:
-    """False once ``n_trials`` lower-numbered trials have finished; True while fewer than
-    ``n_trials`` are running or finished; in between, waits for the running ones to end."""
-    while True:
-        ahead = [t for t in _live_trials(trial.study) if t.number < trial.number]
-        if sum(t.state != TrialState.RUNNING for t in ahead) >= n_trials:
-            return False
-        if len(ahead) < n_trials:
-            return True
-        _pause(trial.study)
-
-
-def _scored_trial_with_hash(trial: optuna.Trial, digest: str):
-    """A finished trial that scored ``trial``'s architecture, or None when ``trial`` is to score
-    it. Waits while a lower-numbered running trial has this hash or has not told its hash yet."""
-    while True:
-        live = _live_trials(trial.study)
-        for t in live:
-            if t.state == TrialState.COMPLETE and t.user_attrs.get("hash") == digest:
-                if "params" in t.user_attrs:
-                    return t
-        earlier = [t for t in live if t.state == TrialState.RUNNING and t.number < trial.number]
-        if all(t.user_attrs.get("hash", digest) != digest for t in earlier):
-            return None
-        _pause(trial.study)
-
-
-def _live_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    """Running and finished trials, less the running ones whose worker here has died."""
-    states = (TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED)
-    trials = study.get_trials(deepcopy=False, states=states)
-    return [t for t in trials if t.state != TrialState.RUNNING or not _died_here(t)]
-
-
-def _died_here(trial: optuna.trial.FrozenTrial) -> bool:
-    """Whether the trial's worker process ran on this machine and is gone."""
-    host, _, pid = trial.user_attrs.get("worker", "").rpartition(":")
-    if host != HOST or not pid.isdigit() or os.name != "posix":  # Windows: os.kill terminates
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
-
-
-def _pause(study: optuna.Study) -> None:
-    signum = requested()
-    if signum:
-        raise Interrupted(signum, "this trial was waiting on other workers' trials")
-    time.sleep(POLL_S)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ExperimentalWarning)
-        optuna.storages.fail_stale_trials(study)  # a killed worker's trial: FAIL, then retried
-
-
-def finished_trials(study: optuna.Study) -> int:
-    return len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)))
 
 
 def run_search(
@@ -282,8 +219,9 @@ def run_search(
     progress: bool = True,
 ) -> optuna.Study:
     """Run (or continue) the study until ``n_trials`` trials have finished, all workers counted,
-    or until a stop is requested (``training.interrupts``)."""
-    check_reachable(settings.budget, fast_macs(space.smallest()))
+    or until a stop is requested (``training.interrupts``). Every budget must be reachable."""
+    for budget in settings.budgets.values():
+        check_reachable(budget, fast_macs(space.smallest()))
     study = open_study(settings)
     if settings.seed_paper_models and not study.trials:
         for name in PAPER_SEEDS:
@@ -294,16 +232,14 @@ def run_search(
     if remaining > 0 and not requested():
         objective = SearchObjective(
             space,
-            settings.budget,
+            settings.widest,
             proxy,
             context,
             settings.multi_objective,
             settings.n_trials,
             settings.latency_runs,
         )
-        stop = optuna.study.MaxTrialsCallback(
-            settings.n_trials, states=(TrialState.COMPLETE, TrialState.PRUNED)
-        )
+        stop = optuna.study.MaxTrialsCallback(settings.n_trials, states=FINISHED)
         try:
             study.optimize(
                 objective,
@@ -321,56 +257,3 @@ def _stop_when_asked(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> No
     """Optuna callback: after a SIGINT / SIGTERM, start no further trial."""
     if requested():
         study.stop()
-
-
-def objective_column(proxy: str) -> str:
-    """The trials-table column of a proxy's score (never clashes with ``params`` or ``macs``)."""
-    return f"{proxy}_score"
-
-
-def trials_table(study: optuna.Study, objective_name: str) -> pd.DataFrame:
-    """One row per trial: the contract columns, the objective (column ``objective_name``), the
-    genes and the arch JSON."""
-    rows = []
-    for t in study.get_trials(deepcopy=False):
-        violation = (t.constraints or {}).get("macs") if hasattr(t, "constraints") else None
-        row = {
-            "number": t.number,
-            "hash": t.user_attrs.get("hash"),
-            "macs": t.user_attrs.get("macs"),
-            "macs_paper": t.user_attrs.get("macs_paper"),
-            "params": t.user_attrs.get("params"),
-            "latency_ms": t.user_attrs.get("latency_ms"),
-            "feasible": violation is not None and violation <= 0,
-            "state": t.state.name,
-            objective_name: t.values[0] if t.values else None,
-            "duplicate_of": t.user_attrs.get("duplicate_of"),
-            "arch": t.user_attrs.get("arch"),
-        }
-        row.update({f"gene.{k}": v for k, v in t.params.items()})
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def pareto_front(table: pd.DataFrame, objective: str, macs_column: str = "macs") -> pd.DataFrame:
-    """Feasible, finished trials not dominated in (higher objective, lower MACs)."""
-    done = table[(table["state"] == "COMPLETE") & table["feasible"]]
-    done = done.drop_duplicates("hash").sort_values(
-        [macs_column, objective], ascending=[True, False]
-    )
-    front, best = [], -math.inf
-    for _, row in done.iterrows():
-        if row[objective] > best:
-            front.append(row)
-            best = row[objective]
-    return pd.DataFrame(front)
-
-
-def best_within(table: pd.DataFrame, objective: str, budget: Budget):
-    """The best finished trial whose MACs (in the budget's convention) fit ``budget``."""
-    column = budget.column
-    done = table[(table["state"] == "COMPLETE") & (table[column] <= budget.macs)]
-    done = done[done[objective] > WORST]
-    if done.empty:
-        return None
-    return done.sort_values([objective, column], ascending=[False, True]).iloc[0]

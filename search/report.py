@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -10,8 +11,10 @@ import pandas as pd
 
 from evaluators.figures import save_figure
 from search.budget import PAPER_BUDGETS, Budget
-from search.driver import WORST, best_within, pareto_front
+from search.calibration import ApEstimator
+from search.tables import WORST, best_within, pareto_front
 from search_space import from_dict, save_arch
+from search_space.errors import SettingError
 
 # Published LitePose CrowdPose mAP (reference section 1); with the published GMACs (paper
 # convention, PAPER_BUDGETS) they are the paper's points on accuracy-vs-MACs plots.
@@ -27,55 +30,141 @@ def write_tables(table: pd.DataFrame, objective: str, run_dir: Path) -> pd.DataF
     return front
 
 
+@dataclass(frozen=True)
+class Run:
+    """One set of trials on a figure: ``style`` is ``front`` (scored trials and their Pareto
+    front), ``points`` (scattered, e.g. random members or presets) or ``path`` (joined in row
+    order, e.g. the shrinking path)."""
+
+    label: str
+    table: pd.DataFrame
+    style: str = "front"
+
+
+STYLES = ("front", "points", "path")
+
+
 def plot_pareto(
     table: pd.DataFrame,
     objective: str,
-    budget: Budget,
+    budgets: dict[str, Budget],
     run_dir: Path,
-    named_budgets: dict[str, Budget] | None = None,
+    estimator: ApEstimator | None = None,
+    truth: pd.Series | None = None,
 ) -> list[Path]:
-    """Objective vs MACs in the budget's convention: feasible and infeasible trials, the front,
-    budget lines, and the paper's published models on a second axis (their CrowdPose mAP)."""
-    column = budget.column
-    done = table[table["state"] == "COMPLETE"].copy()
-    done["gmacs"] = done[column] / 1e9
+    """The search's ``pareto.png`` / ``.pdf``: see ``plot_runs``, with this one run."""
+    return plot_runs([Run("searched", table)], objective, budgets, run_dir, estimator, truth)
+
+
+def plot_runs(
+    runs: list[Run],
+    objective: str,
+    budgets: dict[str, Budget],
+    run_dir: Path,
+    estimator: ApEstimator | None = None,
+    truth: pd.Series | None = None,
+    name: str = "pareto",
+) -> list[Path]:
+    """Left: estimated AP (``estimator``, named on the axis; the raw score, said to be no AP,
+    when there is none) against GMACs in the budgets' convention, each run in its style, the
+    budgets as vertical lines and, where a plotted architecture is in the ground truth (``truth``:
+    trained AP by hash), its trained AP. Right, a panel of its own: the paper's published
+    LitePose mAP against published GMACs. Writes ``<name>.png`` / ``.pdf``."""
+    convention = next(iter(budgets.values())).convention if budgets else "paper"
+    column = "macs_paper" if convention == "paper" else "macs"
+    fig, (ax, paper) = plt.subplots(
+        1, 2, figsize=(11.5, 4.8), gridspec_kw={"width_ratios": [3, 1.2]}
+    )
+    shown = []
+    for index, run in enumerate(runs):
+        shown.append(_draw_run(ax, run, objective, column, estimator, f"C{index}"))
+    if estimator is not None and truth is not None and len(truth):
+        drawn = pd.concat(shown, ignore_index=True).drop_duplicates("hash")
+        known = drawn[drawn["hash"].isin(truth.index)]
+        if not known.empty:
+            ax.scatter(
+                known[column] / 1e9,
+                truth.loc[known["hash"]].to_numpy(),
+                marker="*",
+                s=90,
+                color="k",
+                zorder=4,
+                label=f"trained AP of those in the ground truth ({len(known)})",
+            )
+    for budget_name, budget in budgets.items():
+        ax.axvline(budget.macs / 1e9, color="0.45", linestyle=":", lw=1)
+        ax.text(
+            budget.macs / 1e9,
+            1.0,
+            f" {budget_name}",
+            transform=ax.get_xaxis_transform(),
+            va="bottom",
+            fontsize=8,
+        )
+    ax.set_xlabel(f"GMACs ({convention} convention)")
+    if estimator is not None:
+        ax.set_ylabel(estimator.name, fontsize=8)
+    else:
+        ax.set_ylabel(f"{objective} (a proxy score, not AP: no calibration)", fontsize=8)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    xs, ys = zip(*PAPER_POINTS.values(), strict=True)
+    paper.plot(xs, ys, "D--", color="C1")
+    for label, (x, y) in PAPER_POINTS.items():
+        paper.annotate(label, (x, y), textcoords="offset points", xytext=(4, -10), fontsize=8)
+    paper.set_xlabel("published GMACs (paper convention)")
+    paper.set_ylabel("CrowdPose mAP (published)")
+    paper.set_title("LitePose, as published", fontsize=9)
+    paper.grid(alpha=0.3)
+    fig.tight_layout()
+    return save_figure(fig, run_dir, name)
+
+
+def _draw_run(ax, run: Run, objective: str, column: str, estimator, color: str) -> pd.DataFrame:
+    """Draws ``run``; returns the rows drawn (scored, finished)."""
+    if run.style not in STYLES:
+        raise SettingError(f"style={run.style!r} (run {run.label!r}): must be one of {STYLES}")
+    done = run.table[run.table["state"] == "COMPLETE"]
     scored = done[done[objective] > WORST]
+
+    def y(rows: pd.DataFrame):
+        return estimator.estimate(rows[objective]) if estimator else rows[objective]
+
+    if run.style == "path":
+        ax.plot(scored[column] / 1e9, y(scored), "o-", color=color, ms=4, label=run.label)
+        return scored
+    alpha = 0.35 if run.style == "front" else 0.8
+    ax.scatter(
+        scored[column] / 1e9,
+        y(scored),
+        s=14,
+        alpha=alpha,
+        color=color,
+        label=f"{run.label}: trials" if run.style == "front" else run.label,
+    )
     unscored = done[done[objective] <= WORST]
-    fig, ax = plt.subplots(figsize=(7.5, 4.8))
-    ax.scatter(scored["gmacs"], scored[objective], s=18, alpha=0.7, label="feasible trials")
-    floor = scored[objective].min() if not scored.empty else 0.0
-    if not unscored.empty:
-        ax.scatter(
-            unscored["gmacs"],
-            [floor] * len(unscored),
-            marker="x",
-            color="grey",
-            s=18,
-            alpha=0.6,
-            label="over budget (not scored)",
+    if run.style == "front" and not unscored.empty:
+        ax.plot(
+            unscored[column] / 1e9,
+            [0.0] * len(unscored),
+            "|",
+            color="0.5",
+            ms=8,
+            transform=ax.get_xaxis_transform(),
+            label="over the widest budget (not scored)",
         )
-    front = pareto_front(table, objective, column)
-    if not front.empty:
-        ax.step(
-            front[column] / 1e9, front[objective], where="post", color="C3", label="Pareto front"
-        )
-    ax.axvline(budget.macs / 1e9, color="k", linestyle="--", label=f"budget {budget}")
-    for name, named in (named_budgets or {}).items():
-        ax.axvline(named.macs / 1e9, color="C2", linestyle=":", alpha=0.6)
-        ax.text(named.macs / 1e9, ax.get_ylim()[1], f" {name}", va="top", fontsize=8)
-    ax.set_xlabel(f"GMACs ({budget.convention} convention)")
-    ax.set_ylabel(objective)
-    if budget.convention == "paper":
-        paper = ax.twinx()
-        xs, ys = zip(*PAPER_POINTS.values(), strict=True)
-        paper.plot(xs, ys, "D--", color="C1", label="LitePose (paper, CrowdPose mAP)")
-        for name, (x, y) in PAPER_POINTS.items():
-            paper.annotate(name, (x, y), textcoords="offset points", xytext=(4, -10), fontsize=8)
-        paper.set_ylabel("paper CrowdPose mAP")
-        paper.legend(loc="lower right", fontsize=8)
-    ax.legend(loc="upper left", fontsize=8)
-    ax.set_title("accuracy proxy vs MACs")
-    return save_figure(fig, run_dir, "pareto")
+    if run.style == "front":
+        front = pareto_front(run.table, objective, column)
+        if not front.empty:
+            ax.step(
+                front[column] / 1e9,
+                y(front),
+                where="post",
+                color=color,
+                lw=1.6,
+                label=f"{run.label}: Pareto front",
+            )
+    return scored
 
 
 def export_winners(

@@ -1,4 +1,5 @@
-"""The constrained search: budgets never exceeded, resume after a kill, contract files, errors."""
+"""The constrained search: budgets never exceeded, every budget served by its own best trial,
+resume after a kill, contract files, errors."""
 
 import json
 import signal
@@ -14,9 +15,19 @@ import pytest
 
 from evaluators.macs_fast import fast_macs
 from evaluators.proxies import ProxyContext, get_proxy
-from search.budget import Budget, BudgetError, check_reachable, parse_macs
-from search.driver import SearchSettings, best_within, pareto_front, run_search, trials_table
-from search_space import from_dict
+from search.budget import (
+    PAPER_BUDGETS,
+    Budget,
+    BudgetError,
+    check_reachable,
+    parse_budgets,
+    parse_macs,
+)
+from search.driver import SearchSettings, run_search
+from search.report import export_winners
+from search.tables import best_within, feasible_column, pareto_front, trials_table
+from search_space import arch_hash, from_dict
+from search_space.errors import SettingError
 from search_space.space import LitePoseSpace
 
 REPO = Path(__file__).resolve().parents[1]
@@ -24,10 +35,12 @@ SPACE = LitePoseSpace()
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 
-def _search(tmp_path, budget, n_trials=25, **kwargs):
-    settings = SearchSettings(budget=budget, run_dir=tmp_path, n_trials=n_trials, **kwargs)
-    study = run_search(SPACE, settings, get_proxy("params"), ProxyContext(), progress=False)
-    return study, trials_table(study, "params_score")
+def _search(tmp_path, budgets, n_trials=25, proxy="params", **kwargs):
+    if isinstance(budgets, Budget):
+        budgets = {"B": budgets}
+    settings = SearchSettings(budgets=budgets, run_dir=tmp_path, n_trials=n_trials, **kwargs)
+    study = run_search(SPACE, settings, get_proxy(proxy), ProxyContext(), progress=False)
+    return study, trials_table(study, f"{proxy}_score", budgets)
 
 
 def test_parse_budgets():
@@ -36,6 +49,11 @@ def test_parse_budgets():
         parse_macs("5 gigamacs")
     with pytest.raises(BudgetError, match="convention"):
         Budget(1e9, "fvcore")
+    assert list(parse_budgets("paper")) == ["XS", "S", "M", "L"]
+    assert parse_budgets({"S": "5.0G"}, "true") == {"S": Budget(5e9, "true")}
+    assert parse_budgets("800M") == {"800M": Budget(8e8, "paper")}
+    with pytest.raises(BudgetError, match="budgets=.*a mapping of names"):
+        parse_budgets({})
 
 
 def test_infeasible_budget_names_the_smallest_reachable_macs(tmp_path):
@@ -47,7 +65,7 @@ def test_infeasible_budget_names_the_smallest_reachable_macs(tmp_path):
 
 
 def test_no_reported_best_exceeds_its_budget(tmp_path):
-    study, table = _search(tmp_path, Budget(4e9, "paper"), n_trials=40)
+    study, table = _search(tmp_path, Budget(4e9, "paper"), n_trials=40, sampler="tpe")
     assert set(table["state"]) == {"COMPLETE"}
     scored = table[table["params"].notna()]
     assert (scored["macs_paper"] <= 4e9).all(), "no infeasible candidate may be scored"
@@ -64,7 +82,7 @@ def test_no_reported_best_exceeds_its_budget(tmp_path):
 
 
 def test_duplicates_are_not_scored_twice(tmp_path):
-    settings = SearchSettings(budget=Budget(20e9, "true"), run_dir=tmp_path, n_trials=3)
+    settings = SearchSettings(budgets={"B": Budget(20e9, "true")}, run_dir=tmp_path, n_trials=3)
     study = run_search(SPACE, settings, get_proxy("params"), ProxyContext(), progress=False)
     first = study.trials[0]
     study.enqueue_trial(first.params)
@@ -73,6 +91,57 @@ def test_duplicates_are_not_scored_twice(tmp_path):
     last = study.trials[-1]
     assert last.user_attrs["duplicate_of"] == first.number
     assert last.values == first.values
+
+
+PAPER = {name: Budget(macs, "paper") for name, macs in PAPER_BUDGETS.items()}
+
+
+@pytest.mark.parametrize("sampler", ["nsga2", "tpe"])
+def test_one_search_serves_every_budget_with_its_own_best(tmp_path, sampler):
+    # The macs proxy prefers the largest network that fits, so each budget has another best.
+    study, table = _search(tmp_path, PAPER, n_trials=30, proxy="macs", sampler=sampler)
+    widest = max(b.macs for b in PAPER.values())
+    assert table["feasible"].equals(table["macs_paper"] <= widest)
+    for name, budget in PAPER.items():
+        assert table[feasible_column(name)].equals(table["macs_paper"] <= budget.macs), name
+    written = export_winners(table, "macs_score", PAPER, tmp_path)
+    winners = {}
+    for name, budget in PAPER.items():
+        config = from_dict(json.loads((written[name] / "arch.json").read_text()))
+        assert fast_macs(config).macs_paper <= budget.macs, f"{name}'s export exceeds {budget}"
+        fits = table[table[feasible_column(name)] & (table["state"] == "COMPLETE")]
+        assert fast_macs(config).macs == fits["macs_score"].max(), f"{name}: not its best trial"
+        winners[name] = arch_hash(config)
+    # Different feasible sets, different winners (a single-budget search gives all four one).
+    assert winners["XS"] != winners["S"] != winners["L"], winners
+
+
+def test_a_winner_is_shared_only_where_it_truly_scores_best(tmp_path):
+    # params ignores resolution: the highest-params network fits the small budgets too, and then
+    # it is rightly every budget's winner; no budget may get a trial that is not its own best.
+    study, table = _search(tmp_path, PAPER, n_trials=30)
+    for name, budget in PAPER.items():
+        best = best_within(table, "params_score", budget)
+        fits = table[table[feasible_column(name)] & (table["state"] == "COMPLETE")]
+        assert best["macs_paper"] <= budget.macs
+        assert best["params_score"] == fits["params_score"].max()
+
+
+def test_a_study_is_continued_only_under_its_own_budgets(tmp_path):
+    _search(tmp_path, PAPER, n_trials=2)
+    with pytest.raises(SettingError, match="was searched with .*budgets.*new study_name"):
+        _search(tmp_path, {"S": PAPER["S"]}, n_trials=3)
+    with pytest.raises(SettingError, match="multi_objective"):
+        _search(tmp_path, PAPER, n_trials=3, multi_objective=False)
+    study, _ = _search(tmp_path, PAPER, n_trials=3)
+    assert len(study.trials) == 3
+
+
+def test_mixed_conventions_and_empty_budgets_are_refused(tmp_path):
+    with pytest.raises(SettingError, match="mix conventions"):
+        SearchSettings({"a": Budget(1e9, "true"), "b": Budget(2e9, "paper")}, tmp_path)
+    with pytest.raises(SettingError, match="name at least one budget"):
+        SearchSettings({}, tmp_path)
 
 
 def _run_cli(run_dir: Path, n_trials: int, *overrides: str) -> subprocess.Popen:
@@ -85,7 +154,7 @@ def _run_cli(run_dir: Path, n_trials: int, *overrides: str) -> subprocess.Popen:
             f"n_trials={n_trials}",
             "proxy=params",
             "progress=false",
-            "budget=5.0G",
+            "budgets={XS:1.2G,S:5.0G}",
             *overrides,
         ],
         cwd=REPO,

@@ -1,0 +1,79 @@
+"""The trials table and what is read from it: the Pareto front and each budget's best trial."""
+
+from __future__ import annotations
+
+import math
+
+import optuna
+import pandas as pd
+
+from search.budget import Budget
+
+WORST = -math.inf  # the score of an unscored (over-budget) trial
+
+
+def objective_column(proxy: str) -> str:
+    """The trials-table column of a proxy's score (never clashes with ``params`` or ``macs``)."""
+    return f"{proxy}_score"
+
+
+def feasible_column(name: str) -> str:
+    """The trials-table column saying whether a trial fits the budget called ``name``."""
+    return f"feasible_{name}"
+
+
+def trials_table(
+    study: optuna.Study, objective_name: str, budgets: dict[str, Budget] | None = None
+) -> pd.DataFrame:
+    """One row per trial: the contract columns, the objective (column ``objective_name``),
+    ``feasible`` (within the searched constraint, the widest budget), one ``feasible_<name>``
+    column per named budget, the genes and the arch JSON."""
+    rows = []
+    for t in study.get_trials(deepcopy=False):
+        violation = (t.constraints or {}).get("macs") if hasattr(t, "constraints") else None
+        row = {
+            "number": t.number,
+            "hash": t.user_attrs.get("hash"),
+            "macs": t.user_attrs.get("macs"),
+            "macs_paper": t.user_attrs.get("macs_paper"),
+            "params": t.user_attrs.get("params"),
+            "latency_ms": t.user_attrs.get("latency_ms"),
+            "feasible": violation is not None and violation <= 0,
+        }
+        for name, budget in (budgets or {}).items():
+            measured = t.user_attrs.get(budget.column)
+            row[feasible_column(name)] = measured is not None and measured <= budget.macs
+        row |= {
+            "state": t.state.name,
+            objective_name: t.values[0] if t.values else None,
+            "duplicate_of": t.user_attrs.get("duplicate_of"),
+            "arch": t.user_attrs.get("arch"),
+        }
+        row.update({f"gene.{k}": v for k, v in t.params.items()})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def pareto_front(table: pd.DataFrame, objective: str, macs_column: str = "macs") -> pd.DataFrame:
+    """Feasible, finished trials not dominated in (higher objective, lower MACs)."""
+    done = table[(table["state"] == "COMPLETE") & table["feasible"]]
+    done = done.drop_duplicates("hash").sort_values(
+        [macs_column, objective], ascending=[True, False]
+    )
+    front, best = [], -math.inf
+    for _, row in done.iterrows():
+        if row[objective] > best:
+            front.append(row)
+            best = row[objective]
+    return pd.DataFrame(front)
+
+
+def best_within(table: pd.DataFrame, objective: str, budget: Budget):
+    """The best finished, scored trial whose MACs (in the budget's convention) fit ``budget``;
+    ties go to the fewer MACs. None when no scored trial fits."""
+    column = budget.column
+    done = table[(table["state"] == "COMPLETE") & (table[column] <= budget.macs)]
+    done = done[done[objective] > WORST]
+    if done.empty:
+        return None
+    return done.sort_values([objective, column], ascending=[False, True]).iloc[0]
