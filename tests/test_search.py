@@ -144,12 +144,15 @@ def test_mixed_conventions_and_empty_budgets_are_refused(tmp_path):
         SearchSettings({}, tmp_path)
 
 
-def _run_cli(run_dir: Path, n_trials: int, *overrides: str) -> subprocess.Popen:
+def _run_cli(
+    run_dir: Path | str, n_trials: int, *overrides: str, multirun: bool = False
+) -> subprocess.Popen:
     return subprocess.Popen(
         [
             sys.executable,
             "-m",
             "experiments.search",
+            *(["--multirun"] if multirun else []),
             f"run_dir={run_dir}",
             f"n_trials={n_trials}",
             "proxy=params",

@@ -136,3 +136,32 @@ def test_two_workers_finish_n_trials_between_them_without_duplicates(postgres_ur
             original = by_number[t.user_attrs["duplicate_of"]]
             assert original.user_attrs["hash"] == t.user_attrs["hash"]
             assert original.values[0] == t.values[0]
+
+
+def test_submitit_local_multirun_workers_finish_n_trials_between_them(postgres_url, tmp_path):
+    # One Hydra multirun, the sweep over run_dir making two jobs that hydra-submitit-launcher
+    # starts as local processes, both on the one PostgreSQL study.
+    runs = [tmp_path / f"worker{i}" for i in range(2)]
+    sweep = tmp_path / "multirun"
+    launcher = _run_cli(
+        f"{runs[0]},{runs[1]}",
+        N_TRIALS,
+        "+launcher=submitit_local",
+        f"hydra.sweep.dir={sweep}",
+        f"storage='{postgres_url}'",
+        "study_name=submitit",
+        *NO_EXPORTS,
+        multirun=True,
+    )
+    try:
+        out, err = launcher.communicate(timeout=300)
+    finally:
+        launcher.kill()
+    logs = "\n".join(p.read_text() for p in sorted(sweep.glob(".submitit/*/*.err")))
+    assert launcher.returncode == 0, err + logs
+    trials = optuna.load_study(study_name="submitit", storage=postgres_url).trials
+    finished = [t for t in trials if t.state in FINISHED]
+    assert len(finished) == N_TRIALS, Counter(t.state.name for t in trials)
+    assert len({t.user_attrs["worker"] for t in trials}) == 2, "both jobs must have run trials"
+    for run in runs:  # each job wrote the study's table in its own run_dir
+        assert (run / "trials.csv").exists(), logs
