@@ -49,7 +49,7 @@ from search_space.errors import SettingError
 from search_space.space import LitePoseSpace
 from training.interrupts import Interrupted, requested
 
-SAMPLERS = ("tpe", "nsga2")
+SAMPLERS = ("tpe", "nsga2", "random")  # random: uniform members, a baseline to plot against
 PAPER_SEEDS = ("litepose_xs", "litepose_s", "litepose_m", "litepose_l")
 
 
@@ -106,6 +106,8 @@ def open_study(settings: SearchSettings) -> optuna.Study:
     settings.run_dir.mkdir(parents=True, exist_ok=True)
     if settings.sampler == "nsga2":
         sampler = optuna.samplers.NSGAIISampler(seed=settings.seed)
+    elif settings.sampler == "random":
+        sampler = optuna.samplers.RandomSampler(seed=settings.seed)
     else:
         sampler = optuna.samplers.TPESampler(seed=settings.seed, multivariate=True)
     directions = ["maximize", "minimize"] if settings.multi_objective else ["maximize"]

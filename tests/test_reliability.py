@@ -405,7 +405,7 @@ USER_ERRORS = [
         "search with an unknown sampler",
         "search",
         _in("sampler=grid"),
-        r"sampler='grid': must be one of \('tpe', 'nsga2'\)",
+        r"sampler='grid': must be one of \('tpe', 'nsga2', 'random'\)",
     ),
     Case(
         "search with an unknown storage scheme",
