@@ -159,8 +159,8 @@ def main() -> None:
         space = LitePoseSpace(largest_member_of(args.supernet))
         proxy = get_proxy(args.proxy)
         curves, seeds, trials = {}, args.seeds, args.trials
-        for method in args.methods:
-            for seed in seeds:
+        for seed in seeds:  # seed outermost: an interrupted benchmark has every method
+            for method in args.methods:
                 start = time.perf_counter()
                 rows = run_method(method, space, proxy, trials, seed)
                 curves[method, seed] = best_curves(rows)

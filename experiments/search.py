@@ -60,6 +60,7 @@ class SearchConfig:
     # paper (XS / S / M / L at their published GMACs), one budget (5.0G) or {name: MACs, ...}:
     # one study serves them all (constrained to the widest), each exports its own best trial.
     budgets: Any = "paper"
+    budget: str | None = None  # one budget: budget=5.0G is budgets=5.0G (older commands)
     convention: str = "paper"  # the budgets' MACs convention (paper: deconvs per output pixel)
     proxy: str = "jacob_cov"  # ranks the ground truth best (experiments.rank_proxies, README)
     # The space's largest member (a preset or arch file): with branches, the space adds branch
@@ -94,7 +95,7 @@ ConfigStore.instance().store(name="search_schema", node=SearchConfig)
 
 def search(cfg: SearchConfig) -> Path:
     run_dir = Path(cfg.run_dir)
-    budgets = parse_budgets(cfg.budgets, cfg.convention)
+    budgets = parse_budgets(cfg.budget or cfg.budgets, cfg.convention)
     settings = SearchSettings(
         budgets=budgets,
         run_dir=run_dir,
