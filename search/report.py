@@ -109,7 +109,7 @@ def plot_runs(
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7, loc="lower right")
     xs, ys = zip(*PAPER_POINTS.values(), strict=True)
-    paper.plot(xs, ys, "D--", color="C1")
+    paper.plot(xs, ys, "D--", color="0.25")  # not a run colour: another dataset
     for label, (x, y) in PAPER_POINTS.items():
         paper.annotate(label, (x, y), textcoords="offset points", xytext=(4, -10), fontsize=8)
     paper.set_xlabel("published GMACs (paper convention)")
