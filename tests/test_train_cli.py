@@ -55,6 +55,23 @@ def test_tiny_training_then_evaluation(tmp_path):
     assert evaluation.returncode == 0, evaluation.stderr[-2000:]
     stats = json.loads(evaluation.stdout.strip().splitlines()[-1])
     assert set(stats) >= {"AP", "AP_easy"} and 0.0 <= stats["AP"] <= 1.0
+    # The decode options: checked against DecodeOptions, an unknown value or key named.
+    common = [
+        f"checkpoint={run_dir / 'checkpoints' / 'last.pt'}",
+        f"dataset.root={tmp_path / 'data'}",
+        "dataset.synthetic.num_train=6",
+        "dataset.synthetic.num_val=2",
+        "dataset.synthetic.image_size=64",
+        "format=json",
+    ]
+    dark = _run("experiments.evaluate", *common, "decode.adjust=dark", "decode.score=grouped")
+    assert dark.returncode == 0, dark.stderr[-2000:]
+    assert 0.0 <= json.loads(dark.stdout.strip().splitlines()[-1])["AP"] <= 1.0
+    wrong = _run("experiments.evaluate", *common, "decode.adjust=darkpose")
+    assert wrong.returncode == 2 and "decode: DecodeOptions.adjust: 'darkpose'" in wrong.stderr
+    assert "'quarter', 'dark', 'none'" in wrong.stderr
+    unknown = _run("experiments.evaluate", *common, "+decode.sigma=3")
+    assert unknown.returncode == 2 and "unknown decode settings ['sigma']" in unknown.stderr
 
 
 def test_clear_errors(tmp_path):
