@@ -63,6 +63,11 @@ class DecodeOptions:
     score: str = "refined"
 
     def __post_init__(self) -> None:
+        if not isinstance(self.refine, bool):
+            raise SettingError(
+                f"DecodeOptions.refine: {self.refine!r} is not true or false (the sub-cell step "
+                f"is adjust, one of {ADJUSTS})"
+            )
         if self.adjust not in ADJUSTS:
             raise SettingError(f"DecodeOptions.adjust: {self.adjust!r} is not one of {ADJUSTS}")
         if self.score not in SCORES:

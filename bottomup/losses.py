@@ -8,6 +8,9 @@ convention: ``out_quarter (N, K + K*D, h, w)`` (heatmaps, then joint-major tags 
 
 Everything is vectorised over images and persons: no Python loop over persons, so the loss costs
 the same whether a batch holds 2 or 30 people.
+
+:class:`DistillationLoss` compares a student's outputs with a fixed teacher's (``training/
+distillation.py`` runs the teacher): heatmaps everywhere, tags at the annotated joints.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
+
+from search_space.errors import SettingError
 
 
 @dataclass(frozen=True)
@@ -88,6 +93,67 @@ def associative_embedding_loss(
     num_pairs = num_persons * (num_persons - 1)
     push = (torch.exp(-diff) * pair).sum(dim=(1, 2)) / num_pairs.clamp(min=1) * 0.5
     return push.mean(), pull.mean()
+
+
+@dataclass(frozen=True)
+class DistillationConfig:
+    """Weights of the distillation terms (``distill.*`` in ``experiments.train``).
+
+    ``heatmap_weight``: the student's heatmaps against the teacher's at both resolutions (masked,
+    foreground-weighted MSE as the pose loss, with the teacher's maps as targets).
+    ``tag_weight``: the student's tags against the teacher's at the annotated joints, each centred
+    on its image's mean tag (a tag's absolute value carries nothing, only its differences do)."""
+
+    heatmap_weight: float = 1.0
+    tag_weight: float = 0.05
+
+    def __post_init__(self) -> None:
+        for name in ("heatmap_weight", "tag_weight"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and 0 <= value < float("inf")):
+                raise SettingError(f"distill.{name}={value!r}: must be a number >= 0")
+        if self.heatmap_weight == 0 and self.tag_weight == 0:
+            raise SettingError(
+                "distill.heatmap_weight and distill.tag_weight are both 0: a teacher would "
+                "change nothing; give one a weight > 0, or drop teacher="
+            )
+
+
+def centred_joint_tags(tags: Tensor, joints: Tensor, num_joints: int) -> tuple[Tensor, Tensor]:
+    """Tags at the annotated joints minus their image's mean over those joints, and the valid
+    mask: ``(N, M, K, D)``, ``(N, M, K)``."""
+    values = gather_tags(tags, joints, num_joints)
+    valid = (joints[..., 1] > 0).to(values.dtype)
+    count = valid.sum(dim=(1, 2)).clamp(min=1)  # (N,)
+    mean = (values * valid[..., None]).sum(dim=(1, 2)) / count[:, None]  # (N, D)
+    return values - mean[:, None, None], valid
+
+
+class DistillationLoss(nn.Module):
+    """Student against teacher outputs of the same shapes: ``{'distill_heatmap',
+    'distill_tag'}``, weighted. Zero when the two are equal."""
+
+    def __init__(self, num_joints: int, config: DistillationConfig, foreground_weight: float = 0.0):
+        super().__init__()
+        self.num_joints = num_joints
+        self.config = config
+        self.foreground_weight = foreground_weight
+
+    def forward(
+        self, student: list[Tensor], teacher: list[Tensor], targets: dict[str, Tensor]
+    ) -> dict[str, Tensor]:
+        k, fw = self.num_joints, self.foreground_weight
+        (s_quarter, s_half), (t_quarter, t_half) = student, teacher
+        heat = heatmap_loss(s_quarter[:, :k], t_quarter[:, :k], targets["masks_quarter"], fw)
+        heat = heat + heatmap_loss(s_half, t_half, targets["masks_half"], fw)
+        s_tags, valid = centred_joint_tags(s_quarter[:, k:], targets["joints"], k)
+        t_tags, _ = centred_joint_tags(t_quarter[:, k:], targets["joints"], k)
+        sq = ((s_tags - t_tags) ** 2).sum(dim=-1) * valid  # (N, M, K)
+        tag = (sq.sum(dim=(1, 2)) / valid.sum(dim=(1, 2)).clamp(min=1)).mean()
+        return {
+            "distill_heatmap": heat * self.config.heatmap_weight,
+            "distill_tag": tag * self.config.tag_weight,
+        }
 
 
 class BottomUpLoss(nn.Module):

@@ -3,8 +3,11 @@
     python -m experiments.evaluate checkpoint=outputs/train/litepose_xs/checkpoints/best.pt
     python -m experiments.evaluate checkpoint=exports/S dataset=crowdpose dataset.root=/data/cp
     python -m experiments.evaluate checkpoint=... flip=false format=json
+    python -m experiments.evaluate checkpoint=... decode.adjust=dark decode.score=grouped
 
-Prints the AP table (or one JSON object with ``format=json``).
+Prints the AP table (or one JSON object with ``format=json``). ``decode.*`` are the fields of
+``bottomup.codec.DecodeOptions`` (``refine``, ``adjust``: quarter / dark / none, ``score``:
+refined / grouped; ``docs/codec.md``).
 """
 
 from __future__ import annotations
@@ -14,9 +17,10 @@ import json
 import hydra
 from omegaconf import DictConfig
 
+from bottomup.codec import DecodeOptions
 from evaluators.pose_eval import evaluate_model
 from experiments.cli import fail_clearly
-from experiments.train import load_datasets
+from experiments.train import load_datasets, section_dataclass
 from models import build_model
 from models.io import load_standalone
 from search_space import resolve_arch
@@ -28,6 +32,7 @@ def run(cfg: DictConfig) -> dict:
     # The model first: a missing or refused file, or a wrong arch, should not wait for data.
     if not cfg.checkpoint and not cfg.arch:
         raise SettingError("give checkpoint=<file or folder> or arch=<preset or arch file>")
+    decode = decode_options(cfg.decode)
     loaded = load_standalone(cfg.checkpoint) if cfg.checkpoint else None
     if not loaded:
         resolve_arch(cfg.arch)
@@ -51,12 +56,21 @@ def run(cfg: DictConfig) -> dict:
         cfg.flip,
         cfg.max_images,
         progress=cfg.format == "table",
+        decode=decode,
     )
     if cfg.format == "json":
         print(json.dumps(ap.stats))
     else:
         print(ap.table())
     return ap.stats
+
+
+def decode_options(cfg: DictConfig) -> DecodeOptions:
+    """The ``decode`` section as ``DecodeOptions``; an unknown key or value names ``decode.``."""
+    try:
+        return section_dataclass(DecodeOptions, cfg, "decode")
+    except SettingError as err:
+        raise SettingError(f"decode: {err}") from None
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="evaluate")

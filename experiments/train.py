@@ -8,6 +8,11 @@ The run folder (``run_dir``) holds the resolved config (``.hydra/``), ``metrics.
 ``eval.csv``, ``arch.json`` and ``checkpoints/{last,best}.pt``; rerunning the same command resumes
 from ``last.pt``. Checkpoints carry the architecture, so ``experiments.evaluate`` and
 ``experiments.export`` take them directly.
+
+    python -m experiments.train +experiment=demo teacher=<run>/checkpoints/best.pt
+
+``teacher=`` (a checkpoint of this command or a standalone folder) adds heatmap and tag
+distillation from that fixed network (``training/distillation.py``, ``docs/training.md``).
 """
 
 from __future__ import annotations
@@ -20,13 +25,14 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from bottomup.datasets import SyntheticOptions, build_dataset
-from bottomup.losses import BottomUpLoss, LossConfig
+from bottomup.losses import BottomUpLoss, DistillationConfig, DistillationLoss, LossConfig
 from bottomup.training_data import TrainingSamples
 from evaluators.pose_eval import evaluate_model
 from experiments.cli import fail_clearly
 from models import build_model
 from search_space import resolve_arch, save_arch, to_dict
 from search_space.errors import SettingError
+from training.distillation import DistillationStep, check_teacher, fingerprint, load_teacher
 from training.distributed import barrier, init_distributed, shutdown
 from training.interrupts import stop_on_signals
 from training.trainer import Trainer, TrainerConfig
@@ -79,6 +85,10 @@ def loss_config(cfg: DictConfig) -> LossConfig:
 def run(cfg: DictConfig) -> None:
     resolve_arch(cfg.model)  # a wrong model or trainer setting fails before any data is made
     settings = trainer_config(cfg.trainer)
+    distill = teacher = None
+    if cfg.teacher:  # a wrong teacher file or weight fails before any data is made too
+        distill = section_dataclass(DistillationConfig, cfg.distill, "distill")
+        teacher, teacher_config = load_teacher(cfg.teacher)
     ctx = init_distributed(cfg.device)
     train_set, val_set = load_datasets(cfg, ctx.is_main, ctx)
     overrides = {"num_joints": train_set.keypoint_layout.num_joints, "tag_dim": cfg.tag_dim}
@@ -100,18 +110,39 @@ def run(cfg: DictConfig) -> None:
         )
         return ap.stats
 
+    losses = loss_config(cfg.loss)
+    loss_fn = BottomUpLoss(config.num_joints, losses)
+    extra_state = {"arch": to_dict(config), "teacher": None}
+    step = None
+    if teacher is not None:
+        check_teacher(cfg.teacher, teacher_config, config)
+        # A resume must see the same teacher and weights (Trainer refuses others).
+        extra_state["teacher"] = fingerprint(teacher, teacher_config) | {
+            "distill": [distill.heatmap_weight, distill.tag_weight]
+        }
+        extra_state["teacher_path"] = str(cfg.teacher)
+        step = DistillationStep(
+            loss_fn,
+            DistillationLoss(config.num_joints, distill, losses.foreground_weight),
+            teacher,
+            teacher_config.input_size,
+            config.input_size,
+            amp=settings.amp,
+        )
     # The process starts from a random torch seed: draw the initial weights from ours, before
     # the trainer exists (it seeds torch only after it was handed the built model).
     torch.manual_seed(settings.seed)
     trainer = Trainer(
         build_model(config),
-        BottomUpLoss(config.num_joints, loss_config(cfg.loss)),
+        loss_fn,
         TrainingSamples(train_set, config.input_size, config.tag_dim, settings.seed),
         settings,
         run_dir,
         ctx=ctx,
         evaluate=evaluate,
-        extra_state={"arch": to_dict(config)},
+        extra_state=extra_state,
+        step=step,
+        resume_must_match=("teacher",),
     )
     result = trainer.fit()
     if ctx.is_main:

@@ -162,6 +162,8 @@ def test_decode_options_name_the_accepted_values():
         DecodeOptions(adjust="darkpose")
     with pytest.raises(ValueError, match="score.*'mean'.*grouped"):
         DecodeOptions(score="mean")
+    with pytest.raises(ValueError, match="refine.*'dark' is not true or false.*adjust"):
+        DecodeOptions(refine="dark")
 
 
 def gaussian(size: int, centre: tuple[float, float], sigma: float = 2.0) -> np.ndarray:

@@ -5,6 +5,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from models.checkpoint import load_checkpoint
+from models.io import load_standalone, save_standalone
+
 REPO = Path(__file__).resolve().parents[1]
 TINY = [
     "input_size=64",
@@ -52,6 +55,23 @@ def test_tiny_training_then_evaluation(tmp_path):
     assert evaluation.returncode == 0, evaluation.stderr[-2000:]
     stats = json.loads(evaluation.stdout.strip().splitlines()[-1])
     assert set(stats) >= {"AP", "AP_easy"} and 0.0 <= stats["AP"] <= 1.0
+    # The decode options: checked against DecodeOptions, an unknown value or key named.
+    common = [
+        f"checkpoint={run_dir / 'checkpoints' / 'last.pt'}",
+        f"dataset.root={tmp_path / 'data'}",
+        "dataset.synthetic.num_train=6",
+        "dataset.synthetic.num_val=2",
+        "dataset.synthetic.image_size=64",
+        "format=json",
+    ]
+    dark = _run("experiments.evaluate", *common, "decode.adjust=dark", "decode.score=grouped")
+    assert dark.returncode == 0, dark.stderr[-2000:]
+    assert 0.0 <= json.loads(dark.stdout.strip().splitlines()[-1])["AP"] <= 1.0
+    wrong = _run("experiments.evaluate", *common, "decode.adjust=darkpose")
+    assert wrong.returncode == 2 and "decode: DecodeOptions.adjust: 'darkpose'" in wrong.stderr
+    assert "'quarter', 'dark', 'none'" in wrong.stderr
+    unknown = _run("experiments.evaluate", *common, "+decode.sigma=3")
+    assert unknown.returncode == 2 and "unknown decode settings ['sigma']" in unknown.stderr
 
 
 def test_clear_errors(tmp_path):
@@ -81,3 +101,29 @@ def test_clear_errors(tmp_path):
         "dataset.synthetic.image_size=64",
     )
     assert bad.returncode == 2 and "corrupt" in bad.stderr
+
+
+def test_training_with_a_teacher(tmp_path):
+    data = f"dataset.root={tmp_path / 'data'}"
+    teacher_run = tmp_path / "teacher"
+    result = _run("experiments.train", "model=litepose_s", f"run_dir={teacher_run}", data, *TINY)
+    assert result.returncode == 0, result.stderr[-2000:]
+    teacher = teacher_run / "checkpoints" / "last.pt"
+    student = tmp_path / "student"
+    args = ("experiments.train", f"run_dir={student}", data, *TINY)
+    result = _run(*args, f"teacher={teacher}", "distill.tag_weight=0.5")
+    assert result.returncode == 0, result.stderr[-2000:]
+    header = (student / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert {"distill_heatmap", "distill_tag"} <= set(header)
+    assert load_checkpoint(student / "checkpoints" / "last.pt")["teacher"]["distill"] == [1.0, 0.5]
+    # A resume with other distillation settings would mix two runs: refused.
+    changed = _run(*args, f"teacher={teacher}", "distill.tag_weight=0.1", "trainer.max_steps=5")
+    assert changed.returncode == 2 and "mix two runs" in changed.stderr, changed.stderr[-2000:]
+    # A standalone folder is a teacher too; one with another tag dimension is refused.
+    model, config = load_standalone(teacher)
+    folder = save_standalone(model, config, tmp_path / "folder", onnx=False)
+    refused = _run(
+        *args[:1], f"run_dir={tmp_path / 's2'}", data, *TINY, "tag_dim=2", f"teacher={folder}"
+    )
+    assert refused.returncode == 2, refused.stderr[-2000:]
+    assert "tag_dim 1, the student 14 joints with tag_dim 2" in refused.stderr

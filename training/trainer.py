@@ -104,7 +104,9 @@ class Trainer:
 
     ``step`` (default: ``StandardStep(loss_fn)``) computes one batch's forward and backward.
     ``evaluate`` (optional) maps the bare model to a dict of scores; ``score_key`` picks the one
-    that decides the best checkpoint (higher is better).
+    that decides the best checkpoint (higher is better). ``resume_must_match``: keys of
+    ``extra_state`` that a resumed checkpoint must hold unchanged (e.g. the distillation teacher's
+    fingerprint): a rerun with other values is refused instead of silently mixing two runs.
     """
 
     def __init__(
@@ -120,6 +122,7 @@ class Trainer:
         extra_state: dict[str, Any] | None = None,
         step: TrainStep | None = None,
         batch_extra: Callable[[int, int], Any] | None = None,
+        resume_must_match: tuple[str, ...] = (),
     ):
         self.config = config
         self.ctx = ctx or DistContext()
@@ -131,6 +134,7 @@ class Trainer:
         self.evaluate = evaluate
         self.score_key = score_key
         self.extra_state = extra_state or {}
+        self.resume_must_match = resume_must_match
         torch.manual_seed(config.seed)
 
         self.model = model.to(self.ctx.device)
@@ -186,6 +190,13 @@ class Trainer:
         }
 
     def _restore(self, state: dict[str, Any]) -> None:
+        for key in self.resume_must_match:
+            if state.get(key) != self.extra_state.get(key):
+                raise SettingError(
+                    f"{self.checkpoint_dir / 'last.pt'} was written with {key} "
+                    f"{state.get(key)}, this run has {self.extra_state.get(key)}: resuming would "
+                    "mix two runs; rerun with the original settings, or give another run_dir"
+                )
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
