@@ -20,6 +20,13 @@ evaluated on the validation split, each with the supernet's BN statistics and af
 recalibrating them on ``recalibrate_batches`` training batches; ``run_dir/subnets.csv`` gets one
 row per subnet and setting. A preset is evaluated at its own input size if the space trains at
 it, else at the nearest trained resolution (column ``input``).
+
+``sandwich.*`` sets the step (``supernet.training.SandwichStep``): members per batch, the
+distillation weight and its start / ramp, the other members' loss weight, and ``phases`` for
+progressive shrinking (``[{start: 0, open: []}, {start: 100, open: [kernel, depth, width,
+branch]}]`` trains the largest alone for 100 steps, then every member). ``standalone=true``
+trains the largest member as a plain network on the same batches and schedule instead: the
+reference for the largest member's AP (``docs/supernet.md``).
 """
 
 from __future__ import annotations
@@ -41,15 +48,16 @@ from evaluators.macs_fast import fast_macs
 from evaluators.pose_eval import evaluate_model
 from experiments.cli import fail_clearly
 from experiments.train import load_datasets, loss_config, trainer_config
+from models import build_model
 from models.checkpoint import CheckpointError, load_checkpoint
 from search.trained_proxies import sample_batches
-from search_space import ArchConfigError, LitePoseConfig, resolve_arch
+from search_space import ArchConfigError, LitePoseConfig, resolve_arch, to_dict
 from search_space.errors import SettingError
 from search_space.space import LitePoseSpace, largest_member_of
 from supernet import LitePoseSupernet
 from supernet.checkpoint import SUPERNET_KEY, supernet_state
 from supernet.recalibrate import export_recalibrated
-from supernet.training import SandwichStep, resolution_for_batch
+from supernet.training import Phase, SandwichStep, check_phases, resolution_for_batch
 from training.distributed import init_distributed, shutdown
 from training.interrupts import stop_on_signals
 from training.trainer import Trainer
@@ -72,6 +80,52 @@ def build_space(cfg: DictConfig, num_joints: int) -> LitePoseSpace:
         input_size=max(options["resolutions"]),
     )
     return LitePoseSpace(largest=largest, **options)
+
+
+SANDWICH_KEYS = (
+    "num_random",
+    "distill_weight",
+    "member_weight",
+    "distill_start",
+    "distill_ramp",
+    "phases",
+)
+
+
+def sandwich_phases(phases) -> tuple[Phase, ...]:
+    """``sandwich.phases`` (null: the plain sandwich rule throughout) as validated ``Phase``s."""
+    if phases is None:
+        return (Phase(0),)
+    out = []
+    for i, phase in enumerate(OmegaConf.to_container(phases, resolve=True)):
+        if not isinstance(phase, dict) or set(phase) - {"start", "open"} or "start" not in phase:
+            raise SettingError(
+                f"sandwich.phases[{i}]={phase!r}: each phase is {{start: <step>, open: "
+                "[kernel, depth, width, branch]}} (open: the dimensions members vary in)"
+            )
+        out.append(Phase(int(phase["start"]), tuple(phase.get("open", ()) or ())))
+    return check_phases(out)
+
+
+def sandwich_step(cfg: DictConfig, net: LitePoseSupernet, space: LitePoseSpace, loss_fn, seed, amp):
+    """The ``SandwichStep`` the ``sandwich`` section describes (unknown keys are an error)."""
+    unknown = sorted(set(cfg.sandwich) - set(SANDWICH_KEYS))
+    if unknown:
+        raise SettingError(f"unknown sandwich settings {unknown}; known: {list(SANDWICH_KEYS)}")
+    options = cfg.sandwich
+    return SandwichStep(
+        net,
+        space,
+        loss_fn,
+        num_random=options.num_random,
+        distill_weight=options.distill_weight,
+        seed=seed,
+        amp=amp,
+        member_weight=options.get("member_weight", 1.0),
+        distill_start=options.get("distill_start", 0),
+        distill_ramp=options.get("distill_ramp", 0),
+        phases=sandwich_phases(options.get("phases")),
+    )
 
 
 def calibration_images(samples: TrainingSamples, size: int, cfg: DictConfig) -> list[torch.Tensor]:
@@ -189,12 +243,55 @@ def print_report(table: pd.DataFrame) -> None:
     print(table.to_string(index=False, formatters={**floats, **giga, **millions}))
 
 
+def train_standalone(cfg: DictConfig, ctx, space: LitePoseSpace, train_set, val_set) -> None:
+    """``standalone=true``: the largest member as a plain network (``build_model``), trained on
+    exactly the supernet run's batches, per-batch resolutions, loss and schedule; the reference
+    its largest member is measured against (its own BN statistics, no recalibration)."""
+    settings = trainer_config(cfg.trainer)
+    config = space.largest_member()
+    torch.manual_seed(settings.seed)  # the initial weights come from the seed, as in train
+
+    def evaluate(model: nn.Module) -> dict[str, float]:
+        stats = evaluate_model(
+            model,
+            val_set,
+            config.input_size,
+            config.tag_dim,
+            flip=cfg.eval_flip,
+            max_images=cfg.eval_max_images,
+        ).stats
+        return stats
+
+    trainer = Trainer(
+        build_model(config),
+        BottomUpLoss(config.num_joints, loss_config(cfg.loss)),
+        TrainingSamples(train_set, config.input_size, cfg.tag_dim, settings.seed),
+        settings,
+        Path(cfg.run_dir),
+        ctx=ctx,
+        evaluate=evaluate,
+        extra_state={"arch": to_dict(config)},
+        batch_extra=resolution_for_batch(space.resolutions, settings.seed),
+    )
+    result = trainer.fit()
+    if ctx.is_main:
+        print(
+            f"trained the largest member standalone for {result.steps} steps; AP "
+            f"{result.history[-1]['AP']:.4f} at {config.input_size} px; checkpoints in "
+            f"{Path(cfg.run_dir) / 'checkpoints'}"
+        )
+
+
 def run(cfg: DictConfig) -> None:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     ctx = init_distributed(cfg.device)
     train_set, val_set = load_datasets(cfg, ctx.is_main, ctx)
     space = build_space(cfg, train_set.keypoint_layout.num_joints)
+    if cfg.standalone:
+        train_standalone(cfg, ctx, space, train_set, val_set)
+        shutdown(ctx)
+        return
     settings = trainer_config(cfg.trainer)
     torch.manual_seed(settings.seed)  # the initial weights come from the seed, as in train
     net = LitePoseSupernet(space.largest, space.kernel_sizes)
@@ -213,15 +310,7 @@ def run(cfg: DictConfig) -> None:
         calibration = calibration_images(samples, largest.input_size, cfg)
         return evaluate_subnet(net, largest, val_set, calibration, cfg)[1]
 
-    step = SandwichStep(
-        net,
-        space,
-        loss_fn,
-        num_random=cfg.sandwich.num_random,
-        distill_weight=cfg.sandwich.distill_weight,
-        seed=settings.seed,
-        amp=settings.amp,
-    )
+    step = sandwich_step(cfg, net, space, loss_fn, settings.seed, settings.amp)
     trainer = Trainer(
         net,
         loss_fn,

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from models import build_model
-from models.layers import InvertedResidual, inverted_residual_hidden
+from models.layers import InvertedResidual, init_output_conv, inverted_residual_hidden
 from models.litepose import (
     STEM_WIDTH,
     branch_key,
@@ -192,6 +192,8 @@ class LitePoseSupernet(nn.Module):
         self.final_raw = nn.ModuleList(
             [_ElasticSeparable(widths[1], quarter, fk), _ElasticSeparable(widths[0], half, fk)]
         )
+        for final in (*self.final_refined, *self.final_raw):
+            init_output_conv(final.pointwise)  # near-zero heatmaps at step 0, as build_model's
         self.relu = nn.ReLU(inplace=True)
         self.active: LitePoseConfig = largest
         self.set_active(largest)

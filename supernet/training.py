@@ -15,25 +15,121 @@ batch's images and targets at that size; every subnet of the step sees the same 
 
 from __future__ import annotations
 
+import dataclasses
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from search_space.config import LitePoseConfig
-from search_space.space import LitePoseSpace
+from search_space.errors import SettingError
+from search_space.space import Genes, LitePoseSpace
 from supernet.litepose_supernet import LitePoseSupernet
 from training.steps import autocast_for
 
+# The elastic dimensions a phase can open, named after their genes (``gene_dimension``).
+DIMENSIONS = ("kernel", "depth", "width", "branch")
+
+
+def gene_dimension(name: str) -> str | None:
+    """The dimension a gene belongs to: ``kernel`` (``*.kernel``), ``branch`` (a branch's depth),
+    ``depth`` (a stage's), ``width`` (stem, stage and head widths); ``None`` for the resolution,
+    which the batch decides (``resolution_for_batch``), not the member."""
+    if name == "resolution":
+        return None
+    if name.endswith(".kernel"):
+        return "kernel"
+    if ".branch" in name:
+        return "branch"
+    if name.endswith(".depth"):
+        return "depth"
+    return "width"
+
+
+@dataclass(frozen=True)
+class Phase:
+    """From global step ``start`` on, members vary in the ``open`` dimensions only; every other
+    gene keeps the largest member's choice. No open dimension: the largest alone is trained
+    (once-for-all's first phase); all of ``DIMENSIONS``: the plain sandwich rule."""
+
+    start: int
+    open: tuple[str, ...] = DIMENSIONS
+
+
+def check_phases(phases: Sequence[Phase], where: str = "sandwich.phases") -> tuple[Phase, ...]:
+    """``phases`` validated: the first starts at step 0, starts increase, dimensions are known."""
+    phases = tuple(phases)
+    if not phases:
+        raise SettingError(f"{where}: give at least one phase, e.g. [{{start: 0}}]")
+    if phases[0].start != 0:
+        raise SettingError(f"{where}[0].start={phases[0].start}: the first phase starts at 0")
+    for i, (a, b) in enumerate(zip(phases, phases[1:], strict=False), start=1):
+        if b.start <= a.start:
+            raise SettingError(
+                f"{where}[{i}].start={b.start}: must be after the previous phase's {a.start}"
+            )
+    for i, phase in enumerate(phases):
+        unknown = sorted(set(phase.open) - set(DIMENSIONS))
+        if unknown:
+            raise SettingError(
+                f"{where}[{i}].open={list(phase.open)}: {unknown} unknown; "
+                f"choose from {list(DIMENSIONS)}"
+            )
+    return phases
+
+
+def phase_at(phases: Sequence[Phase], global_step: int) -> Phase:
+    """The phase step ``global_step`` belongs to (a function of the step, so resume is exact)."""
+    return [p for p in phases if p.start <= global_step][-1]
+
+
+def _restricted(space: LitePoseSpace, genes: Genes, largest: Genes, open: tuple[str, ...]):
+    """``genes`` with every gene of a closed dimension set to the largest's (the resolution is
+    kept: the batch, not the member, decides the input size during training)."""
+    keep = (None, *open)
+    return space.decode(
+        {n: v if gene_dimension(n) in keep else largest[n] for n, v in genes.items()}
+    )
+
+
+def sandwich_members(
+    space: LitePoseSpace,
+    num_random: int,
+    seed: int,
+    global_step: int,
+    open: tuple[str, ...] = DIMENSIONS,
+) -> list[tuple[str, LitePoseConfig]]:
+    """``(slot, member)``: ``largest`` first (it is the teacher), then ``smallest``, then
+    ``random<i>``, varied in the ``open`` dimensions only; a member equal to an earlier one is
+    left out (with nothing open, only the largest). With every dimension open the draws are
+    those of ``space.sample``."""
+    rng = np.random.default_rng([seed, global_step])
+    largest = space.encode(space.largest_member())
+    smallest = {n: c[0] for n, c in space.choices().items()}
+    drawn = [space.encode(space.sample(rng)) for _ in range(num_random)]
+    names = ["smallest"] + [f"random{i}" for i in range(num_random)]
+    members = [("largest", space.largest_member())] + [
+        (name, _restricted(space, genes, largest, open))
+        for name, genes in zip(names, [smallest, *drawn], strict=True)
+    ]
+    size = members[0][1].input_size  # the batch decides the size, not the member
+    shapes = [dataclasses.replace(c, input_size=size) for _, c in members]
+    return [m for i, m in enumerate(members) if shapes[i] not in shapes[:i]]
+
 
 def sandwich_subnets(
-    space: LitePoseSpace, num_random: int, seed: int, global_step: int
+    space: LitePoseSpace,
+    num_random: int,
+    seed: int,
+    global_step: int,
+    open: tuple[str, ...] = DIMENSIONS,
 ) -> list[LitePoseConfig]:
-    """Largest first (it is the teacher), then the smallest, then random members."""
-    rng = np.random.default_rng([seed, global_step])
-    return [space.largest_member(), space.smallest()] + [
-        space.sample(rng) for _ in range(num_random)
-    ]
+    """The members of ``sandwich_members``, without their slots."""
+    return [c for _, c in sandwich_members(space, num_random, seed, global_step, open)]
 
 
 def resolution_for_batch(resolutions: tuple[int, ...], seed: int):
@@ -47,6 +143,19 @@ def resolution_for_batch(resolutions: tuple[int, ...], seed: int):
 
 
 class SandwichStep:
+    """One batch of the sandwich rule (see the module): per member forward, loss, backward, the
+    gradients summed before the trainer's one optimiser step.
+
+    Options (defaults: the plain rule with distillation from step 0):
+
+    * ``member_weight``: weight of every other member's loss (pose + distillation) against the
+      largest's 1; below 1 the shared weights follow the largest more.
+    * ``distill_start`` / ``distill_ramp``: no distillation before ``distill_start`` (the largest
+      is not yet a teacher worth copying), then its weight grows linearly to ``distill_weight``
+      over ``distill_ramp`` steps.
+    * ``phases``: progressive shrinking (``Phase``): which dimensions members vary in, by step.
+    """
+
     manages_ddp = True
 
     def __init__(
@@ -58,7 +167,21 @@ class SandwichStep:
         distill_weight: float = 1.0,
         seed: int = 0,
         amp: bool = True,
+        member_weight: float = 1.0,
+        distill_start: int = 0,
+        distill_ramp: int = 0,
+        phases: Sequence[Phase] = (Phase(0),),
     ):
+        if member_weight < 0 or distill_weight < 0:
+            raise SettingError(
+                f"sandwich.member_weight={member_weight}, distill_weight={distill_weight}: "
+                "weights must be >= 0"
+            )
+        if distill_start < 0 or distill_ramp < 0:
+            raise SettingError(
+                f"sandwich.distill_start={distill_start}, distill_ramp={distill_ramp}: "
+                "steps must be >= 0"
+            )
         self.supernet = supernet
         self.space = space
         self.loss_fn = loss_fn
@@ -66,33 +189,54 @@ class SandwichStep:
         self.distill_weight = distill_weight
         self.seed = seed
         self.amp = amp
+        self.member_weight = member_weight
+        self.distill_start = distill_start
+        self.distill_ramp = distill_ramp
+        self.phases = check_phases(phases)
         self.num_joints = supernet.largest.num_joints
+        self.names = ["largest", "smallest"] + [f"random{i}" for i in range(num_random)]
+
+    def distill_weight_at(self, global_step: int) -> float:
+        if global_step < self.distill_start:
+            return 0.0
+        if not self.distill_ramp:
+            return self.distill_weight
+        return self.distill_weight * min(
+            1.0, (global_step - self.distill_start + 1) / self.distill_ramp
+        )
+
+    def members(self, global_step: int) -> list[tuple[str, LitePoseConfig]]:
+        phase = phase_at(self.phases, global_step)
+        return sandwich_members(self.space, self.num_random, self.seed, global_step, phase.open)
 
     def __call__(
         self, model: nn.Module, image: Tensor, targets: dict[str, Tensor], global_step: int
     ) -> dict[str, Tensor]:
-        subnets = sandwich_subnets(self.space, self.num_random, self.seed, global_step)
+        """Detached parts: ``loss`` (the sum trained) and ``loss_<member>`` per member (NaN for
+        a member the phase leaves out, so that every log row has the same columns)."""
+        members = self.members(global_step)
+        distill_weight = self.distill_weight_at(global_step)
         teacher: list[Tensor] | None = None
-        totals: dict[str, Tensor] = {}
-        for i, config in enumerate(subnets):
+        totals = {f"loss_{name}": torch.tensor(math.nan) for name in self.names}
+        trained: list[Tensor] = []
+        for name, config in members:
             self.supernet.set_active(config)
             with autocast_for(image, self.amp):
                 outputs = [o.float() for o in model(image)]
-            parts = self.loss_fn(outputs, targets)
-            loss = parts["loss"]
+            loss = self.loss_fn(outputs, targets)["loss"]
             if teacher is None:
                 teacher = [outputs[0][:, : self.num_joints].detach(), outputs[1].detach()]
             else:
-                distill = F.mse_loss(outputs[0][:, : self.num_joints], teacher[0]) + F.mse_loss(
-                    outputs[1], teacher[1]
-                )
-                parts["distill"] = distill * self.distill_weight
-                loss = loss + parts["distill"]
+                if distill_weight:
+                    distill = F.mse_loss(outputs[0][:, : self.num_joints], teacher[0]) + F.mse_loss(
+                        outputs[1], teacher[1]
+                    )
+                    loss = loss + distill * distill_weight
+                loss = loss * self.member_weight
             if not torch.isfinite(loss):
                 return {"loss": loss.detach()}
             loss.backward()
-            name = "largest" if i == 0 else "smallest" if i == 1 else f"random{i - 2}"
             totals[f"loss_{name}"] = loss.detach()
-        totals["loss"] = sum(totals.values())
-        self.supernet.set_active(subnets[0])
-        return totals
+            trained.append(loss.detach())
+        self.supernet.set_active(members[0][1])
+        return {"loss": sum(trained), **totals}

@@ -1,14 +1,31 @@
 """Sandwich-rule supernet training: subnet choice by step, real steps, identical DDP ranks."""
 
 import csv
+import math
 import os
+import re
 from pathlib import Path
 
+import numpy as np
+import pytest
 import torch
 from conftest import torchrun
-from toy_supernet_training import RESOLUTIONS, run, small_space
+from toy_supernet_training import RESOLUTIONS, K, RandomPoseTargets, run, small_space
 
-from supernet.training import resolution_for_batch, sandwich_subnets
+from bottomup.losses import BottomUpLoss
+from search_space.errors import UserError
+from supernet import LitePoseSupernet
+from supernet.training import (
+    DIMENSIONS,
+    Phase,
+    SandwichStep,
+    check_phases,
+    gene_dimension,
+    phase_at,
+    resolution_for_batch,
+    sandwich_members,
+    sandwich_subnets,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": f"{REPO}:{REPO / 'tests'}"}
@@ -42,3 +59,79 @@ def test_two_rank_supernet_training_keeps_weights_identical(tmp_path):
     w1 = torch.load(tmp_path / "weights-rank1.pt")
     for key in w0:
         assert torch.equal(w0[key], w1[key]), key
+
+
+def test_phases_open_only_their_dimensions():
+    space = small_space()
+    largest = space.encode(space.largest_member())
+    assert sandwich_subnets(space, 2, seed=0, global_step=3, open=()) == [space.largest_member()]
+    for step in range(6):
+        members = sandwich_members(space, 2, seed=0, global_step=step, open=("kernel",))
+        assert members[0] == ("largest", space.largest_member())
+        for _, member in members[1:]:
+            genes = space.encode(member)
+            changed = {n for n, v in genes.items() if v != largest[n] and n != "resolution"}
+            assert changed and {gene_dimension(n) for n in changed} == {"kernel"}
+    # Every dimension open: the draws of the plain rule (largest, smallest, space.sample).
+    rng = np.random.default_rng([0, 5])
+    plain = [space.largest_member(), space.smallest(), space.sample(rng), space.sample(rng)]
+    assert sandwich_subnets(space, 2, seed=0, global_step=5) == plain
+
+
+def test_phase_and_distillation_schedules_are_functions_of_the_step():
+    phases = check_phases([Phase(0, ()), Phase(10, ("kernel",)), Phase(20)])
+    assert [phase_at(phases, s).open for s in (0, 9, 10, 19, 20, 10**6)] == [
+        (),
+        (),
+        ("kernel",),
+        ("kernel",),
+        DIMENSIONS,
+        DIMENSIONS,
+    ]
+    for bad, field in (
+        ([Phase(5)], "sandwich.phases[0].start"),
+        ([Phase(0), Phase(0)], "sandwich.phases[1].start"),
+        ([Phase(0, ("kernels",))], "sandwich.phases[0].open"),
+    ):
+        with pytest.raises(UserError, match=re.escape(field)):
+            check_phases(bad)
+    space = small_space()
+    net = LitePoseSupernet(space.largest)
+    step = SandwichStep(net, space, BottomUpLoss(K), distill_start=4, distill_ramp=4)
+    assert [step.distill_weight_at(s) for s in (0, 3, 4, 5, 7, 100)] == [0, 0, 0.25, 0.5, 1, 1]
+
+
+def _gradients(net: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {n: p.grad.clone() for n, p in net.named_parameters() if p.grad is not None}
+
+
+def test_largest_only_phase_trains_exactly_the_largest():
+    """Phase open=[] (and, equally, member_weight=0 without distillation) gives the gradients of
+    the largest member alone; the other members' columns are NaN in that phase."""
+    torch.manual_seed(0)
+    space = small_space()
+    net = LitePoseSupernet(space.largest)
+    batch = RandomPoseTargets()[(0, 0, 32)]
+    image = batch.pop("image")[None]
+    targets = {k: v[None] for k, v in batch.items()}
+    loss_fn = BottomUpLoss(K)
+
+    alone = SandwichStep(net, space, loss_fn, num_random=1, phases=[Phase(0, ())])
+    parts = alone(net, image, targets, global_step=0)
+    reference = _gradients(net)
+    assert math.isnan(parts["loss_smallest"]) and math.isnan(parts["loss_random0"])
+    assert torch.equal(parts["loss"], parts["loss_largest"])
+
+    net.zero_grad(set_to_none=True)
+    net.set_active(space.largest_member())
+    loss_fn(list(net(image)), targets)["loss"].backward()
+    assert reference.keys() == _gradients(net).keys()
+    for name, grad in _gradients(net).items():
+        assert torch.equal(grad, reference[name]), name
+
+    net.zero_grad(set_to_none=True)
+    weighted = SandwichStep(net, space, loss_fn, num_random=1, member_weight=0, distill_weight=0)
+    parts = weighted(net, image, targets, global_step=0)
+    assert float(parts["loss_smallest"]) == 0 and float(parts["loss_random0"]) == 0
+    for name, grad in _gradients(net).items():
+        assert torch.allclose(grad, reference.get(name, torch.zeros_like(grad))), name

@@ -1,6 +1,7 @@
 """The supernet training entry point: a tiny run end to end, its report, resume, clear errors."""
 
 import csv
+import math
 import subprocess
 import sys
 from pathlib import Path
@@ -30,6 +31,9 @@ TINY = [
 ]
 
 
+PHASES = "sandwich.phases=[{start:0,open:[]},{start:1,open:[kernel,depth,width,branch]}]"
+
+
 def _train(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [
@@ -55,10 +59,18 @@ def _steps(run_dir: Path) -> list[int]:
 
 def test_tiny_supernet_training_report_and_resume(tmp_path):
     run_dir = tmp_path / "run"
-    first = _train(tmp_path, "trainer.max_steps=2")
+    # Progressive shrinking: step 1 (global step 0) trains the largest alone, step 2 every member.
+    first = _train(tmp_path, "trainer.max_steps=2", PHASES)
     assert first.returncode == 0, first.stderr[-2000:]
     last = run_dir / "checkpoints" / "last.pt"
     assert load_checkpoint(last)["step"] == 2
+    with open(run_dir / "metrics.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert math.isnan(float(rows[0]["loss_smallest"])) and math.isnan(
+        float(rows[0]["loss_random0"])
+    )
+    assert float(rows[0]["loss"]) == float(rows[0]["loss_largest"])
+    assert all(math.isfinite(float(rows[1][k])) for k in ("loss_smallest", "loss_random0"))
 
     # The checkpoint stores the space it was trained on, for search, export and proxies.
     stored = open_supernet(last).space
@@ -89,7 +101,7 @@ def test_tiny_supernet_training_report_and_resume(tmp_path):
     assert "recalibrated" in first.stdout and "AP50" in first.stdout, "the table is printed"
 
     # Rerunning continues the run: step 3 follows 1 and 2, nothing is trained twice.
-    second = _train(tmp_path, "trainer.max_steps=3", "report=false")
+    second = _train(tmp_path, "trainer.max_steps=3", "report=false", PHASES)
     assert second.returncode == 0, second.stderr[-2000:]
     assert "resuming from" in second.stdout and "at step 2" in second.stdout
     assert _steps(run_dir) == [1, 2, 3]
@@ -101,6 +113,10 @@ def test_clear_errors(tmp_path):
     assert unknown.returncode == 2 and "litepose_supernet" in unknown.stderr
     bad_report = _train(tmp_path, "report_subnets=[smallest,litepose_xxl]", "trainer.max_steps=1")
     assert bad_report.returncode == 2 and "litepose_xxl" in bad_report.stderr
+    bad_phase = _train(tmp_path, "sandwich.phases=[{start:3,open:[]}]", "trainer.max_steps=1")
+    assert bad_phase.returncode == 2 and "sandwich.phases[0].start=3" in bad_phase.stderr
+    typo = _train(tmp_path, "+sandwich.distil_weight=0.5", "trainer.max_steps=1")
+    assert typo.returncode == 2 and "distil_weight" in typo.stderr
     assert not (tmp_path / "run" / "checkpoints").exists(), "refused before training"
     save_checkpoint({"model": {}, "step": 1}, tmp_path / "run" / "checkpoints" / "last.pt")
     foreign = _train(tmp_path, "trainer.max_steps=1")
