@@ -11,9 +11,10 @@ latency differences are the head's alone. MACs come from ``evaluators.macs_fast`
 and the paper's convention), latency from ``evaluators.latency`` at one thread.
 
 ``train=true`` trains each width once under the ground truth's fixed schedule (the same
-``train_one`` as ``experiments.ground_truth``: ``ShortTrainProxy`` at the preset's size under
-``resolution_rule``, 144 px for a 448-px preset) and adds validation AP. Each finished width is a
-line of ``run_dir/trained.jsonl``; a rerun of the same command trains only the missing ones.
+``experiments.short_training.train_one`` as ``experiments.ground_truth``: ``ShortTrainProxy``
+at the preset's size under ``resolution_rule``, 144 px for a 448-px preset) and adds validation
+AP. Each finished width is a line of ``run_dir/trained.jsonl``; a rerun of the same command
+trains only the missing ones.
 The table is written as ``deconv_ablation.csv`` / ``.md`` and drawn as ``deconv_ablation.png``.
 """
 
@@ -34,8 +35,8 @@ from evaluators.macs import count_params
 from evaluators.macs_fast import fast_macs
 from experiments.cli import fail_clearly
 from experiments.deconv_figure import plot_deconv_ablation
+from experiments.sections import section_dataclass
 from experiments.tables import to_markdown
-from experiments.train import section_dataclass
 from models import build_model
 from search.ground_truth import Schedule
 from search.records import JsonlRecords
@@ -126,7 +127,7 @@ def _trained_key(row: dict) -> dict:
 
 def train_widths(cfg: DictConfig, configs: list[LitePoseConfig], run_dir: Path) -> list[dict]:
     """Each config trained once (or its finished line reused); one score dict per config."""
-    from experiments.ground_truth import train_one  # loads the training stack only when asked
+    from experiments.short_training import train_one  # the training stack, only when asked
 
     schedule = section_dataclass(Schedule, cfg.schedule, "schedule")
     rule = section_dataclass(ResolutionRule, cfg.resolution_rule, "resolution_rule")

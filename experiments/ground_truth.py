@@ -38,8 +38,9 @@ from tqdm import tqdm
 
 from experiments.cli import fail_clearly
 from experiments.proxy_data import proxy_context
+from experiments.sections import section_dataclass
+from experiments.short_training import train_one
 from experiments.tables import to_markdown
-from experiments.train import section_dataclass
 from search.budget import PAPER_BUDGETS
 from search.ground_truth import (
     PlannedRun,
@@ -55,8 +56,7 @@ from search.ground_truth import (
 )
 from search.records import JsonlRecords
 from search.report import plot_ground_truth
-from search.trained_proxies import ShortTrainProxy
-from search_space import from_json, to_json
+from search_space import to_json
 from search_space.resolution import ResolutionRule
 from search_space.space import LitePoseSpace, largest_member_of
 
@@ -65,28 +65,6 @@ def _init_worker() -> None:
     import torch
 
     torch.set_num_threads(1)
-
-
-def train_one(
-    config_json: str, seed: int, schedule: dict, rule: dict, dataset: dict, loss: dict
-) -> tuple[dict, float]:
-    """Train one architecture at its scaled size (``ShortTrainProxy``: the trainer and evaluator
-    of ``experiments.train``); its validation AP, AP50 and loss."""
-    start = time.perf_counter()
-    settings = Schedule(**schedule)
-    config = from_json(config_json)  # at its own resolution; the context's rule scales it
-    context = proxy_context(
-        OmegaConf.create(dataset), ResolutionRule(**rule), seed, OmegaConf.create(loss)
-    )
-    trainer = ShortTrainProxy(
-        steps=settings.steps,
-        batch_size=settings.batch_size,
-        lr=settings.lr,
-        eval_images=settings.eval_images,
-        eval_batches=8,
-    )
-    metrics = trainer.evaluate(trainer.train(config, context), config, context)
-    return metrics, time.perf_counter() - start
 
 
 def _git_commit() -> str | None:

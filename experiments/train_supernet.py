@@ -40,7 +40,8 @@ from evaluators.macs import count_params
 from evaluators.macs_fast import fast_macs
 from evaluators.pose_eval import evaluate_model
 from experiments.cli import fail_clearly
-from experiments.train import load_datasets, loss_config, trainer_config
+from experiments.data import load_datasets
+from experiments.sections import loss_config, trainer_config
 from models.checkpoint import CheckpointError, load_checkpoint
 from search.trained_proxies import sample_batches
 from search_space import ArchConfigError, LitePoseConfig, resolve_arch
@@ -193,7 +194,7 @@ def run(cfg: DictConfig) -> None:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     ctx = init_distributed(cfg.device)
-    train_set, val_set = load_datasets(cfg, ctx.is_main, ctx)
+    train_set, val_set = load_datasets(cfg.dataset, ctx)
     space = build_space(cfg, train_set.keypoint_layout.num_joints)
     settings = trainer_config(cfg.trainer)
     torch.manual_seed(settings.seed)  # the initial weights come from the seed, as in train
