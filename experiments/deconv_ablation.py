@@ -22,13 +22,15 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import hydra
 import pandas as pd
 import torch
-from omegaconf import DictConfig, OmegaConf
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 from evaluators.latency import measure_latency
 from evaluators.macs import count_params
@@ -46,6 +48,33 @@ from search_space.resolution import ResolutionRule
 
 Widths = tuple[int, int, int]
 STEM = "deconv_ablation"
+
+
+@dataclass
+class DeconvAblationConfig:
+    """The schema of ``conf/deconv_ablation.yaml`` (its values and their meaning are there): an
+    unknown key or a wrongly typed value fails when the config is composed."""
+
+    preset: str = MISSING
+    scales: list[float] = MISSING
+    multiple: int = MISSING
+    widths: Any = MISSING  # null or [[c1, c2, c3], ...]
+    num_joints: int = MISSING
+    latency: bool = MISSING
+    latency_size: int | None = MISSING
+    latency_runs: int = MISSING
+    latency_warmup: int = MISSING
+    threads: int | None = MISSING
+    train: bool = MISSING
+    seed: int = MISSING
+    schedule: dict[str, Any] = MISSING  # search.ground_truth.Schedule's fields
+    resolution_rule: dict[str, Any] = MISSING  # search_space.resolution.ResolutionRule's fields
+    run_dir: str = MISSING
+    dataset: Any = None  # the config groups
+    loss: Any = None
+
+
+ConfigStore.instance().store(name="deconv_ablation_schema", node=DeconvAblationConfig)
 
 
 def scaled_widths(base: Widths, scales: list[float], multiple: int) -> list[Widths]:

@@ -28,12 +28,14 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from multiprocessing import get_context
 from pathlib import Path
+from typing import Any
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
 from tqdm import tqdm
 
 from experiments.cli import fail_clearly
@@ -59,6 +61,38 @@ from search.report import plot_ground_truth
 from search_space import to_json
 from search_space.resolution import ResolutionRule
 from search_space.space import LitePoseSpace, largest_member_of
+
+
+@dataclass
+class GroundTruthConfig:
+    """The schema of ``conf/ground_truth.yaml`` (its values and their meaning are there): an
+    unknown key or a wrongly typed value fails when the config is composed."""
+
+    supernet: str = MISSING
+    num_joints: int = MISSING
+    presets: list[str] = MISSING
+    n_stratified: int = MISSING
+    cap_gmacs: float = MISSING
+    n_above: int = MISSING
+    top_gmacs: float = MISSING
+    near_budgets: list[str] = MISSING
+    n_near: int = MISSING
+    n_seeded: int = MISSING
+    seeded_presets: list[str] = MISSING
+    seeds: int = MISSING
+    seed: int = MISSING
+    pool_size: int = MISSING
+    schedule: dict[str, Any] = MISSING  # search.ground_truth.Schedule's fields
+    resolution_rule: dict[str, Any] = MISSING  # search_space.resolution.ResolutionRule's fields
+    searched: dict[str, str] = MISSING  # winner name -> its arch.json
+    workers: int = MISSING
+    run_dir: str = MISSING
+    progress: bool = MISSING
+    dataset: Any = None  # the config groups
+    loss: Any = None
+
+
+ConfigStore.instance().store(name="ground_truth_schema", node=GroundTruthConfig)
 
 
 def _init_worker() -> None:
