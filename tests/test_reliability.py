@@ -746,3 +746,15 @@ def test_a_mistyped_override_fails_when_the_config_is_composed(command, override
     assert "Traceback" not in result.stderr, result.stderr
     assert re.search(rf"Key '{key}' not in|full_key: {key}\b", result.stderr), result.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_the_run_dir_check_makes_the_folder_and_leaves_what_it_holds(tmp_path):
+    """A rerun resumes from its run folder: the check must not add or remove anything there."""
+    from experiments.cli import check_run_dir
+
+    made = check_run_dir(tmp_path / "new" / "run")
+    assert made.is_dir() and list(made.iterdir()) == []
+    (made / "last.pt").write_bytes(b"kept")
+    check_run_dir(made)
+    assert [p.name for p in made.iterdir()] == ["last.pt"]
+    assert (made / "last.pt").read_bytes() == b"kept"
