@@ -32,11 +32,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from evaluators.latency import measure_onnx_latency  # noqa: E402
 from evaluators.macs_fast import fast_macs  # noqa: E402
 from evaluators.pose_eval import evaluate_model  # noqa: E402
+from experiments.data import load_datasets  # noqa: E402
 from experiments.export import export  # noqa: E402
-from experiments.train import load_datasets  # noqa: E402
 from models.io import ONNX_FILE, load_standalone  # noqa: E402
 from models.precision import PRECISIONS, precision_path  # noqa: E402
-from training.distributed import DistContext  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 AP_TARGET = 0.95
@@ -95,7 +94,7 @@ def main() -> None:
         out = Path(folder)
         cfg = export_all(args, out)
         model, config = load_standalone(out)
-        _, val_set = load_datasets(cfg, True, DistContext())
+        _, val_set = load_datasets(cfg.dataset)
         sizes = args.latency_sizes or [config.input_size]
 
         def ap_of(net: nn.Module) -> dict[str, float]:

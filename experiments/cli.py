@@ -5,16 +5,26 @@ infeasible budget) are one family, ``search_space.errors.UserError``, and alread
 and the fix in their message; a traceback would only bury it: exit status 2. A SIGINT / SIGTERM
 honoured at a safe point (``training.interrupts``) says what was kept: exit status 128 + the
 signal, as a shell reports it. Anything else is a bug and keeps its traceback.
+
+An entry point that writes a run folder names :class:`RunDirCheck` among its config's
+``hydra.callbacks``: the folder is checked before Hydra makes it and before any data is generated
+or anything trained, so a ``run_dir=`` that cannot be written fails in a second with one line.
 """
 
 from __future__ import annotations
 
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
 from omegaconf.errors import MissingMandatoryValue
 
+from models.io import OutputFolderError
 from search_space.errors import UserError
 from training.interrupts import Interrupted
 
@@ -49,3 +59,38 @@ def fail_clearly(
         if extra:
             print(extra, file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def check_run_dir(path: str | Path, key: str = "run_dir") -> Path:
+    """``path`` as a writable folder, made if missing: the one check of every entry point's
+    output folder. A file in its place (or above it) or a place where nothing can be written (a
+    read-only filesystem, a permission) is an :class:`OutputFolderError` naming ``key``. What the
+    folder already holds is left alone (a rerun resumes from it)."""
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise OutputFolderError(f"{key}={folder} is a file, not a folder: give another {key}=")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):  # a folder can exist and still refuse files
+            pass
+    except OSError as err:
+        raise OutputFolderError(
+            f"{key}={folder}: cannot write there ({err.strerror}); give a writable {key}="
+        ) from None
+    return folder
+
+
+class RunDirCheck(Callback):
+    """Hydra callback (``hydra.callbacks.run_dir._target_: experiments.cli.RunDirCheck``):
+    :func:`check_run_dir` on the config's ``key`` when the run starts, before Hydra makes its
+    run folder (which fails with a traceback) and before the task runs; a failure is reported as
+    ``<command> failed: ...``, exit status 2. An unset (null) ``key`` is not checked."""
+
+    def __init__(self, key: str = "run_dir") -> None:
+        self.key = key
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        path = config.get(self.key)
+        if path is not None:
+            with fail_clearly(config.hydra.job.name):
+                check_run_dir(path, self.key)

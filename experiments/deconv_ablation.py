@@ -11,9 +11,10 @@ latency differences are the head's alone. MACs come from ``evaluators.macs_fast`
 and the paper's convention), latency from ``evaluators.latency`` at one thread.
 
 ``train=true`` trains each width once under the ground truth's fixed schedule (the same
-``train_one`` as ``experiments.ground_truth``: ``ShortTrainProxy`` at the preset's size under
-``resolution_rule``, 144 px for a 448-px preset) and adds validation AP. Each finished width is a
-line of ``run_dir/trained.jsonl``; a rerun of the same command trains only the missing ones.
+``experiments.short_training.train_one`` as ``experiments.ground_truth``: ``ShortTrainProxy``
+at the preset's size under ``resolution_rule``, 144 px for a 448-px preset) and adds validation
+AP. Each finished width is a line of ``run_dir/trained.jsonl``; a rerun of the same command
+trains only the missing ones.
 The table is written as ``deconv_ablation.csv`` / ``.md`` and drawn as ``deconv_ablation.png``.
 """
 
@@ -21,21 +22,23 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import hydra
 import pandas as pd
 import torch
-from omegaconf import DictConfig, OmegaConf
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 from evaluators.latency import measure_latency
 from evaluators.macs import count_params
 from evaluators.macs_fast import fast_macs
 from experiments.cli import fail_clearly
 from experiments.deconv_figure import plot_deconv_ablation
+from experiments.sections import section_dataclass
 from experiments.tables import to_markdown
-from experiments.train import section_dataclass
 from models import build_model
 from search.ground_truth import Schedule
 from search.records import JsonlRecords
@@ -45,6 +48,33 @@ from search_space.resolution import ResolutionRule
 
 Widths = tuple[int, int, int]
 STEM = "deconv_ablation"
+
+
+@dataclass
+class DeconvAblationConfig:
+    """The schema of ``conf/deconv_ablation.yaml`` (its values and their meaning are there): an
+    unknown key or a wrongly typed value fails when the config is composed."""
+
+    preset: str = MISSING
+    scales: list[float] = MISSING
+    multiple: int = MISSING
+    widths: Any = MISSING  # null or [[c1, c2, c3], ...]
+    num_joints: int = MISSING
+    latency: bool = MISSING
+    latency_size: int | None = MISSING
+    latency_runs: int = MISSING
+    latency_warmup: int = MISSING
+    threads: int | None = MISSING
+    train: bool = MISSING
+    seed: int = MISSING
+    schedule: dict[str, Any] = MISSING  # search.ground_truth.Schedule's fields
+    resolution_rule: dict[str, Any] = MISSING  # search_space.resolution.ResolutionRule's fields
+    run_dir: str = MISSING
+    dataset: Any = None  # the config groups
+    loss: Any = None
+
+
+ConfigStore.instance().store(name="deconv_ablation_schema", node=DeconvAblationConfig)
 
 
 def scaled_widths(base: Widths, scales: list[float], multiple: int) -> list[Widths]:
@@ -126,7 +156,7 @@ def _trained_key(row: dict) -> dict:
 
 def train_widths(cfg: DictConfig, configs: list[LitePoseConfig], run_dir: Path) -> list[dict]:
     """Each config trained once (or its finished line reused); one score dict per config."""
-    from experiments.ground_truth import train_one  # loads the training stack only when asked
+    from experiments.short_training import train_one  # the training stack, only when asked
 
     schedule = section_dataclass(Schedule, cfg.schedule, "schedule")
     rule = section_dataclass(ResolutionRule, cfg.resolution_rule, "resolution_rule")

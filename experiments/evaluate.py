@@ -20,12 +20,12 @@ from omegaconf import DictConfig
 from bottomup.codec import DecodeOptions
 from evaluators.pose_eval import evaluate_model
 from experiments.cli import fail_clearly
-from experiments.train import load_datasets, section_dataclass
+from experiments.data import load_datasets
+from experiments.sections import section_dataclass
 from models import build_model
 from models.io import load_standalone
 from search_space import resolve_arch
 from search_space.errors import SettingError
-from training.distributed import DistContext
 
 
 def run(cfg: DictConfig) -> dict:
@@ -36,7 +36,7 @@ def run(cfg: DictConfig) -> dict:
     loaded = load_standalone(cfg.checkpoint) if cfg.checkpoint else None
     if not loaded:
         resolve_arch(cfg.arch)
-    _, val_set = load_datasets(cfg, True, DistContext())
+    _, val_set = load_datasets(cfg.dataset)
     if loaded:
         model, config = loaded
     else:

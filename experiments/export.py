@@ -39,8 +39,8 @@ from torch import nn
 
 from bottomup.transforms import resize_for_test
 from experiments.cli import fail_clearly
+from experiments.data import load_datasets
 from experiments.proxy_data import proxy_context
-from experiments.train import load_datasets
 from models import build_model
 from models.io import (
     ONNX_FILE,
@@ -54,7 +54,6 @@ from search.trained_proxies import SupernetProxy
 from search_space import ArchConfig, resolve_arch
 from search_space.errors import SettingError
 from supernet.checkpoint import open_supernet
-from training.distributed import DistContext
 
 
 @dataclass
@@ -129,7 +128,7 @@ def _from_supernet(cfg: ExportConfig, config: ArchConfig) -> nn.Module:
 def calibration_images(cfg: ExportConfig, config: ArchConfig) -> list[np.ndarray]:
     """``cfg.calibration_images`` training images, evenly spaced over the split, each
     ``(3, H, W)`` normalised at the model's input size as at test time (``resize_for_test``)."""
-    train, _ = load_datasets(cfg, True, DistContext())
+    train, _ = load_datasets(cfg.dataset)
     count = min(cfg.calibration_images, len(train))
     picks = np.linspace(0, len(train) - 1, count).round().astype(int)
     return [resize_for_test(train[int(i)].image, config.input_size)[0].numpy() for i in picks]

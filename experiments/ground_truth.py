@@ -28,18 +28,21 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from multiprocessing import get_context
 from pathlib import Path
+from typing import Any
 
 import hydra
-from omegaconf import DictConfig, OmegaConf
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
 from tqdm import tqdm
 
 from experiments.cli import fail_clearly
 from experiments.proxy_data import proxy_context
+from experiments.sections import section_dataclass
+from experiments.short_training import train_one
 from experiments.tables import to_markdown
-from experiments.train import section_dataclass
 from search.budget import PAPER_BUDGETS
 from search.ground_truth import (
     PlannedRun,
@@ -55,38 +58,47 @@ from search.ground_truth import (
 )
 from search.records import JsonlRecords
 from search.report import plot_ground_truth
-from search.trained_proxies import ShortTrainProxy
-from search_space import from_json, to_json
+from search_space import to_json
 from search_space.resolution import ResolutionRule
 from search_space.space import LitePoseSpace, largest_member_of
+
+
+@dataclass
+class GroundTruthConfig:
+    """The schema of ``conf/ground_truth.yaml`` (its values and their meaning are there): an
+    unknown key or a wrongly typed value fails when the config is composed."""
+
+    supernet: str = MISSING
+    num_joints: int = MISSING
+    presets: list[str] = MISSING
+    n_stratified: int = MISSING
+    cap_gmacs: float = MISSING
+    n_above: int = MISSING
+    top_gmacs: float = MISSING
+    near_budgets: list[str] = MISSING
+    n_near: int = MISSING
+    n_seeded: int = MISSING
+    seeded_presets: list[str] = MISSING
+    seeds: int = MISSING
+    seed: int = MISSING
+    pool_size: int = MISSING
+    schedule: dict[str, Any] = MISSING  # search.ground_truth.Schedule's fields
+    resolution_rule: dict[str, Any] = MISSING  # search_space.resolution.ResolutionRule's fields
+    searched: dict[str, str] = MISSING  # winner name -> its arch.json
+    workers: int = MISSING
+    run_dir: str = MISSING
+    progress: bool = MISSING
+    dataset: Any = None  # the config groups
+    loss: Any = None
+
+
+ConfigStore.instance().store(name="ground_truth_schema", node=GroundTruthConfig)
 
 
 def _init_worker() -> None:
     import torch
 
     torch.set_num_threads(1)
-
-
-def train_one(
-    config_json: str, seed: int, schedule: dict, rule: dict, dataset: dict, loss: dict
-) -> tuple[dict, float]:
-    """Train one architecture at its scaled size (``ShortTrainProxy``: the trainer and evaluator
-    of ``experiments.train``); its validation AP, AP50 and loss."""
-    start = time.perf_counter()
-    settings = Schedule(**schedule)
-    config = from_json(config_json)  # at its own resolution; the context's rule scales it
-    context = proxy_context(
-        OmegaConf.create(dataset), ResolutionRule(**rule), seed, OmegaConf.create(loss)
-    )
-    trainer = ShortTrainProxy(
-        steps=settings.steps,
-        batch_size=settings.batch_size,
-        lr=settings.lr,
-        eval_images=settings.eval_images,
-        eval_batches=8,
-    )
-    metrics = trainer.evaluate(trainer.train(config, context), config, context)
-    return metrics, time.perf_counter() - start
 
 
 def _git_commit() -> str | None:

@@ -6,13 +6,13 @@ proxy sees the same calibration batches, training samples, validation images and
 
 from __future__ import annotations
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from bottomup.datasets import SyntheticOptions, build_dataset
 from bottomup.losses import BottomUpLoss
 from bottomup.training_data import TrainingSamples
 from evaluators.proxies import ProxyContext
-from experiments.train import loss_config
+from experiments.data import load_datasets
+from experiments.sections import loss_config
 from search.trained_proxies import sample_batches
 from search_space.resolution import IDENTITY, ResolutionRule
 
@@ -28,16 +28,9 @@ def proxy_context(
 ) -> ProxyContext:
     """Training samples, validation dataset, calibration batches and the pose loss; a candidate
     is scored at its resolution gene mapped by ``rule`` (the batches are made at any size)."""
-    synthetic = None
-    if dataset.get("synthetic"):
-        synthetic = SyntheticOptions(**OmegaConf.to_container(dataset.synthetic))
-    train = build_dataset(dataset.name, dataset.train_split, dataset.root, synthetic, True)
-    val = build_dataset(dataset.name, dataset.val_split, dataset.root, synthetic, progress=False)
+    train, val = load_datasets(dataset)
     samples = TrainingSamples(train, rule.size(256), tag_dim, seed)
-    loss_fn = BottomUpLoss(
-        train.keypoint_layout.num_joints,
-        loss_config(loss if loss is not None else OmegaConf.create({})),
-    )
+    loss_fn = BottomUpLoss(train.keypoint_layout.num_joints, loss_config(loss))
     return ProxyContext(
         batches=lambda size: sample_batches(samples, size, CALIBRATION_BATCH, 0, 1),
         loss_fn=loss_fn,

@@ -21,12 +21,15 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import hydra
 import numpy as np
 import pandas as pd
-from omegaconf import DictConfig, OmegaConf
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
 from tqdm import tqdm
 
 from evaluators.proxies import get_proxy, list_proxies
@@ -42,6 +45,27 @@ from search_space.errors import UnknownNameError
 from search_space.resolution import ResolutionRule
 
 TRUTH = "truth_AP"
+
+
+@dataclass
+class RankProxiesConfig:
+    """The schema of ``conf/rank_proxies.yaml`` (its values and their meaning are there): an
+    unknown key or a wrongly typed value fails when the config is composed."""
+
+    ground_truth: str = MISSING
+    seed: int = MISSING
+    proxies: list[str] = MISSING
+    proxy_options: dict[str, Any] = MISSING  # proxy name -> its keyword arguments
+    supernet_checkpoint: str | None = MISSING
+    band: float = MISSING
+    n_boot: int = MISSING
+    run_dir: str = MISSING
+    progress: bool = MISSING
+    dataset: Any = None  # the config groups
+    loss: Any = None
+
+
+ConfigStore.instance().store(name="rank_proxies_schema", node=RankProxiesConfig)
 
 
 class ScoreRecords(JsonlRecords):

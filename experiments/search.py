@@ -38,7 +38,7 @@ from hydra.core.config_store import ConfigStore
 from evaluators.proxies import ProxyContext, get_proxy, list_proxies
 from experiments.cli import fail_clearly
 from experiments.proxy_data import proxy_context
-from experiments.train import section_dataclass
+from experiments.sections import section_dataclass
 from models import build_model
 from models.io import save_standalone
 from search.admission import finished_trials

@@ -17,69 +17,24 @@ distillation from that fixed network (``training/distillation.py``, ``docs/train
 
 from __future__ import annotations
 
-from dataclasses import fields
 from pathlib import Path
 
 import hydra
 import torch
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
-from bottomup.datasets import SyntheticOptions, build_dataset
-from bottomup.losses import BottomUpLoss, DistillationConfig, DistillationLoss, LossConfig
+from bottomup.losses import BottomUpLoss, DistillationConfig, DistillationLoss
 from bottomup.training_data import TrainingSamples
 from evaluators.pose_eval import evaluate_model
 from experiments.cli import fail_clearly
+from experiments.data import load_datasets
+from experiments.sections import loss_config, section_dataclass, trainer_config
 from models import build_model
 from search_space import resolve_arch, save_arch, to_dict
-from search_space.errors import SettingError
 from training.distillation import DistillationStep, check_teacher, fingerprint, load_teacher
-from training.distributed import barrier, init_distributed, shutdown
+from training.distributed import init_distributed, shutdown
 from training.interrupts import stop_on_signals
-from training.trainer import Trainer, TrainerConfig
-
-
-def section_dataclass(cls, cfg: DictConfig, section: str, tuples: tuple[str, ...] = ()):
-    """``cls(**cfg)`` for a config section; unknown keys are an error naming the section, and
-    the list-valued fields in ``tuples`` become tuples (the dataclasses are frozen / hashable)."""
-    values = OmegaConf.to_container(cfg, resolve=True)
-    known = {f.name for f in fields(cls)}
-    unknown = sorted(set(values) - known)
-    if unknown:
-        raise SettingError(f"unknown {section} settings {unknown}; known: {sorted(known)}")
-    for name in tuples:
-        if name in values:
-            values[name] = tuple(values[name])
-    return cls(**values)
-
-
-def trainer_config(cfg: DictConfig) -> TrainerConfig:
-    """The ``trainer`` section of a config."""
-    return section_dataclass(TrainerConfig, cfg, "trainer", tuples=("milestones",))
-
-
-def load_datasets(cfg: DictConfig, is_main: bool, ctx):
-    synthetic = None
-    if cfg.dataset.get("synthetic"):
-        synthetic = SyntheticOptions(**OmegaConf.to_container(cfg.dataset.synthetic))
-    root = cfg.dataset.root
-    if is_main:  # rank 0 generates the synthetic data once; the others wait and read it
-        build_dataset(cfg.dataset.name, cfg.dataset.train_split, root, synthetic)
-    barrier(ctx)
-    train = build_dataset(
-        cfg.dataset.name,
-        cfg.dataset.train_split,
-        root,
-        synthetic,
-        only_with_persons=True,
-        progress=False,
-    )
-    val = build_dataset(cfg.dataset.name, cfg.dataset.val_split, root, synthetic, progress=False)
-    return train, val
-
-
-def loss_config(cfg: DictConfig) -> LossConfig:
-    """The ``loss`` section of a config (any ``LossConfig`` field)."""
-    return section_dataclass(LossConfig, cfg, "loss", tuples=("heatmap_weights",))
+from training.trainer import Trainer
 
 
 def run(cfg: DictConfig) -> None:
@@ -90,7 +45,7 @@ def run(cfg: DictConfig) -> None:
         distill = section_dataclass(DistillationConfig, cfg.distill, "distill")
         teacher, teacher_config = load_teacher(cfg.teacher)
     ctx = init_distributed(cfg.device)
-    train_set, val_set = load_datasets(cfg, ctx.is_main, ctx)
+    train_set, val_set = load_datasets(cfg.dataset, ctx)
     overrides = {"num_joints": train_set.keypoint_layout.num_joints, "tag_dim": cfg.tag_dim}
     if cfg.input_size:
         overrides["input_size"] = cfg.input_size

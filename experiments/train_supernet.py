@@ -47,7 +47,8 @@ from evaluators.macs import count_params
 from evaluators.macs_fast import fast_macs
 from evaluators.pose_eval import evaluate_model
 from experiments.cli import fail_clearly
-from experiments.train import load_datasets, loss_config, trainer_config
+from experiments.data import load_datasets
+from experiments.sections import loss_config, trainer_config
 from models import build_model
 from models.checkpoint import CheckpointError, load_checkpoint
 from search.trained_proxies import sample_batches
@@ -286,7 +287,7 @@ def run(cfg: DictConfig) -> None:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     ctx = init_distributed(cfg.device)
-    train_set, val_set = load_datasets(cfg, ctx.is_main, ctx)
+    train_set, val_set = load_datasets(cfg.dataset, ctx)
     space = build_space(cfg, train_set.keypoint_layout.num_joints)
     if cfg.standalone:
         train_standalone(cfg, ctx, space, train_set, val_set)

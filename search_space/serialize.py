@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from dataclasses import MISSING, fields, is_dataclass
 from pathlib import Path
 from typing import Any
@@ -257,14 +258,41 @@ def from_litepose_release(
         stages.append(
             LiteStageConfig(channels=stage["channel"], stride=stage["stride"], blocks=blocks)
         )
-    return LitePoseConfig(
-        input_size=data["img_size"],
-        num_joints=num_joints,
-        tag_dim=tag_dim,
-        stem_channels=data["input_channel"],
-        stages=tuple(stages),
-        head=DeconvHeadConfig(kind="fusion", channels=_tuples(data["deconv_setting"])),
-    )
+    try:
+        return LitePoseConfig(
+            input_size=data["img_size"],
+            num_joints=num_joints,
+            tag_dim=tag_dim,
+            stem_channels=data["input_channel"],
+            stages=tuple(stages),
+            head=DeconvHeadConfig(kind="fusion", channels=_tuples(data["deconv_setting"])),
+        )
+    except ArchConfigError as err:  # name the field as it is written in the user's file
+        raise ArchConfigError(_release_path(err.path), err.value, err.expected) from None
+
+
+# Our field paths -> the release's, for errors found while validating a release file.
+_RELEASE_PATHS = (
+    (r"^stages\[(\d+)\]\.blocks\[(\d+)\]\.expansion", r"backbone_setting[\1].block_setting[\2][0]"),
+    (r"^stages\[(\d+)\]\.blocks\[(\d+)\]\.kernel", r"backbone_setting[\1].block_setting[\2][1]"),
+    (r"^stages\[(\d+)\]\.blocks$", r"backbone_setting[\1].num_blocks"),
+    (r"^stages\[(\d+)\]\.channels", r"backbone_setting[\1].channel"),
+    (r"^stages\[(\d+)\]", r"backbone_setting[\1]"),
+    (r"^stages", "backbone_setting"),
+    (r"^input_size", "img_size"),
+    (r"^stem_channels", "input_channel"),
+    (r"^head\.channels", "deconv_setting"),
+)
+
+
+def _release_path(path: str) -> str:
+    """``stages[1].blocks[2].kernel`` -> ``backbone_setting[1].block_setting[2][1]``; a path
+    the release has no name for stays as it is."""
+    for pattern, release in _RELEASE_PATHS:
+        renamed, count = re.subn(pattern, release, path)
+        if count:
+            return renamed
+    return path
 
 
 def to_litepose_release(config: LitePoseConfig) -> dict[str, Any]:

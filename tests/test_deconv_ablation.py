@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from hydra import compose, initialize_config_dir
 
-import experiments.ground_truth
+import experiments.short_training
 from evaluators.macs_fast import fast_macs
 from experiments.deconv_ablation import run, scaled_widths, with_head_widths
 from search_space import get_preset
@@ -57,7 +57,7 @@ def test_train_resumes_only_the_missing_widths(tmp_path, monkeypatch):
         trained.append(config_json)
         return {"AP": 0.25, "AP50": 0.5, "loss": 1.0}, 2.0
 
-    monkeypatch.setattr(experiments.ground_truth, "train_one", fake_train_one)
+    monkeypatch.setattr(experiments.short_training, "train_one", fake_train_one)
     cfg = _cfg("preset=litepose_xs", "widths=[[8,8,8],[16,16,16]]", "latency=false",
                "train=true", "schedule.steps=3", f"run_dir={tmp_path}")  # fmt: skip
     first = run(cfg)

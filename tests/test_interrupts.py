@@ -38,10 +38,21 @@ TRAIN = [
 ]
 
 
-def _train(run_dir: Path, data: Path) -> subprocess.Popen:
+SUPERNET = [
+    "threads=1",
+    "space.resolutions=[32,64]",
+    "sandwich.num_random=1",
+    "report=false",
+    "recalibrate_batches=1",
+    *[o for o in TRAIN if not o.startswith("input_size=")],
+]
+
+
+def _train(run_dir: Path, data: Path, command: str = "train") -> subprocess.Popen:
+    options = TRAIN if command == "train" else SUPERNET
     return subprocess.Popen(
-        [sys.executable, "-m", "experiments.train", f"run_dir={run_dir}", f"dataset.root={data}"]
-        + TRAIN,
+        [sys.executable, "-m", f"experiments.{command}", f"run_dir={run_dir}"]
+        + [f"dataset.root={data}", *options],
         cwd=REPO,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -83,13 +94,21 @@ def _assert_identical(a: dict, b: dict) -> None:
     assert not moments, f"optimizer state differs: {moments[:3]}"
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory) -> tuple[Path, dict]:
-    """The synthetic data and the final state of an uninterrupted run."""
-    folder = tmp_path_factory.mktemp("reference")
-    run = _finish(_train(folder / "run", folder / "data"))
+def _reference(folder: Path, command: str) -> tuple[Path, dict]:
+    """The synthetic data and the final state of an uninterrupted run of ``command``."""
+    run = _finish(_train(folder / "run", folder / "data", command))
     assert run.returncode == 0, run.stderr[-2000:]
     return folder / "data", _final_state(folder / "run")
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> tuple[Path, dict]:
+    return _reference(tmp_path_factory.mktemp("reference"), "train")
+
+
+@pytest.fixture(scope="module")
+def supernet_reference(tmp_path_factory) -> tuple[Path, dict]:
+    return _reference(tmp_path_factory.mktemp("supernet_reference"), "train_supernet")
 
 
 def test_training_twice_gives_the_same_weights(reference, tmp_path):
@@ -201,3 +220,29 @@ def test_interrupted_search_keeps_its_finished_trials(tmp_path, sig, overrides, 
     assert list(table["number"]) == [t.number for t in trials]
     assert list(table["state"]) == [t.state.name for t in trials]
     assert (run_dir / "pareto.csv").exists() and not (run_dir / "exports").exists()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=lambda s: s.name)
+def test_supernet_training_interrupted_and_resumed_gives_the_same_weights(
+    supernet_reference, tmp_path, sig
+):
+    """train_supernet stops as train does: after the sandwich step under way, last.pt written,
+    one line naming the step, exit 128 + signal; the rerun resumes and ends where an
+    uninterrupted run ends."""
+    data, state = supernet_reference
+    run_dir = tmp_path / "run"
+    stopped = _train(run_dir, data, "train_supernet")
+    _when_checkpointed(stopped, run_dir)
+    stopped.send_signal(sig)
+    result = _finish(stopped)
+    saved = load_checkpoint(run_dir / "checkpoints" / "last.pt")["step"]
+    assert 0 < saved < STEPS, "the signal should land mid-run"
+    assert result.returncode == 128 + sig, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr, result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"train_supernet interrupted: {sig.name}: training stopped after "), last
+    assert f"step {saved} of {STEPS}" in last, (saved, last)
+    resumed = _finish(_train(run_dir, data, "train_supernet"))
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"resuming from {run_dir / 'checkpoints' / 'last.pt'} at step {saved}" in resumed.stdout
+    _assert_identical(state, _final_state(run_dir))

@@ -1,5 +1,6 @@
 """Data flows one way (config -> model -> training -> ...): importing a stage loads no later one."""
 
+import ast
 import subprocess
 import sys
 from pathlib import Path
@@ -28,3 +29,43 @@ def test_importing_a_stage_loads_no_later_stage(module, later):
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]", f"{module} loads {done.stdout.strip()}"
+
+
+EXPERIMENTS = REPO / "experiments"
+
+
+def _is_entry_point(path: Path) -> bool:
+    """A module run as ``python -m experiments.<name>`` (it has a ``__main__`` block)."""
+    return 'if __name__ == "__main__":' in path.read_text()
+
+
+def _imported_experiments_modules(path: Path) -> set[str]:
+    """Every ``experiments.<name>`` a module imports, at module level or inside a function."""
+    names = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+            if node.module == "experiments":  # from experiments import train
+                names.update(f"experiments.{alias.name}" for alias in node.names)
+    return {n.split(".")[1] for n in names if n.startswith("experiments.")}
+
+
+def test_entry_points_are_found():
+    """The check below is only as good as the entry points it knows."""
+    entry_points = {p.stem for p in EXPERIMENTS.glob("*.py") if _is_entry_point(p)}
+    assert {"train", "train_supernet", "search", "ground_truth", "export"} <= entry_points
+    assert not {"cli", "sections", "data", "proxy_data", "short_training"} & entry_points
+
+
+def test_no_module_under_experiments_imports_an_entry_point():
+    """Entry points share code through library modules (experiments.cli, .sections, .data,
+    .proxy_data, .short_training, ...): importing an entry point as a library ties two commands
+    together and loads everything the other one needs."""
+    entry_points = {p.stem for p in EXPERIMENTS.glob("*.py") if _is_entry_point(p)}
+    found = {
+        path.stem: sorted(_imported_experiments_modules(path) & (entry_points - {path.stem}))
+        for path in sorted(EXPERIMENTS.glob("*.py"))
+    }
+    assert {module: imported for module, imported in found.items() if imported} == {}

@@ -551,7 +551,105 @@ USER_ERRORS = [
     ),
 ]
 
-CASES = SCORING + UNTRUSTED + EXPORT + USER_ERRORS
+
+def _release(change: Callable[[dict], object]) -> Callable[[Path], Path]:
+    """The LitePose-XS release file after ``change``."""
+
+    def make(folder: Path) -> Path:
+        data = json.loads((DATA / "litepose_xs_release.json").read_text())
+        change(data)
+        return _write(folder, "release.json", data)
+
+    return make
+
+
+def _release_block(stage: int, block: int, pair: list) -> Callable[[dict], None]:
+    return lambda d: d["backbone_setting"][stage]["block_setting"].__setitem__(block, pair)
+
+
+MORE_USER_ERRORS = [
+    Case(
+        "score without its mandatory results",
+        "score",
+        lambda f: [f"gt={COCO_GT}"],
+        r"results is required: add results=<value>",
+    ),
+    Case(
+        "train on COCO without dataset.root",
+        "train",
+        _in("dataset=coco"),
+        r"dataset\.root is required: add dataset\.root=<value>",
+    ),
+    Case(
+        "evaluate a missing checkpoint",
+        "evaluate",
+        lambda f: _with_data(f"checkpoint={f / 'missing.pt'}")(f),
+        r"checkpoint .*missing\.pt does not exist",
+        absent="data",
+    ),
+    Case(
+        "export an arch file with a YAML syntax error",
+        "export",
+        lambda f: [f"arch={_text(f, 'bad.yaml', 'input_size: [1, 2')}", f"out={f / 'out'}"],
+        r"bad\.yaml=.*is not valid YAML at line 1",
+    ),
+    Case(
+        "export a release-format arch with an even kernel",
+        "export",
+        lambda f: [f"arch={_release(_release_block(1, 2, [6, 4]))(f)}", f"out={f / 'out'}"],
+        r"backbone_setting\[1\]\.block_setting\[2\]\[1\]=4: must be an odd size",
+    ),
+    Case(
+        "export a release-format arch with an expansion of 100",
+        "export",
+        lambda f: [f"arch={_release(_release_block(0, 1, [100, 7]))(f)}", f"out={f / 'out'}"],
+        r"backbone_setting\[0\]\.block_setting\[1\]\[0\]=100: must be an integer >= 1",
+    ),
+    Case(
+        "export a release-format arch with a block that is not a pair",
+        "export",
+        lambda f: [f"arch={_release(_release_block(1, 2, [6]))(f)}", f"out={f / 'out'}"],
+        r"backbone_setting\[1\]\.block_setting\[2\]=\[6\]: must be an \[expansion, kernel\] pair",
+    ),
+    Case(
+        "export a release-format arch with img_size 4096",
+        "export",
+        lambda f: [f"arch={_release(lambda d: d.update(img_size=4096))(f)}", f"out={f / 'out'}"],
+        r"img_size=4096: must be an integer >= 16 and <= 1024",
+    ),
+]
+
+RUN_DIR_COMMANDS = ("train", "train_supernet", "search", "ground_truth")
+
+RUN_DIRS = [
+    case
+    for command in RUN_DIR_COMMANDS
+    for case in (
+        Case(
+            f"{command} with a file as run_dir",
+            command,
+            lambda f: _with_data(f"run_dir={_a_file(f)}")(f),
+            r"run_dir=.*out is a file, not a folder: give another run_dir=",
+            absent="data",
+        ),
+        Case(
+            f"{command} with a run_dir under a file",
+            command,
+            lambda f: _with_data(f"run_dir={_a_file(f) / 'run'}")(f),
+            r"run_dir=.*out/run: cannot write there \(Not a directory\); give a writable run_dir=",
+            absent="data",
+        ),
+        Case(
+            f"{command} with a run_dir where no folder can be made",
+            command,
+            _with_data("run_dir=/proc/posearch/run"),
+            r"run_dir=/proc/posearch/run: cannot write there \(.*\); give a writable run_dir=",
+            absent="data",
+        ),
+    )
+]
+
+CASES = SCORING + UNTRUSTED + EXPORT + USER_ERRORS + MORE_USER_ERRORS + RUN_DIRS
 
 
 def _run(command: str, overrides: list[str]) -> subprocess.CompletedProcess:
@@ -628,3 +726,35 @@ def test_every_error_an_entry_point_reports_is_a_user_error():
         TrainingDiverged,
     )
     assert [e.__name__ for e in family if not issubclass(e, UserError)] == []
+
+
+@pytest.mark.parametrize(
+    "command, override, key",
+    [
+        ("ground_truth", "workers=two", "workers"),
+        ("rank_proxies", "n_boot=many", "n_boot"),
+        ("deconv_ablation", "multiple=eight", "multiple"),
+        ("ground_truth", "workerz=2", "workerz"),
+    ],
+)
+def test_a_mistyped_override_fails_when_the_config_is_composed(command, override, key, tmp_path):
+    """These entry points read their config through a ConfigStore schema: a value of the wrong
+    type (or an unknown key) fails before the command runs, naming the key (Hydra's message; it
+    used to pass, and ``workers=two`` failed later with a TypeError traceback)."""
+    result = _run(command, [override, f"run_dir={tmp_path / 'out'}"])
+    assert result.returncode == 1, result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+    assert re.search(rf"Key '{key}' not in|full_key: {key}\b", result.stderr), result.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_run_dir_check_makes_the_folder_and_leaves_what_it_holds(tmp_path):
+    """A rerun resumes from its run folder: the check must not add or remove anything there."""
+    from experiments.cli import check_run_dir
+
+    made = check_run_dir(tmp_path / "new" / "run")
+    assert made.is_dir() and list(made.iterdir()) == []
+    (made / "last.pt").write_bytes(b"kept")
+    check_run_dir(made)
+    assert [p.name for p in made.iterdir()] == ["last.pt"]
+    assert (made / "last.pt").read_bytes() == b"kept"
