@@ -45,9 +45,8 @@ from bottomup.keypoints import CROWDPOSE  # noqa: E402
 from bottomup.transforms import resize_for_test, transform_keypoints  # noqa: E402
 from evaluators.keypoint_ap import evaluate_keypoints  # noqa: E402
 from evaluators.pose_eval import evaluate_model  # noqa: E402
-from experiments.train import load_datasets  # noqa: E402
+from experiments.data import load_datasets  # noqa: E402
 from models.io import load_standalone  # noqa: E402
-from training.distributed import DistContext  # noqa: E402
 
 COLUMNS = ["score", "adjust", "AP", "AP50", "AP75", "AR"]
 
@@ -83,7 +82,7 @@ def trained(run: Path, checkpoint: Path | None, flip: bool) -> pd.DataFrame:
     """Every score x adjust combination on the trained model of ``run``."""
     cfg = OmegaConf.load(run / ".hydra" / "config.yaml")
     model, config = load_standalone(checkpoint or run / "checkpoints" / "last.pt")
-    _, val_set = load_datasets(cfg, True, DistContext())
+    _, val_set = load_datasets(cfg.dataset)
     rows = []
     for score, adjust in itertools.product(SCORES, ADJUSTS):
         options = DecodeOptions(True, adjust, score)
