@@ -1,0 +1,106 @@
+"""The layer plan (``search_space.plan``): one ordered description of each network, read by the
+builder, the MACs counter and the supernet."""
+
+import numpy as np
+import pytest
+
+from models import build_model
+from search_space import get_preset, list_presets
+from search_space.plan import INPUT, OPS, layer_plan, output_names
+from search_space.random_arch import random_config
+
+SIZE = 64
+
+
+def _expected_state(plan) -> dict[str, tuple[int, ...]]:
+    """State-dict keys and shapes that the plan's records stand for."""
+    state = {}
+    for layer in plan:
+        if layer.op in ("conv", "dwconv"):
+            k = layer.kernel
+            state[f"{layer.name}.weight"] = (
+                layer.out_channels, layer.in_channels // layer.groups, k, k
+            )  # fmt: skip
+            if layer.bias:
+                state[f"{layer.name}.bias"] = (layer.out_channels,)
+        elif layer.op == "deconv":
+            k = layer.kernel
+            state[f"{layer.name}.weight"] = (layer.in_channels, layer.out_channels, k, k)
+        elif layer.op == "bn":
+            for leaf in ("weight", "bias", "running_mean", "running_var"):
+                state[f"{layer.name}.{leaf}"] = (layer.out_channels,)
+            state[f"{layer.name}.num_batches_tracked"] = ()
+    return state
+
+
+def _configs():
+    rng = np.random.default_rng(16)
+    return [get_preset(n, input_size=SIZE) for n in list_presets()] + [
+        random_config(rng) for _ in range(8)
+    ]
+
+
+@pytest.mark.parametrize("config", _configs(), ids=lambda c: f"{c.family}")
+def test_record_names_are_the_built_models_state_dict(config):
+    plan = layer_plan(config)
+    model = build_model(config)
+    got = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    assert got == _expected_state(plan)
+
+
+@pytest.mark.parametrize("name", list_presets())
+def test_plan_is_ordered_and_typed(name):
+    plan = layer_plan(get_preset(name))
+    seen = {INPUT: None}
+    for layer in plan:
+        assert layer.op in OPS
+        assert layer.name not in seen, "record names are unique"
+        assert all(i in seen for i in layer.inputs), "a record comes after what it reads"
+        seen[layer.name] = layer
+        if layer.op in ("bn", "relu", "relu6", "add"):
+            assert layer.in_channels == layer.out_channels and layer.in_size == layer.out_size
+        if layer.op == "dwconv":
+            assert layer.groups == layer.in_channels == layer.out_channels
+        for i in layer.inputs:
+            if i != INPUT and layer.op != "concat":
+                assert (
+                    seen[i].out_channels == layer.in_channels and seen[i].out_size == layer.in_size
+                )
+    size = get_preset(name).input_size
+    outputs = [seen[n] for n in output_names(plan)]
+    assert [o.out_size for o in outputs] == [(size // 4, size // 4), (size // 2, size // 2)]
+    assert [o.out_channels for o in outputs] == list(get_preset(name).output_channels)
+
+
+def _closed_form_macs(plan) -> tuple[int, int]:
+    """fvcore's rules (docs/macs.md) applied to the records: (true MACs, paper convention)."""
+    total = deconv = 0
+    for layer in plan:
+        out_pixels = layer.out_size[0] * layer.out_size[1]
+        if layer.op in ("conv", "dwconv"):
+            per_pixel = layer.out_channels * layer.in_channels // layer.groups * layer.kernel**2
+            total += per_pixel * out_pixels
+        elif layer.op == "deconv":
+            macs = layer.in_channels * layer.out_channels * layer.kernel**2
+            macs *= layer.in_size[0] * layer.in_size[1]
+            total, deconv = total + macs, deconv + macs
+        elif layer.op == "bn":
+            total += 2 * layer.out_channels * out_pixels
+        elif layer.op == "upsample":
+            total += layer.out_channels * out_pixels
+    return total, total + 3 * deconv
+
+
+@pytest.mark.parametrize("name", list_presets())
+def test_plan_macs_equal_the_fast_counter(name):
+    from evaluators.macs_fast import fast_macs
+
+    config = get_preset(name)
+    fast = fast_macs(config)
+    assert _closed_form_macs(layer_plan(config)) == (fast.macs, fast.macs_paper)
+
+
+def test_plan_at_other_input_sizes():
+    plan = layer_plan(get_preset("litepose_xs"), (128, 192))
+    assert plan[0].in_size == (128, 192) and plan[0].out_size == (64, 96)
+    assert plan[-1].out_size == (64, 96)
