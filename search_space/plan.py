@@ -193,13 +193,13 @@ class _Planner:
         self, prefix: str, src: str, out_ch: int, kernel: int, stride: int = 1, groups: int = 1,
         act: str | None = None,
     ) -> str:  # fmt: skip
-        """``models.layers.conv_bn``: ``prefix.0`` conv, ``.1`` BN, ``.2`` activation."""
+        """kxk conv (padding k//2, no bias) ``prefix.0``, BN ``.1``, activation ``.2``."""
         y = self.conv(f"{prefix}.0", src, out_ch, kernel, stride, groups)
         y = self.same("bn", f"{prefix}.1", y)
         return self.same(act, f"{prefix}.2", y) if act else y
 
     def fuse_layer(self, prefix: str, src: str, out_ch: int, levels: int) -> str:
-        """HRNet's fusion step (``models.layers.fuse_layer``): up by 1x1 conv, BN and nearest
+        """HRNet's fusion step, shared by both families: up by 1x1 conv, BN and nearest
         upsampling (levels < 0), or down by a chain of 3x3 stride-2 conv-BN(-ReLU) steps."""
         if levels < 0:
             y = self.conv(f"{prefix}.0", src, out_ch, 1)
@@ -234,7 +234,9 @@ def output_names(plan: tuple[Layer, ...]) -> tuple[str, ...]:
 def _inverted_residual(
     p: _Planner, prefix: str, src: str, out_ch: int, stride: int, block: InvertedResidualConfig
 ) -> str:
-    """MobileNetV2 block (``models.layers.InvertedResidual``); residual when shapes allow."""
+    """MobileNetV2 block: 1x1 expand, BN, ReLU6; kxk depthwise, BN, ReLU6; 1x1 project, BN;
+    the residual when the stride is 1 and the widths match. The expand conv is kept even at
+    expansion 1, as in the LitePose release."""
     in_ch = p.channels(src)
     hidden = inverted_residual_hidden(in_ch, block.expansion)
     y = p.conv_bn(f"{prefix}.expand", src, hidden, 1, act="relu6")
@@ -246,7 +248,7 @@ def _inverted_residual(
 
 
 def _separable(p: _Planner, prefix: str, src: str, out_ch: int, kernel: int) -> str:
-    """``models.layers.SeparableConv``: depthwise, BN, ReLU, 1x1 conv without BN (zero init)."""
+    """LitePose's final layers: kxk depthwise, BN, ReLU, 1x1 conv without BN (zero init)."""
     ch = p.channels(src)
     y = p.conv(f"{prefix}.0", src, ch, kernel, groups=ch)
     y = p.same("bn", f"{prefix}.1", y)
@@ -323,7 +325,7 @@ def _branches_and_fusion(p: _Planner, config: LitePoseConfig, s: int, feats: lis
 
 # ---------------------------------------------------------------------------------- HigherHRNet
 def _basic_block(p: _Planner, prefix: str, src: str, planes: int, stride: int = 1) -> str:
-    """``models.layers.BasicBlock``: two 3x3 convs, a 1x1 projection when the shape changes."""
+    """ResNet basic block: two 3x3 convs, a 1x1 projection when the shape changes."""
     y = p.conv_bn(f"{prefix}.conv1", src, planes, 3, stride, act="relu")
     y = p.conv_bn(f"{prefix}.conv2", y, planes, 3)
     short = src
@@ -334,7 +336,7 @@ def _basic_block(p: _Planner, prefix: str, src: str, planes: int, stride: int = 
 
 
 def _bottleneck(p: _Planner, prefix: str, src: str, planes: int, stride: int = 1) -> str:
-    """``models.layers.Bottleneck``: 1x1, 3x3, 1x1 to 4x planes, projection when needed."""
+    """ResNet bottleneck: 1x1, 3x3, 1x1 to 4x planes, a 1x1 projection when needed."""
     out_ch = planes * HRNET_BLOCK_EXPANSION["bottleneck"]
     y = p.conv_bn(f"{prefix}.conv1", src, planes, 1, act="relu")
     y = p.conv_bn(f"{prefix}.conv2", y, planes, 3, stride, act="relu")

@@ -56,6 +56,11 @@ class SupernetCheckpoint:
         self.net.check_member(config)
 
 
+def migrate_supernet_state(state: dict) -> dict:
+    """State-dict keys of an older supernet, renamed to today's (unchanged so far)."""
+    return state
+
+
 def open_supernet(path: str | Path) -> SupernetCheckpoint:
     state = load_checkpoint(path)
     if SUPERNET_KEY not in state:

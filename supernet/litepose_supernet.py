@@ -16,16 +16,10 @@ import torch
 from torch import Tensor, nn
 
 from models import build_model
-from models.layers import InvertedResidual, inverted_residual_hidden
-from models.litepose import (
-    STEM_WIDTH,
-    branch_key,
-    fuse_key,
-    fuse_levels,
-    run_branches_and_fuse,
-)
-from search_space.config import InvertedResidualConfig, LitePoseConfig
+from search_space.config import STAGE_FEATURE_STRIDES, InvertedResidualConfig, LitePoseConfig
 from search_space.errors import ArchConfigError
+from search_space.plan import LITEPOSE_STEM_WIDTH as STEM_WIDTH
+from search_space.plan import branch_key, fuse_key, fuse_levels, inverted_residual_hidden
 from supernet.elastic import (
     ElasticBatchNorm2d,
     ElasticConv2d,
@@ -34,6 +28,22 @@ from supernet.elastic import (
 )
 
 DEFAULT_KERNELS = (3, 5, 7)
+
+
+def run_branches_and_fuse(config, stage_index, feats, branches, fuse) -> None:
+    paths = config.parallel_paths(stage_index)
+    sources = [STAGE_FEATURE_STRIDES.index(stride) + 1 for stride, _ in paths[:-1]]
+    xs = [
+        branches[branch_key(stage_index, stride)](feats[i])
+        for (stride, _), i in zip(paths[:-1], sources, strict=True)
+    ]
+    xs.append(feats[-1])
+    for i, (target, _) in enumerate(paths):
+        y = xs[i]
+        for j, (source, _) in enumerate(paths):
+            if j != i:
+                y = y + fuse[fuse_key(stage_index, source, target)](xs[j])
+        feats[sources[i] if i < len(sources) else -1] = y
 
 
 class _ConvBN(nn.Module):
@@ -393,7 +403,7 @@ def _copy_elastic(
     _copy_bn(source.bn, target[1], out_ch)
 
 
-def _copy_block(source: ElasticInvertedResidual, target: InvertedResidual) -> None:
+def _copy_block(source: ElasticInvertedResidual, target: nn.Module) -> None:
     hidden = target.expand[0].out_channels
     _copy_elastic(source.expand, target.expand, target.expand[0].in_channels, out_ch=hidden)
     _copy_depthwise(source.depthwise, target.depthwise, hidden, target.depthwise[0].kernel_size[0])

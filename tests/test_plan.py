@@ -2,12 +2,16 @@
 builder, the MACs counter and the supernet."""
 
 import numpy as np
+import plan_outputs
 import pytest
+import torch
 
 from models import build_model
-from search_space import get_preset, list_presets
+from search_space import from_dict, get_preset, list_presets
 from search_space.plan import INPUT, OPS, layer_plan, output_names
 from search_space.random_arch import random_config
+from supernet import LitePoseSupernet
+from supernet.checkpoint import migrate_supernet_state
 
 SIZE = 64
 
@@ -76,3 +80,42 @@ def test_plan_at_other_input_sizes():
     plan = layer_plan(get_preset("litepose_xs"), (128, 192))
     assert plan[0].in_size == (128, 192) and plan[0].out_size == (64, 96)
     assert plan[-1].out_size == (64, 96)
+
+
+# ---------------------------------------------------------------------- outputs unchanged
+@pytest.fixture(scope="module")
+def saved():
+    return torch.load(plan_outputs.FILE, weights_only=False)
+
+
+def _max_diff(ours, theirs) -> float:
+    assert [a.shape for a in ours] == [b.shape for b in theirs]
+    return max((a - b).abs().max().item() for a, b in zip(ours, theirs, strict=True))
+
+
+@pytest.mark.parametrize("name", list_presets())
+def test_preset_outputs_unchanged(saved, name):
+    """Outputs saved before the builder read the plan (tests/plan_outputs.py): the same wiring
+    (key-filled weights) and, except where branches exist, the same seeded initialisation (the
+    plan creates a stage's branches right after the stage, the old builder after all stages, so
+    their weights draw other random numbers)."""
+    config = get_preset(name, input_size=plan_outputs.SIZE)
+    torch.manual_seed(0)
+    model = build_model(config)
+    if not getattr(config, "has_branches", False):
+        assert _max_diff(plan_outputs.run(model), saved["presets"][name]["seeded"]) <= 1e-6
+    model.load_state_dict(plan_outputs.keyed_state(plan_outputs.shapes_of(model)))
+    assert _max_diff(plan_outputs.run(model), saved["presets"][name]["keyed"]) <= 1e-6
+
+
+@pytest.mark.parametrize("name", plan_outputs.SUPERNETS)
+def test_supernet_member_outputs_unchanged(saved, name):
+    entry = saved["supernets"][name]
+    net = LitePoseSupernet(get_preset(name, input_size=plan_outputs.SIZE))
+    net.load_state_dict(migrate_supernet_state(plan_outputs.keyed_state(entry["keys"])))
+    assert len(entry["members"]) == plan_outputs.MEMBERS_PER_SUPERNET
+    for row in entry["members"]:
+        config = from_dict(row["config"])
+        net.set_active(config)
+        assert _max_diff(plan_outputs.run(net), row["outputs"]) <= 1e-6
+        assert _max_diff(plan_outputs.run(net.export(config)), row["outputs"]) <= 1e-6
