@@ -297,8 +297,10 @@ def test_non_members_name_the_branch():
     )
     with pytest.raises(ArchConfigError, match="stage3.branch0.depth"):
         MULTI.encode(deep)
-    odd = _with_branches(get_preset("litepose_xs"), {2: (LiteBranchConfig(4, (BLOCK,)),)})
-    with pytest.raises(ArchConfigError, match=r"stages\[2\].branches\[0\].blocks\[0\].expansion"):
+    odd = _with_branches(get_preset("litepose_xs"), {2: (LiteBranchConfig(4, (BLOCK,) * 2),)})
+    with pytest.raises(
+        ArchConfigError, match=r"^stage3.branch0.block0.expansion=4: must be one of \(6,\)"
+    ):
         MULTI.encode(odd)
     with pytest.raises(ArchConfigError, match=r"stages\[1\].branches\[0\].feature_stride"):
         LitePoseSpace().encode(_with_branches(big, {1: big.stages[1].branches}))
