@@ -48,6 +48,14 @@ Genes = dict[str, Any]
 
 @dataclass(frozen=True)
 class LitePoseSpace:
+    """The architectures a search may visit: the members of one supernet's space, as genes.
+
+    Built around its largest member (default: ``litepose_supernet``) and the choices per
+    dimension; the search driver and its samplers (random, evolution, Optuna) draw and change
+    genes through ``sample`` / ``mutate`` / ``crossover`` / ``decode``, and ``encode`` maps a
+    config back, refusing a non-member through ``check_member`` (the check the supernet makes,
+    with the same messages). A supernet checkpoint stores its space (``supernet.checkpoint``)."""
+
     largest: LitePoseConfig = dataclasses.field(
         default_factory=lambda: get_preset("litepose_supernet")
     )

@@ -2,12 +2,14 @@
 
 import numpy as np
 import pytest
+from branchy import SIZE, branchy
 from torch import nn
 
 from evaluators.macs import count_macs
 from evaluators.macs_fast import fast_macs
 from search_space import get_preset, list_presets, preset_info
 from search_space.random_arch import random_config
+from search_space.space import LitePoseSpace
 
 # True MACs (fvcore) of the reference implementation, CrowdPose heads, from
 # shared/reference/litepose.md (two decimals, GMACs).
@@ -153,3 +155,17 @@ def test_fast_path_equals_fvcore_on_stratified_random_configs():
 def test_fast_path_at_other_resolutions():
     config = get_preset("litepose_s")
     assert fast_macs(config, (256, 384)).macs == count_macs(config, (256, 384)).macs
+
+
+def test_fast_macs_equal_fvcore_on_branchy_configs():
+    rng = np.random.default_rng(5)
+    space = LitePoseSpace(
+        largest=get_preset("litepose_supernet_multibranch"), resolutions=(SIZE, 128)
+    )
+    configs = [branchy()] + [space.sample(rng) for _ in range(6)]
+    for config in configs:
+        report = count_macs(config)
+        assert (fast_macs(config).macs, fast_macs(config).macs_paper) == (
+            report.macs,
+            report.macs_paper,
+        )
