@@ -324,28 +324,28 @@ def _branches_and_fusion(p: _Planner, config: LitePoseConfig, s: int, feats: lis
 
 
 # ---------------------------------------------------------------------------------- HigherHRNet
-def _basic_block(p: _Planner, prefix: str, src: str, planes: int, stride: int = 1) -> str:
-    """ResNet basic block: two 3x3 convs, a 1x1 projection when the shape changes."""
-    y = p.conv_bn(f"{prefix}.conv1", src, planes, 3, stride, act="relu")
-    y = p.conv_bn(f"{prefix}.conv2", y, planes, 3)
+def _residual(p: _Planner, prefix: str, y: str, src: str, stride: int) -> str:
+    """A ResNet block's end: ``y`` plus the input (through a 1x1 projection when the shape
+    changes), then ReLU."""
     short = src
-    if stride != 1 or p.channels(src) != planes:
-        short = p.conv_bn(f"{prefix}.shortcut", src, planes, 1, stride)
-    y = p.add(f"{prefix}@add", y, short)
-    return p.same("relu", f"{prefix}.relu", y)
+    out_ch = p.channels(y)
+    if stride != 1 or p.channels(src) != out_ch:
+        short = p.conv_bn(f"{prefix}.shortcut", src, out_ch, 1, stride)
+    return p.same("relu", f"{prefix}.relu", p.add(f"{prefix}@add", y, short))
+
+
+def _basic_block(p: _Planner, prefix: str, src: str, planes: int, stride: int = 1) -> str:
+    """ResNet basic block: two 3x3 convs."""
+    y = p.conv_bn(f"{prefix}.conv1", src, planes, 3, stride, act="relu")
+    return _residual(p, prefix, p.conv_bn(f"{prefix}.conv2", y, planes, 3), src, stride)
 
 
 def _bottleneck(p: _Planner, prefix: str, src: str, planes: int, stride: int = 1) -> str:
-    """ResNet bottleneck: 1x1, 3x3, 1x1 to 4x planes, a 1x1 projection when needed."""
+    """ResNet bottleneck: 1x1, 3x3, 1x1 to 4x planes."""
     out_ch = planes * HRNET_BLOCK_EXPANSION["bottleneck"]
     y = p.conv_bn(f"{prefix}.conv1", src, planes, 1, act="relu")
     y = p.conv_bn(f"{prefix}.conv2", y, planes, 3, stride, act="relu")
-    y = p.conv_bn(f"{prefix}.conv3", y, out_ch, 1)
-    short = src
-    if stride != 1 or p.channels(src) != out_ch:
-        short = p.conv_bn(f"{prefix}.shortcut", src, out_ch, 1, stride)
-    y = p.add(f"{prefix}@add", y, short)
-    return p.same("relu", f"{prefix}.relu", y)
+    return _residual(p, prefix, p.conv_bn(f"{prefix}.conv3", y, out_ch, 1), src, stride)
 
 
 _HRNET_BLOCKS = {"basic": _basic_block, "bottleneck": _bottleneck}
