@@ -100,9 +100,15 @@ class LitePoseSupernet(nn.Module):
         """The standalone network of ``config`` (default: the active one) with its weights."""
         config = config or self.active
         self.check_member(config)
-        model = build_model(config)
+        model = build_model(config).to(self.stem[0][0].weight.device)
+        filled = set()
         for layer in layer_plan(config):
             source = self.get_submodule(layer.module) if layer.module else None
             if hasattr(source, "static_state"):
-                model.get_submodule(layer.module).load_state_dict(source.static_state(layer))
+                state = source.static_state(layer)
+                model.get_submodule(layer.module).load_state_dict(state)
+                filled |= {f"{layer.module}.{key}" for key in state}
+        missing = set(model.state_dict()) - filled
+        if missing:
+            raise RuntimeError(f"export left {sorted(missing)[:3]} unfilled")
         return model.train(self.training)

@@ -44,12 +44,12 @@ def _max_diff(net: LitePoseSupernet, exported: torch.nn.Module, image: torch.Ten
 )
 def test_random_members_export_exactly(preset, count):
     """Random members (of the multi-branch space: at least half keep a branch, some drop one)
-    export to networks that compute what the active supernet computes; the first few also
-    count the fast path's MACs under fvcore (tests/test_macs.py proves that path in general)."""
+    export to networks that compute what the active supernet computes; the first also
+    counts the fast path's MACs under fvcore (tests/test_macs.py proves that path in general)."""
     net = perturbed_supernet(preset, EXPORT_SIZE, seed=0)
     space = _space(net)
     rng = np.random.default_rng(0)
-    image = torch.randn(2, 3, EXPORT_SIZE, EXPORT_SIZE)
+    image = torch.randn(1, 3, EXPORT_SIZE, EXPORT_SIZE)
     branchy = net.largest.has_branches
     configs = []
     while len(configs) < count:
@@ -68,7 +68,7 @@ def test_random_members_export_exactly(preset, count):
         exported = net.export(config).eval()
         assert exported.config == config
         assert _max_diff(net, exported, image) <= 1e-5
-        if i < 3:
+        if i == 0:
             assert count_macs(exported).macs == fast_macs(config).macs
 
 
