@@ -97,6 +97,14 @@ class CodecConfig:
 
 
 class HeatmapTagCodec:
+    """The bottom-up pose representation both ways: keypoints <-> (heatmaps, tags).
+
+    One codec per (``CodecConfig``, ``KeypointLayout``) pair; the dataset calls ``encode`` on each
+    sample to make the training targets (heatmaps and masks at 1/4 and 1/2, tag joints), and
+    inference calls ``decode`` on a network's ``[out_quarter, out_half]`` (optionally with the
+    flipped pass) to get scored persons in original-image pixels. Sharing the object is what
+    keeps targets and predictions in the same coordinate convention (module docstring)."""
+
     def __init__(self, config: CodecConfig, layout: KeypointLayout):
         if layout.num_joints != config.num_joints:
             raise ValueError(

@@ -1,8 +1,8 @@
 """Channel rounding: how a width the architecture language derives becomes a channel count.
 
 It lives with the architecture language because the search space's width choices use it
-(``LitePoseSpace.widths_of``); the builders (``models.layers``) read the same rule, so a width the
-space offers is the width a built layer gets.
+(``LitePoseSpace.widths_of``); the layer plan (``search_space.plan``) reads the same rule, so a
+width the space offers is the width a built layer gets.
 """
 
 from __future__ import annotations

@@ -280,7 +280,7 @@ class LiteBranchConfig:
     1/``feature_stride`` of the input, as wide as the earlier stage output they continue.
 
     At the end of the stage its branches and main path are fused HRNet-style (every path
-    receives every other, resized); see ``models.litepose``. A dropped branch (depth 0) is left
+    receives every other, resized); see ``search_space.plan``. A dropped branch (depth 0) is left
     out of the stage's ``branches``, which keeps each network's description unique.
     """
 

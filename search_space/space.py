@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +48,14 @@ Genes = dict[str, Any]
 
 @dataclass(frozen=True)
 class LitePoseSpace:
+    """The architectures a search may visit: the members of one supernet's space, as genes.
+
+    Built around its largest member (default: ``litepose_supernet``) and the choices per
+    dimension; the search driver and its samplers (random, evolution, Optuna) draw and change
+    genes through ``sample`` / ``mutate`` / ``crossover`` / ``decode``, and ``encode`` maps a
+    config back, refusing a non-member through ``check_member`` (the check the supernet makes,
+    with the same messages). A supernet checkpoint stores its space (``supernet.checkpoint``)."""
+
     largest: LitePoseConfig = dataclasses.field(
         default_factory=lambda: get_preset("litepose_supernet")
     )
@@ -104,6 +113,15 @@ class LitePoseSpace:
             total *= sum(k**d for d in c[f"{prefix}.depth"])  # depth 0: one way, dropped
         return total * math.prod(len(c[f"head{i}.width"]) for i in range(3))
 
+    def allowed(self) -> dict[str, tuple]:
+        """What a member may take in every dimension: the genes' choices, and the fixed expansion
+        of every block (not a gene: the space keeps the largest member's)."""
+        allowed = self.choices()
+        expansion = (self.largest.stages[0].blocks[0].expansion,)
+        for name in [n for n in allowed if n.endswith(".kernel")]:
+            allowed[name.removesuffix(".kernel") + ".expansion"] = expansion
+        return allowed
+
     # ------------------------------------------------------------------ genes <-> configs
     def decode(self, genes: Genes) -> LitePoseConfig:
         choices = self.choices()
@@ -111,7 +129,7 @@ class LitePoseSpace:
             if name not in genes:
                 raise ArchConfigError(name, None, f"gene missing; allowed values {allowed}")
             if genes[name] not in allowed:
-                raise ArchConfigError(name, genes[name], f"must be one of {allowed}")
+                raise refusal(name, genes[name], allowed)
         big = self.largest
         expansion = big.stages[0].blocks[0].expansion
 
@@ -147,58 +165,14 @@ class LitePoseSpace:
         )
 
     def encode(self, config: LitePoseConfig) -> Genes:
-        """Genes of a member; raises an error naming the first dimension outside the space."""
-        if not isinstance(config, LitePoseConfig):
-            raise ArchConfigError("family", getattr(config, "family", None), "must be litepose")
-        big = self.largest
-        for name in ("num_joints", "tag_dim"):
-            if getattr(config, name) != getattr(big, name):
-                raise ArchConfigError(
-                    name, getattr(config, name), f"the space has {getattr(big, name)}"
-                )
-        if config.head.kind != big.head.kind or config.head.final_kernel != big.head.final_kernel:
-            raise ArchConfigError("head", config.head, f"the space's head is {big.head}")
-        genes: Genes = {"resolution": config.input_size, "stem": config.stem_channels}
-        for s, stage in enumerate(config.stages, start=1):
-            genes[f"stage{s}.width"] = stage.channels
-            self._encode_blocks(
-                genes, f"stage{s}", stage.blocks, big.stages[s - 1].depth, f"stages[{s - 1}]"
-            )
-        prefixes = {(s, stride): prefix for prefix, s, stride in self.branches()}
-        kept = {}
-        for s, stage in enumerate(config.stages):
-            for i, branch in enumerate(stage.branches):
-                path = f"stages[{s}].branches[{i}]"
-                if (s, branch.feature_stride) not in prefixes:
-                    in_space = [stride for t, stride in prefixes if t == s]
-                    raise ArchConfigError(
-                        f"{path}.feature_stride",
-                        branch.feature_stride,
-                        f"the space's stage {s + 1} has branches at feature strides {in_space}",
-                    )
-                kept[s, branch.feature_stride] = (branch.blocks, path)
-        for (s, stride), prefix in prefixes.items():
-            blocks, path = kept.get((s, stride), ((), ""))
-            self._encode_blocks(genes, prefix, blocks, big.stages[s].branch(stride).depth, path)
-        for i, width in enumerate(config.head.channels):
-            genes[f"head{i}.width"] = width
-        if self.decode(genes) != config:  # strides or anything else the genes do not carry
-            raise ArchConfigError("stages", config.stages, "strides differ from the space's")
+        """Genes of a member; raises an error naming the first gene outside the space and its
+        allowed values (``check_member``, the check the supernet makes too)."""
+        dims = check_member(config, self.largest, self.allowed())
+        filler = max(self.kernel_sizes)  # kernels of blocks beyond the depth: carried along
+        genes = {name: dims.get(name, filler) for name in self.choices()}
+        if self.decode(genes) != config:  # anything else the genes do not carry
+            raise ArchConfigError("stages", config.stages, "differs from the space's members")
         return genes
-
-    def _encode_blocks(
-        self, genes: Genes, prefix: str, blocks: tuple, largest_depth: int, path: str
-    ) -> None:
-        expansion = self.largest.stages[0].blocks[0].expansion
-        genes[f"{prefix}.depth"] = len(blocks)
-        for b, block in enumerate(blocks):
-            if block.expansion != expansion:
-                raise ArchConfigError(
-                    f"{path}.blocks[{b}].expansion", block.expansion, f"the space fixes {expansion}"
-                )
-            genes[f"{prefix}.block{b}.kernel"] = block.kernel
-        for b in range(len(blocks), largest_depth):
-            genes[f"{prefix}.block{b}.kernel"] = max(self.kernel_sizes)
 
     def contains(self, config: LitePoseConfig) -> bool:
         try:
@@ -236,6 +210,119 @@ class LitePoseSpace:
         """Each gene from either parent with equal chance."""
         ga, gb = self.encode(a), self.encode(b)
         return self.decode({n: ga[n] if rng.random() < 0.5 else gb[n] for n in ga})
+
+
+# ---------------------------------------------------------------------------------- membership
+@dataclass(frozen=True)
+class AtMost:
+    """Allowed values of a dimension a supernet slices: any integer in ``minimum..maximum``."""
+
+    maximum: int
+    minimum: int = 1
+
+    def __contains__(self, value: object) -> bool:
+        return (
+            isinstance(value, int)
+            and not isinstance(value, bool)
+            and (self.minimum <= value <= self.maximum)
+        )
+
+    def __str__(self) -> str:
+        return f"{self.minimum}..{self.maximum}"
+
+
+Allowed = tuple | AtMost
+
+
+def refusal(gene: str, value: object, allowed: Allowed) -> ArchConfigError:
+    """The one message for a value outside a space or a supernet: the gene, its value and the
+    allowed values, e.g. ``stage2.width=48: must be one of (32, 64)`` or ``... one of 1..64``."""
+    return ArchConfigError(gene, value, f"must be one of {allowed}")
+
+
+def member_dims(config: LitePoseConfig, largest: LitePoseConfig) -> Genes:
+    """Every dimension in which ``config`` may differ from ``largest``, as genes (the space's,
+    plus each kept block's ``.expansion``); raises for a difference that is no dimension (family,
+    outputs, head type, strides, a branch where ``largest`` has none)."""
+    if not isinstance(config, LitePoseConfig):
+        raise ArchConfigError("family", getattr(config, "family", None), "must be litepose")
+    for name in ("num_joints", "tag_dim"):
+        if getattr(config, name) != getattr(largest, name):
+            raise ArchConfigError(
+                name, getattr(config, name), f"must be {getattr(largest, name)}, the largest's"
+            )
+    for name in ("kind", "final_kernel"):
+        if getattr(config.head, name) != getattr(largest.head, name):
+            raise ArchConfigError(
+                f"head.{name}",
+                getattr(config.head, name),
+                f"must be {getattr(largest.head, name)!r}",
+            )
+    dims: Genes = {"resolution": config.input_size, "stem": config.stem_channels}
+    for s, (stage, top) in enumerate(zip(config.stages, largest.stages, strict=True)):
+        if stage.stride != top.stride:
+            raise ArchConfigError(f"stages[{s}].stride", stage.stride, f"must be {top.stride}")
+        dims[f"stage{s + 1}.width"] = stage.channels
+        _block_dims(dims, f"stage{s + 1}", stage.blocks)
+    for s, (stage, top) in enumerate(zip(config.stages, largest.stages, strict=True)):
+        for i, branch in enumerate(stage.branches):
+            if top.branch(branch.feature_stride) is None:
+                raise ArchConfigError(
+                    f"stages[{s}].branches[{i}].feature_stride",
+                    branch.feature_stride,
+                    f"stage {s + 1} of the largest member has branches at feature strides "
+                    f"{[b.feature_stride for b in top.branches]}",
+                )
+        for b in top.branches:
+            kept = stage.branch(b.feature_stride)
+            prefix = f"stage{s + 1}.branch{_branch_index(b.feature_stride)}"
+            _block_dims(dims, prefix, kept.blocks if kept is not None else ())
+    for i, width in enumerate(config.head.channels):
+        dims[f"head{i}.width"] = width
+    return dims
+
+
+def _block_dims(dims: Genes, prefix: str, blocks: tuple[InvertedResidualConfig, ...]) -> None:
+    dims[f"{prefix}.depth"] = len(blocks)
+    for b, block in enumerate(blocks):
+        dims[f"{prefix}.block{b}.kernel"] = block.kernel
+        dims[f"{prefix}.block{b}.expansion"] = block.expansion
+
+
+def check_member(
+    config: LitePoseConfig, largest: LitePoseConfig, allowed: Mapping[str, Allowed]
+) -> Genes:
+    """The membership check of spaces and supernets alike: ``config``'s dimensions
+    (``member_dims``), each within ``allowed`` (a dimension ``allowed`` does not name is free);
+    the first one outside raises :func:`refusal`. Depths come before their blocks' genes, so a
+    stage or branch too deep is reported by its depth."""
+    dims = member_dims(config, largest)
+    for name, value in dims.items():
+        options = allowed.get(name)
+        if options is not None and value not in options:
+            raise refusal(name, value, options)
+    return dims
+
+
+def slicing_allowed(largest: LitePoseConfig, kernel_sizes: tuple[int, ...]) -> dict[str, Allowed]:
+    """What a weight-sharing supernet built on ``largest`` can slice, dimension by dimension:
+    any width, depth and expansion up to the largest's, the kernels it holds, any resolution."""
+    allowed: dict[str, Allowed] = {"stem": AtMost(largest.stem_channels)}
+
+    def blocks(prefix: str, top: tuple[InvertedResidualConfig, ...], minimum: int) -> None:
+        allowed[f"{prefix}.depth"] = AtMost(len(top), minimum)
+        for b, block in enumerate(top):
+            allowed[f"{prefix}.block{b}.kernel"] = tuple(kernel_sizes)
+            allowed[f"{prefix}.block{b}.expansion"] = AtMost(block.expansion)
+
+    for s, stage in enumerate(largest.stages):
+        allowed[f"stage{s + 1}.width"] = AtMost(stage.channels)
+        blocks(f"stage{s + 1}", stage.blocks, 1)
+        for b in stage.branches:
+            blocks(f"stage{s + 1}.branch{_branch_index(b.feature_stride)}", b.blocks, 0)
+    for i, width in enumerate(largest.head.channels):
+        allowed[f"head{i}.width"] = AtMost(width)
+    return allowed
 
 
 def _branch_index(feature_stride: int) -> int:

@@ -9,6 +9,7 @@ which is how every reader treated them before.
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,6 +57,47 @@ class SupernetCheckpoint:
         self.net.check_member(config)
 
 
+# Supernets written before the supernet was built from the layer plan named their modules after
+# hand-written wrappers; each rule renames such a key to its record's name (docs/supernet.md).
+_RENAMES = [
+    (r"^stem\.0\.", "stem.0.0."),
+    (r"^stem\.1\.", "stem.0.1."),
+    (r"^stem\.3\.", "stem.1.0."),
+    (r"^stem\.4\.", "stem.1.1."),
+    (r"^stem_project\.conv\.", "stem.2.0."),
+    (r"^stem_project\.bn\.", "stem.2.1."),
+    (r"\.(expand|depthwise|project)\.conv\.", r".\1.0."),
+    (r"\.(expand|depthwise|project)\.bn\.", r".\1.1."),
+    (r"^deconv_bn\.(\d+)\.", r"deconv_bn_relu.\1.0."),
+    (r"^(final_refined|final_raw)\.(\d+)\.depthwise\.", r"\1.\2.0."),
+    (r"^(final_refined|final_raw)\.(\d+)\.bn\.", r"\1.\2.1."),
+    (r"^(final_refined|final_raw)\.(\d+)\.pointwise\.", r"\1.\2.3."),
+]
+_OLD_FUSE = re.compile(r"^fuse\.(stage\d+_(\d+)to(\d+))\.steps\.(\d+)\.(conv|bn)\.(.*)$")
+
+
+def _renamed(key: str) -> str:
+    fuse = _OLD_FUSE.match(key)
+    if fuse:
+        name, source, target, step, kind, leaf = fuse.groups()
+        index = "0" if kind == "conv" else "1"
+        if int(target) < int(source):  # upwards: 1x1 conv, BN, upsampling in one sequence
+            return f"fuse.{name}.{index}.{leaf}"
+        return f"fuse.{name}.{step}.{index}.{leaf}"
+    for pattern, replacement in _RENAMES:
+        key = re.sub(pattern, replacement, key)
+    return key
+
+
+def migrate_supernet_state(state: dict) -> dict:
+    """A supernet state dict with today's keys: one written before the supernet was built from
+    the layer plan (it has ``stem_project`` keys) is renamed rule by rule; others pass as they
+    are. The tensors are unchanged (the same shapes under the new names)."""
+    if not any(key.startswith("stem_project.") for key in state):
+        return state
+    return {_renamed(key): value for key, value in state.items()}
+
+
 def open_supernet(path: str | Path) -> SupernetCheckpoint:
     state = load_checkpoint(path)
     if SUPERNET_KEY not in state:
@@ -67,7 +109,7 @@ def open_supernet(path: str | Path) -> SupernetCheckpoint:
     if not isinstance(largest, LitePoseConfig):
         raise CheckpointError(f"checkpoint {path}: the supernet architecture must be litepose")
     net = LitePoseSupernet(largest, tuple(state["supernet_kernels"]))
-    net.load_state_dict(state["model"])
+    net.load_state_dict(migrate_supernet_state(state["model"]))
     space = None
     if SPACE_KEY in state:
         choices = {k: tuple(v) for k, v in state[SPACE_KEY].items()}

@@ -8,7 +8,8 @@ equal the middle of a big one. Input widths are read from the incoming tensor.
 
 Each elastic layer can return the plain tensors a static layer of the active shape would hold
 (``active_weight`` and friends), which is how subnets are exported: the exported network is built
-by ``models.build_model`` and only receives these tensors.
+by ``models.build_model`` and only receives these tensors: ``static_state(record)`` is the state
+dict of the static module a layer-plan record stands for.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from search_space.plan import Layer
 
 
 def first(tensor: Tensor, *counts: int) -> Tensor:
@@ -37,6 +40,9 @@ class ElasticConv2d(nn.Conv2d):
 
     def active_weight(self, in_ch: int) -> Tensor:
         return first(self.weight, self.active_out, in_ch)
+
+    def static_state(self, layer: Layer) -> dict[str, Tensor]:
+        return {"weight": first(self.weight, layer.out_channels, layer.in_channels)}
 
     def forward(self, x: Tensor) -> Tensor:
         return F.conv2d(x, self.active_weight(x.shape[1]), None, self.stride, self.padding)
@@ -61,16 +67,21 @@ class ElasticDepthwiseConv2d(nn.Module):
         )
         self.active_kernel = self.max_kernel
 
-    def active_weight(self, channels: int) -> Tensor:
+    def active_weight(self, channels: int, kernel: int | None = None) -> Tensor:
+        """The first ``channels`` filters at ``kernel`` (default: the active kernel)."""
+        kernel = self.active_kernel if kernel is None else kernel
         weight = first(self.weight, channels)
         for big, small in zip(self.kernel_sizes, self.kernel_sizes[1:], strict=False):
-            if big <= self.active_kernel:
+            if big <= kernel:
                 break
             start = (big - small) // 2
             crop = weight[:, :, start : start + small, start : start + small]
             flat = crop.reshape(channels, small * small) @ self.transforms[f"{big}to{small}"]
             weight = flat.reshape(channels, 1, small, small)
         return weight
+
+    def static_state(self, layer: Layer) -> dict[str, Tensor]:
+        return {"weight": self.active_weight(layer.in_channels, layer.kernel)}
 
     def forward(self, x: Tensor) -> Tensor:
         channels = x.shape[1]
@@ -80,6 +91,11 @@ class ElasticDepthwiseConv2d(nn.Module):
 
 class ElasticBatchNorm2d(nn.BatchNorm2d):
     """Batch norm over the first ``C`` channels of its statistics and affine parameters."""
+
+    def static_state(self, layer: Layer) -> dict[str, Tensor]:
+        c = layer.out_channels
+        state = {k: first(v, c) for k, v in self.state_dict().items() if k != "num_batches_tracked"}
+        return {**state, "num_batches_tracked": self.num_batches_tracked}
 
     def forward(self, x: Tensor) -> Tensor:
         c = x.shape[1]
@@ -108,6 +124,9 @@ class ElasticConvTranspose2d(nn.ConvTranspose2d):
 
     def active_weight(self, in_ch: int) -> Tensor:
         return first(self.weight, in_ch, self.active_out)
+
+    def static_state(self, layer: Layer) -> dict[str, Tensor]:
+        return {"weight": first(self.weight, layer.in_channels, layer.out_channels)}
 
     def forward(self, x: Tensor) -> Tensor:
         return F.conv_transpose2d(x, self.active_weight(x.shape[1]), None, 2, 1)

@@ -5,11 +5,14 @@ import json
 
 import numpy as np
 import pytest
+from branchy import BLOCK, branchy, with_branches
+from branchy import SIZE as BRANCHY_SIZE
 
 from search_space import (
     ArchConfigError,
     DeconvHeadConfig,
     InvertedResidualConfig,
+    LiteBranchConfig,
     arch_hash,
     from_dict,
     from_json,
@@ -230,3 +233,112 @@ def test_unknown_preset_lists_known_ones():
 
 def test_block_config_defaults_are_the_released_ones():
     assert InvertedResidualConfig() == InvertedResidualConfig(kernel=7, expansion=6)
+
+
+# ------------------------------------------------------------------ branches
+def test_older_architectures_keep_their_hash():
+    # The hash of LitePose-XS before branches were added to the language.
+    assert arch_hash(get_preset("litepose_xs")) == "13e948e6080ab962"
+    old_file = to_dict(get_preset("litepose_xs"))
+    assert from_dict(old_file) == get_preset("litepose_xs")
+
+
+def test_branchy_configs_round_trip_and_hash_apart():
+    config = branchy()
+    assert from_json(to_json(config)) == config
+    assert from_yaml(to_yaml(config)) == config
+    assert to_dict(config)["stages"][2]["branches"][1] == {
+        "feature_stride": 8,
+        "blocks": [{"kernel": 5, "expansion": 4}],
+    }
+    assert arch_hash(config) != arch_hash(get_preset("litepose_xs", input_size=BRANCHY_SIZE))
+    assert config.parallel_paths(2) == ((4, 16), (8, 32), (16, 48))
+    assert config.parallel_paths(3) == ()
+
+
+def _stage(data: dict, s: int) -> dict:
+    return data["stages"][s]
+
+
+@pytest.mark.parametrize(
+    "mutate, path, fragment",
+    [
+        (
+            lambda d: _stage(d, 0).update(branches=[{"feature_stride": 4, "blocks": [{}]}]),
+            "stages[0].branches",
+            "finest resolution",
+        ),
+        (
+            lambda d: _stage(d, 2)["branches"][0].update(feature_stride=16),
+            "stages[2].branches[0].feature_stride",
+            "{4, 8}",
+        ),
+        (
+            lambda d: _stage(d, 1)["branches"][0].update(feature_stride=8),
+            "stages[1].branches[0].feature_stride",
+            "{4}",
+        ),
+        (
+            lambda d: _stage(d, 1)["branches"][0].update(blocks=[]),
+            "stages[1].branches[0].blocks",
+            "a dropped branch is left out",
+        ),
+        (
+            lambda d: _stage(d, 2)["branches"].reverse(),
+            "stages[2].branches[1].feature_stride",
+            "highest resolution first",
+        ),
+        (
+            lambda d: _stage(d, 2)["branches"][1].update(feature_stride=4),
+            "stages[2].branches[1].feature_stride",
+            "each resolution once",
+        ),
+        (
+            lambda d: _stage(d, 2)["branches"][0]["blocks"][0].update(kernel=4),
+            "stages[2].branches[0].blocks[0].kernel",
+            "odd size",
+        ),
+        (
+            lambda d: _stage(d, 2)["branches"][1]["blocks"][0].update(expansion=0),
+            "stages[2].branches[1].blocks[0].expansion",
+            ">= 1",
+        ),
+        (
+            lambda d: _stage(d, 1)["branches"][0].update(depth=2),
+            "stages[1].branches[0].depth",
+            "unknown field",
+        ),
+        (
+            lambda d: _stage(d, 1)["branches"][0].pop("feature_stride"),
+            "stages[1].branches[0].feature_stride",
+            "is required",
+        ),
+        (
+            lambda d: _stage(d, 1).update(branches={"feature_stride": 4}),
+            "stages[1].branches",
+            "must be a list",
+        ),
+        (
+            lambda d: d["head"].update(kind="plain"),
+            "stages[1].branches",
+            "fusion head",
+        ),
+    ],
+)
+def test_invalid_branches_name_the_field(mutate, path, fragment):
+    data = to_dict(branchy())
+    mutate(data)
+    with pytest.raises(ArchConfigError) as err:
+        from_dict(data)
+    assert str(err.value).startswith(f"{path}="), str(err.value)
+    assert fragment in str(err.value)
+
+
+def test_branches_must_be_branch_configs_and_have_no_release_format():
+    xs = get_preset("litepose_xs")
+    with pytest.raises(ArchConfigError, match=r"^stages\[1\].branches\[0\]="):
+        with_branches(xs, {1: ((BLOCK,),)})
+    with pytest.raises(ArchConfigError, match=r"^stages\[1\].branches="):
+        with_branches(xs, {1: [LiteBranchConfig(4, (BLOCK,))]})
+    with pytest.raises(ArchConfigError, match=r"^stages\[1\].branches="):
+        to_litepose_release(branchy())

@@ -14,6 +14,7 @@ REPO = Path(__file__).resolve().parents[1]
     "module, later",
     [
         ("search_space", ("models", "training", "supernet", "evaluators", "search")),
+        ("search_space.plan", ("torch", "models", "training", "supernet", "evaluators")),
         ("search_space.space", ("models", "training", "supernet", "evaluators", "search")),
         ("models.io", ("training", "supernet", "evaluators", "search")),
         ("evaluators.proxies", ("training", "supernet", "search")),

@@ -2,13 +2,14 @@
 
 import numpy as np
 import pytest
-import torch
+from branchy import SIZE, branchy
 from torch import nn
 
 from evaluators.macs import count_macs
 from evaluators.macs_fast import fast_macs
 from search_space import get_preset, list_presets, preset_info
 from search_space.random_arch import random_config
+from search_space.space import LitePoseSpace
 
 # True MACs (fvcore) of the reference implementation, CrowdPose heads, from
 # shared/reference/litepose.md (two decimals, GMACs).
@@ -94,20 +95,77 @@ def test_fast_path_equals_fvcore_on_every_preset(name):
     assert (fast.macs, fast.macs_paper) == (report.macs, report.macs_paper)
 
 
-def test_fast_path_equals_fvcore_on_200_random_configs():
-    rng = np.random.default_rng(2026)
-    torch.manual_seed(0)
+def _features(config) -> set[tuple]:
+    """What a MACs rule could get wrong, as labels: every structural choice a config makes."""
+    size = ("size", config.family, config.input_size)
+    if config.family == "litepose":
+        head = config.head
+        found = {
+            size,
+            ("head", head.kind, head.final_kernel),
+            ("strides", *(s.stride for s in config.stages)),
+        }
+        for s, stage in enumerate(config.stages):
+            blocks = list(stage.blocks)
+            for branch in stage.branches:
+                found.add(("branch", s, branch.feature_stride))
+                blocks += branch.blocks
+            found |= {("block", b.kernel, b.expansion) for b in blocks}
+        return found
+    head = config.head
+    found = {size, ("hr_head", head.final_conv_kernel, head.cat_output, head.deconv_kernel),
+             ("hr_basic_blocks", min(head.num_basic_blocks, 1))}  # fmt: skip
+    for s, stage in enumerate(config.stages):
+        found.add(("hr_block", s, stage.block))
+        found |= {("hr_removed", s, b) for m in stage.blocks for b, n in enumerate(m) if n == 0}
+        found.add(("hr_depth", s, max(max(m) for m in stage.blocks)))
+    return found
+
+
+def stratified_configs(seed: int, pool: int = 500, rounds: int = 1) -> list:
+    """Few random configs that together make every choice ``_features`` names, each at least
+    ``rounds`` times (greedy covers of a random pool): as telling as hundreds of random configs at
+    a fraction of the fvcore traces."""
+    rng = np.random.default_rng(seed)
+    candidates = [(c, _features(c)) for c in (random_config(rng) for _ in range(pool))]
+    chosen = []
+    for _ in range(rounds):
+        wanted = set().union(*(f for _, f in candidates))
+        while wanted:
+            best = max(range(len(candidates)), key=lambda i: len(candidates[i][1] & wanted))
+            config, found = candidates.pop(best)
+            chosen.append(config)
+            wanted -= found
+    return chosen
+
+
+def test_fast_path_equals_fvcore_on_stratified_random_configs():
+    configs = stratified_configs(2026)
     mismatches = []
-    configs = [random_config(rng) for _ in range(200)]
     for config in configs:
         report, fast = count_macs(config), fast_macs(config)
         if (fast.macs, fast.macs_paper) != (report.macs, report.macs_paper):
             mismatches.append((config, fast, report.macs, report.macs_paper))
     assert not mismatches, mismatches[:2]
-    # multi-branch LitePose configs (higher-resolution branches and their fusion) are among them
-    assert sum(getattr(c, "has_branches", False) for c in configs) >= 10
+    # both families, and multi-branch LitePose configs (every branch position) among them
+    assert {c.family for c in configs} == {"litepose", "higherhrnet"}
+    assert sum(getattr(c, "has_branches", False) for c in configs) >= 2
 
 
 def test_fast_path_at_other_resolutions():
     config = get_preset("litepose_s")
     assert fast_macs(config, (256, 384)).macs == count_macs(config, (256, 384)).macs
+
+
+def test_fast_macs_equal_fvcore_on_branchy_configs():
+    rng = np.random.default_rng(5)
+    space = LitePoseSpace(
+        largest=get_preset("litepose_supernet_multibranch"), resolutions=(SIZE, 128)
+    )
+    configs = [branchy()] + [space.sample(rng) for _ in range(6)]
+    for config in configs:
+        report = count_macs(config)
+        assert (fast_macs(config).macs, fast_macs(config).macs_paper) == (
+            report.macs,
+            report.macs_paper,
+        )

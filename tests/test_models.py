@@ -3,8 +3,10 @@
 import numpy as np
 import pytest
 import torch
+from branchy import branchy
 
 from models import build_model
+from models.io import fold_batchnorm
 from search_space import get_preset, list_presets
 from search_space.random_arch import random_config
 
@@ -58,3 +60,23 @@ def test_random_configs_build_and_run():
 def test_build_model_rejects_non_configs():
     with pytest.raises(TypeError, match="get_preset"):
         build_model({"family": "litepose"})
+
+
+def test_branchy_model_runs_and_folds_batchnorm():
+    torch.manual_seed(0)
+    config = branchy()
+    model = build_model(config).eval()
+    image = torch.randn(1, 3, SMALL_INPUT, SMALL_INPUT)
+    with torch.no_grad():
+        quarter, half = model(image)
+        folded = fold_batchnorm(model)(image)
+    assert quarter.shape == (1, 28, SMALL_INPUT // 4, SMALL_INPUT // 4) and half.shape == (
+        1,
+        14,
+        SMALL_INPUT // 2,
+        SMALL_INPUT // 2,
+    )
+    assert (folded[0] - quarter).abs().max() < 1e-4 and (folded[1] - half).abs().max() < 1e-4
+    assert set(model.branches) == {"stage2_at4", "stage3_at4", "stage3_at8"}
+    # every path of a stage receives every other: 2 * 1 layers in stage 2, 3 * 2 in stage 3
+    assert len(model.fuse) == 2 + 6

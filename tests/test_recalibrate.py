@@ -29,9 +29,9 @@ def test_unused_supernet_layers_keep_their_statistics():
     net = LitePoseSupernet(get_preset("litepose_supernet", input_size=64))
     space = LitePoseSpace(largest=net.largest, resolutions=(64,))
     net.set_active(space.smallest())  # stage 4 keeps 6 of its 10 blocks
-    unused = net.stages[3][9].project.bn
+    unused = net.stages[3][9].project[1]
     unused.running_mean.fill_(0.25)
-    used = net.stages[3][0].project.bn
+    used = net.stages[3][0].project[1]
     before = used.running_mean.clone()
     recalibrate_bn(net, [torch.randn(2, 3, 64, 64) for _ in range(2)], num_batches=2)
     assert torch.all(unused.running_mean == 0.25)

@@ -1,15 +1,29 @@
-"""The declared LitePose search space: members, sampling, mutation, crossover, size."""
+"""The declared LitePose search space (single-branch and with branch removal): members, the one
+membership check, sampling, mutation, crossover, size."""
 
 import dataclasses
+import itertools
 
 import numpy as np
 import pytest
+from branchy import BLOCK, SIZE, with_branches
 
+from evaluators.macs import count_macs
 from evaluators.macs_fast import fast_macs
-from search_space import ArchConfigError, get_preset
+from models import build_model
+from search_space import (
+    ArchConfigError,
+    InvertedResidualConfig,
+    LiteBranchConfig,
+    get_preset,
+    to_dict,
+)
+from search_space.presets import litepose
 from search_space.space import LitePoseSpace
 
 SPACE = LitePoseSpace()
+MULTI = LitePoseSpace(largest=get_preset("litepose_supernet_multibranch"))
+RELEASED = ["litepose_xs", "litepose_s", "litepose_m", "litepose_l"]
 
 
 @pytest.mark.parametrize("name", ["litepose_xs", "litepose_s", "litepose_m", "litepose_l"])
@@ -67,3 +81,142 @@ def test_size_counts_distinct_architectures():
     # only kernels vary: 2 ** (6 + 8 + 10 + 10) architectures
     assert tiny.size() == 2**34
     assert SPACE.size() > 10**20
+
+
+# ------------------------------------------------------------------ branches
+# Exact true MACs of the single-branch presets before branches were added to the language.
+SINGLE_BRANCH_MACS = {
+    "litepose_xs": 916283392,
+    "litepose_s": 3725505280,
+    "litepose_m": 5405874432,
+    "litepose_l": 10186784768,
+}
+SINGLE_BRANCH_MODULES = {
+    "stem",
+    "stages",
+    "deconv_refined",
+    "deconv_skip",
+    "deconv_bn_relu",
+    "final_refined",
+    "final_raw",
+}
+
+
+@pytest.mark.parametrize("name", RELEASED)
+def test_every_branch_dropped_is_todays_litepose(name):
+    """The member of the branch space with every branch at depth 0 is the single-branch network:
+    no extra modules or state_dict keys, the same MACs, and no 'branches' key written (so the
+    same hash), so older files, checkpoints and studies stay valid."""
+    config = get_preset(name)
+    genes = MULTI.encode(config)
+    assert all(genes[f"{prefix}.depth"] == 0 for prefix, _, _ in MULTI.branches())
+    dropped = MULTI.decode(genes)
+    assert dropped == config and not dropped.has_branches
+    model = build_model(dropped)
+    assert {n for n, _ in model.named_children()} == SINGLE_BRANCH_MODULES
+    assert {k.split(".")[0] for k in model.state_dict()} == SINGLE_BRANCH_MODULES
+    assert all("branches" not in stage for stage in to_dict(dropped)["stages"])
+    assert fast_macs(dropped).macs == SINGLE_BRANCH_MACS[name]
+    assert count_macs(dropped, SIZE).macs == fast_macs(dropped, SIZE).macs
+
+
+def test_branch_genes_and_extremes():
+    choices = MULTI.choices()
+    prefixes = [prefix for prefix, _, _ in MULTI.branches()]
+    assert prefixes == [
+        "stage2.branch0",
+        "stage3.branch0",
+        "stage3.branch1",
+        "stage4.branch0",
+        "stage4.branch1",
+    ]
+    for prefix in prefixes:
+        assert choices[f"{prefix}.depth"] == (0, 2, 4)
+        assert choices[f"{prefix}.block3.kernel"] == (3, 5, 7)
+    assert not MULTI.smallest().has_branches
+    assert MULTI.smallest() == LitePoseSpace().smallest()
+    assert MULTI.largest_member() == get_preset("litepose_supernet_multibranch")
+    assert fast_macs(MULTI.largest_member()).macs > fast_macs(get_preset("litepose_supernet")).macs
+
+
+@pytest.mark.parametrize("name", RELEASED)
+def test_released_models_are_members_of_the_branch_space(name):
+    config = get_preset(name)
+    assert MULTI.contains(config)
+    assert MULTI.decode(MULTI.encode(config)) == config
+
+
+def test_samples_mutations_and_crossovers_cover_branches():
+    rng = np.random.default_rng(0)
+    smallest = fast_macs(MULTI.smallest()).macs
+    largest = fast_macs(MULTI.largest_member()).macs
+    configs = [MULTI.sample(rng) for _ in range(30)]
+    configs += [MULTI.mutate(c, rng, probability=0.3) for c in configs[:15]]
+    configs += [
+        MULTI.crossover(a, b, rng) for a, b in zip(configs[:15], configs[15:30], strict=True)
+    ]
+    kept = set()
+    for config in configs:
+        assert MULTI.contains(config) and MULTI.decode(MULTI.encode(config)) == config
+        assert smallest <= fast_macs(config).macs <= largest
+        kept |= {
+            (s, b.feature_stride, b.depth)
+            for s, st in enumerate(config.stages)
+            for b in st.branches
+        }
+    assert {(s, f) for s, f, _ in kept} == {(1, 4), (2, 4), (2, 8), (3, 4), (3, 8)}
+    assert {d for _, _, d in kept} == {2, 4}
+    # mutation can drop a branch and grow it back
+    xs = get_preset("litepose_xs")
+    grown = MULTI.mutate(xs, np.random.default_rng(3), probability=1.0)
+    assert grown.has_branches
+
+
+def test_non_members_name_the_branch():
+    big = MULTI.largest
+    deep = with_branches(
+        get_preset("litepose_xs"),
+        {2: (LiteBranchConfig(4, (InvertedResidualConfig(),) * 6),)},
+    )
+    with pytest.raises(ArchConfigError, match="stage3.branch0.depth"):
+        MULTI.encode(deep)
+    odd = with_branches(get_preset("litepose_xs"), {2: (LiteBranchConfig(4, (BLOCK,) * 2),)})
+    with pytest.raises(
+        ArchConfigError, match=r"^stage3.branch0.block0.expansion=4: must be one of \(6,\)"
+    ):
+        MULTI.encode(odd)
+    with pytest.raises(ArchConfigError, match=r"stages\[1\].branches\[0\].feature_stride"):
+        LitePoseSpace().encode(with_branches(big, {1: big.stages[1].branches}))
+
+
+def test_size_counts_distinct_architectureswith_branches():
+    largest = litepose(64, 16, (16, 16, 24, 24), (16, 16, 16), depths=(1, 1, 1, 1))
+    block = InvertedResidualConfig()
+    largest = with_branches(
+        largest, {1: (LiteBranchConfig(4, (block, block)),), 2: (LiteBranchConfig(8, (block,)),)}
+    )
+    tiny = LitePoseSpace(
+        largest=largest,
+        width_multipliers=(1.0,),
+        kernel_sizes=(3, 7),
+        depth_reductions=(0, 1),
+        resolutions=(64,),
+    )
+    choices = tiny.choices()
+    assert choices["stage2.branch0.depth"] == (0, 1, 2) and choices["stage3.branch1.depth"] == (
+        0,
+        1,
+    )
+    names = list(choices)
+    distinct = {
+        tiny.decode(dict(zip(names, values, strict=True)))
+        for values in itertools.product(*choices.values())
+    }
+    # stage kernels 2**4, the 1/4 branch 1 + 2 + 4 ways, the 1/8 branch 1 + 2
+    assert tiny.size() == len(distinct) == 16 * 7 * 3
+
+
+def test_space_sizes():
+    assert LitePoseSpace().size() > 10**21
+    assert MULTI.size() > 10**31
+    assert MULTI.size() % LitePoseSpace().size() == 0
