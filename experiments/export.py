@@ -38,6 +38,7 @@ from hydra.core.config_store import ConfigStore
 from torch import nn
 
 from bottomup.transforms import resize_for_test
+from evaluators.memory import check_memory
 from experiments.cli import fail_clearly
 from experiments.data import load_datasets
 from experiments.proxy_data import proxy_context
@@ -104,6 +105,7 @@ def _model(cfg: ExportConfig) -> tuple[nn.Module, ArchConfig]:
     if not cfg.arch:
         raise SettingError("give arch=<preset or arch file> or checkpoint=<trained model>")
     config = resolve_arch(cfg.arch)
+    check_memory(config, "export")  # tracing keeps every feature map: refuse before building
     if cfg.supernet:
         return _from_supernet(cfg, config), config
     return build_model(config), config

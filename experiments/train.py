@@ -25,6 +25,7 @@ from omegaconf import DictConfig
 
 from bottomup.losses import BottomUpLoss, DistillationConfig, DistillationLoss
 from bottomup.training_data import TrainingSamples
+from evaluators.memory import check_memory
 from evaluators.pose_eval import evaluate_model
 from experiments.cli import fail_clearly
 from experiments.data import load_datasets
@@ -38,8 +39,11 @@ from training.trainer import Trainer
 
 
 def run(cfg: DictConfig) -> None:
-    resolve_arch(cfg.model)  # a wrong model or trainer setting fails before any data is made
+    # A wrong model or trainer setting, or a model too large for this machine's memory at this
+    # batch size, fails before any data is made.
+    sized = {"input_size": cfg.input_size} if cfg.input_size else {}
     settings = trainer_config(cfg.trainer)
+    check_memory(resolve_arch(cfg.model, **sized), "train", settings.batch_size, training=True)
     distill = teacher = None
     if cfg.teacher:  # a wrong teacher file or weight fails before any data is made too
         distill = section_dataclass(DistillationConfig, cfg.distill, "distill")
