@@ -35,22 +35,6 @@ def test_activations_scale_with_area_and_batch():
     assert estimate_memory(config, training=True).parameters == 4 * base.parameters
 
 
-def test_training_estimate_is_of_the_measured_size():
-    """Peak RSS of one training step of LitePose-XS at 256 px, batch 4, against the estimate."""
-    code = (
-        "import resource, torch; from models import build_model; "
-        "from search_space import get_preset; from evaluators.memory import estimate_memory; "
-        "c = get_preset('litepose_xs', num_joints=14); m = build_model(c).train(); "
-        "r0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024; "
-        "out = m(torch.zeros(4, 3, 256, 256)); sum(o.sum() for o in out).backward(); "
-        "r1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024; "
-        "print(r1 - r0, estimate_memory(c, 4, training=True).total)"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    measured, estimated = map(int, out.stdout.split())
-    assert 0.5 < measured / estimated < 1.5  # headroom 1.5 covers what it misses
-
-
 def test_refusal_names_the_estimate_the_limit_and_the_fix():
     config = get_preset("higherhrnet_w32", num_joints=14)
     with pytest.raises(InsufficientMemoryError) as err:
