@@ -25,6 +25,7 @@ import statistics
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -78,7 +79,7 @@ def _resolve_device(device: str) -> torch.device:
 
 
 @contextmanager
-def _threads(threads: int | None):
+def cpu_threads(threads: int | None):
     previous = torch.get_num_threads()
     if threads is not None:
         if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
@@ -138,11 +139,25 @@ def measure_latency(
     image = torch.rand(batch_size, 3, *size, generator=generator).to(target)
     sync = torch.cuda.synchronize if target.type == "cuda" else (lambda: None)
     try:
-        with _threads(threads) as used_threads, torch.inference_mode():
-            times_ms = _time_calls(lambda: model(image), warmup, runs, sync)
+        with cpu_threads(threads) as used_threads, torch.inference_mode():
+            times_ms = time_calls(lambda: model(image), warmup, runs, sync)
     finally:
         model.train(was_training)
     return _report(times_ms, str(target), used_threads, size, batch_size, macs)
+
+
+def onnx_session(path: str | Path, threads: int | None = None):
+    """An ONNX Runtime CPU session with all graph optimisations on; ``threads``: intra-op
+    threads (one inter-op thread), None for ONNX Runtime's default. The one way posearch opens a
+    session for timing, so whole networks and single layers run under the same settings."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads is not None:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def measure_onnx_latency(
@@ -159,24 +174,20 @@ def measure_onnx_latency(
     optimisations on; ``threads``: intra-op threads, None for ONNX Runtime's default, reported
     as 0)."""
     import numpy as np
-    import onnxruntime as ort
 
     size = _as_size(input_size)
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    if threads is not None:
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    session = onnx_session(path, threads)
     name = session.get_inputs()[0].name
     image = np.random.default_rng(0).random((batch_size, 3, *size), dtype=np.float32)
-    times_ms = _time_calls(lambda: session.run(None, {name: image}), warmup, runs, lambda: None)
-    used = threads if threads is not None else options.intra_op_num_threads
+    times_ms = time_calls(lambda: session.run(None, {name: image}), warmup, runs)
+    used = threads if threads is not None else 0
     return _report(times_ms, "onnxruntime-cpu", used, size, batch_size, macs)
 
 
-def _time_calls(call, warmup: int, runs: int, sync) -> list[float]:
-    """Milliseconds of each of ``runs`` calls after ``warmup`` untimed ones."""
+def time_calls(call, warmup: int, runs: int, sync=lambda: None) -> list[float]:
+    """Milliseconds of each of ``runs`` calls after ``warmup`` untimed ones (``sync`` after
+    each: ``torch.cuda.synchronize`` on a GPU). Shared by every latency measurement here and
+    by the per-layer latency table (``evaluators.latency_table``)."""
     for _ in range(warmup):
         call()
     sync()

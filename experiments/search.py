@@ -5,6 +5,7 @@
     python -m experiments.search storage=postgresql+psycopg://user@host/db  # many workers
     python -m experiments.search proxy=short_train n_trials=20        # proxies that use data
     python -m experiments.search proxy=supernet +proxy_options.checkpoint=<supernet ckpt>
+    python -m experiments.search budget=40ms convention=latency table=<latency table CSV>
 
 Proxies that need data (grad_norm, snip, jacob_cov, short_train, supernet) get it from the
 ``dataset`` settings (the CPU demo's synthetic data by default); every candidate is scored at its
@@ -12,6 +13,13 @@ resolution gene mapped by ``resolution_rule`` (``search_space.resolution``); ``p
 the proxy's keyword arguments. With ``proxy=supernet`` the space searched is the one the
 checkpoint stores (``search_space``), not the one around ``supernet``.
 ``experiments.rank_proxies`` measures how well each proxy ranks architectures.
+
+``table`` (a per-layer latency table of this space, ``python -m experiments.latency_table``)
+adds every trial's predicted latency (``latency_pred_ms`` in ``trials.csv``) and, in each
+export, ``latency.json`` with the predicted and the measured latency (the table's runtime and
+threads). With ``convention=latency`` the budget is that predicted latency (``budget=40ms``):
+the Pareto plot has it on its x-axis, and every export fits it (the named MACs budgets pick among
+the members within it; ``exports/latency_<budget>`` is the best within it alone).
 
 Leaves in ``run_dir``: ``study.db`` (unless ``storage`` points elsewhere), ``trials.csv``,
 ``pareto.csv``, ``pareto.png`` / ``pareto.pdf`` and, for each named budget,
@@ -24,6 +32,7 @@ the exports and exits 130 (143 for SIGTERM).
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,13 +41,29 @@ import hydra
 import optuna
 from hydra.core.config_store import ConfigStore
 
+from evaluators.latency_table import (
+    LatencyPredictor,
+    LatencyTable,
+    LatencyTableError,
+    cpu_model,
+    measure_command,
+    measure_network_us,
+    space_fingerprint,
+)
 from evaluators.proxies import ProxyContext, get_proxy, list_proxies
 from experiments.cli import fail_clearly
 from experiments.proxy_data import proxy_context
 from experiments.train import section_dataclass
 from models import build_model
 from models.io import save_standalone
-from search.budget import PAPER_BUDGETS, Budget, parse_macs
+from search.budget import (
+    LATENCY,
+    PAPER_BUDGETS,
+    Budget,
+    LatencyBudget,
+    parse_latency_ms,
+    parse_macs,
+)
 from search.driver import (
     SearchSettings,
     finished_trials,
@@ -80,6 +105,8 @@ class SearchConfig:
         default_factory=lambda: {k: f"{v / 1e9:g}G" for k, v in PAPER_BUDGETS.items()}
     )
     export_convention: str = "paper"
+    table: str | None = None  # per-layer latency table (experiments.latency_table); needed by
+    # convention=latency
     progress: bool = True
     proxy_options: dict[str, Any] = field(default_factory=dict)
     dataset: Any = None  # the dataset group (data proxies only)
@@ -91,7 +118,11 @@ ConfigStore.instance().store(name="search_schema", node=SearchConfig)
 
 def search(cfg: SearchConfig) -> Path:
     run_dir = Path(cfg.run_dir)
-    budget = Budget(parse_macs(cfg.budget), cfg.convention)
+    proxy = get_proxy_checked(cfg)
+    rule = section_dataclass(ResolutionRule, cfg.resolution_rule, "resolution_rule")
+    space = search_space(cfg, proxy, rule)
+    predictor = latency_predictor(cfg, space)
+    budget = parse_budget(cfg.budget, cfg.convention, predictor)
     settings = SearchSettings(
         budget=budget,
         run_dir=run_dir,
@@ -103,16 +134,12 @@ def search(cfg: SearchConfig) -> Path:
         multi_objective=cfg.multi_objective,
         seed_paper_models=cfg.seed_paper_models,
         latency_runs=cfg.latency_runs,
+        predictor=predictor,
     )
-    if cfg.proxy not in list_proxies():  # get_proxy's KeyError would also stand for bugs
-        raise UnknownNameError(f"unknown proxy {cfg.proxy!r}; known proxies: {list_proxies()}")
-    proxy = get_proxy(cfg.proxy, **cfg.proxy_options)
-    rule = section_dataclass(ResolutionRule, cfg.resolution_rule, "resolution_rule")
     if proxy.needs_data:
         context = proxy_context(cfg.dataset, rule, cfg.seed, cfg.loss)
     else:
         context = ProxyContext(seed=cfg.seed, resolution_rule=rule)
-    space = search_space(cfg, proxy, rule)
     study = run_search(space, settings, proxy, context, cfg.progress)
     objective = objective_column(cfg.proxy)
     table = trials_table(study, objective)
@@ -128,10 +155,55 @@ def search(cfg: SearchConfig) -> Path:
             f"their tables and plots are in {run_dir}, nothing was exported; rerun the same "
             "command to continue the study",
         )
-    exports = export_winners(table, objective, named, run_dir, exporter(proxy, context))
+    candidates = table
+    if isinstance(budget, LatencyBudget):  # every export fits the latency budget
+        candidates = table[table[budget.column] <= budget.limit]
+        named = {**named, f"latency_{cfg.budget}": budget}
+    exports = export_winners(
+        candidates, objective, named, run_dir, exporter(proxy, context, predictor)
+    )
     for name, folder in exports.items():
         print(f"{name}: {folder if folder else 'no finished trial fits this budget'}")
     return run_dir
+
+
+def get_proxy_checked(cfg: SearchConfig):
+    if cfg.proxy not in list_proxies():  # get_proxy's KeyError would also stand for bugs
+        raise UnknownNameError(f"unknown proxy {cfg.proxy!r}; known proxies: {list_proxies()}")
+    return get_proxy(cfg.proxy, **cfg.proxy_options)
+
+
+def parse_budget(text: str, convention: str, predictor: LatencyPredictor | None):
+    if convention != LATENCY:
+        return Budget(parse_macs(text), convention)
+    if predictor is None:
+        raise SettingError(
+            "convention=latency needs table=<latency table CSV>: measure one on the target "
+            "device with `python -m experiments.latency_table runtime=onnxruntime threads=1 "
+            "out=<file>`"
+        )
+    return LatencyBudget(parse_latency_ms(text), predictor)
+
+
+def latency_predictor(cfg: SearchConfig, space: LitePoseSpace) -> LatencyPredictor | None:
+    """The predictor of ``table`` (None without one); the table must have been measured for
+    this search space."""
+    if not cfg.table:
+        return None
+    table = LatencyTable.read(cfg.table)
+    if table.header.space != space_fingerprint(space):
+        h = table.header
+        raise LatencyTableError(
+            f"table={cfg.table} was measured for another search space ({h.space_description}, "
+            f"fingerprint {h.space}; this search's is {space_fingerprint(space)}): measure one "
+            f"for it with `{measure_command(h.runtime, h.threads, '<new file>', cfg.supernet)}`"
+        )
+    if table.header.constant_us is None:
+        raise LatencyTableError(
+            f"table={cfg.table} is unfinished (no fitted constant): rerun the command that "
+            "measured it to finish it"
+        )
+    return LatencyPredictor(table, cfg.supernet)
 
 
 def search_space(cfg: SearchConfig, proxy, rule: ResolutionRule) -> LitePoseSpace:
@@ -163,17 +235,38 @@ def _size_or_none(rule: ResolutionRule, resolution: int) -> int | None:
         return None
 
 
-def exporter(proxy, context: ProxyContext):
+def exporter(proxy, context: ProxyContext, predictor: LatencyPredictor | None = None):
     """Writes each winner's standalone checkpoint and ONNX (BN folded) beside its arch.json:
     with the supernet proxy, the supernet's weights with recalibrated BN (what was scored);
     otherwise fresh weights, for latency checks and for training
-    (``python -m experiments.train model=<folder>/arch.json``)."""
+    (``python -m experiments.train model=<folder>/arch.json``). With a latency table, also
+    ``latency.json``: the predicted latency and the one measured here under the table's runtime
+    and threads."""
 
     def export(config, folder: Path) -> None:
         model = proxy.subnet(config, context) if isinstance(proxy, SupernetProxy) else None
         save_standalone(model if model is not None else build_model(config), config, folder)
+        if predictor is not None:
+            write_latency_record(config, predictor, folder)
 
     return export
+
+
+def write_latency_record(config, predictor: LatencyPredictor, folder: Path) -> Path:
+    h = predictor.table.header
+    measured = measure_network_us(config, h.runtime, h.threads)
+    record = {
+        "predicted_ms": round(predictor.predict_ms(config), 3),
+        "measured_ms": round(measured / 1e3, 3),
+        "runtime": h.runtime,
+        "threads": h.threads,
+        "table": str(predictor.table.path),
+        "table_cpu": h.cpu,
+        "measured_on": cpu_model(),
+    }
+    path = folder / "latency.json"
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    return path
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="search")

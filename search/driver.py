@@ -35,10 +35,11 @@ from optuna.trial import TrialState
 from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError, ProgrammingError
 
 from evaluators.latency import measure_latency
+from evaluators.latency_table import LatencyPredictor
 from evaluators.macs_fast import fast_macs
 from evaluators.proxies import Proxy, ProxyContext
 from models import build_model
-from search.budget import Budget, check_reachable
+from search.budget import Budget, LatencyBudget, check_reachable
 from search_space import arch_hash, get_preset, to_dict
 from search_space.errors import SettingError
 from search_space.space import LitePoseSpace
@@ -53,7 +54,7 @@ POLL_S = 0.2  # how often a trial waiting on other workers' trials looks again
 
 @dataclass
 class SearchSettings:
-    budget: Budget
+    budget: Budget | LatencyBudget
     run_dir: Path
     n_trials: int = 40
     storage: str | None = None
@@ -64,6 +65,9 @@ class SearchSettings:
     seed_paper_models: bool = False
     heartbeat_s: int = 10
     latency_runs: int = 0  # > 0: time each scored candidate (CPU, one thread, median of these)
+    # Predicted latency of every trial (column latency_pred_ms) from a per-layer latency table;
+    # a LatencyBudget carries its own.
+    predictor: LatencyPredictor | None = None
 
     def __post_init__(self) -> None:
         self.run_dir = Path(self.run_dir)
@@ -161,6 +165,7 @@ class SearchObjective:
         multi_objective: bool,
         n_trials: int | None = None,
         latency_runs: int = 0,
+        predictor: LatencyPredictor | None = None,
     ):
         self.space = space
         self.choices = space.choices()
@@ -170,6 +175,7 @@ class SearchObjective:
         self.multi_objective = multi_objective
         self.n_trials = n_trials
         self.latency_runs = latency_runs
+        self.predictor = predictor
 
     def __call__(self, trial: optuna.Trial):
         trial.set_user_attr("worker", f"{HOST}:{os.getpid()}")
@@ -184,8 +190,11 @@ class SearchObjective:
         trial.set_user_attr("macs", macs.macs)
         trial.set_user_attr("macs_paper", macs.macs_paper)
         trial.set_user_attr("arch", json.dumps(to_dict(config)))
-        trial.set_constraint("macs", self.budget.violation(macs))
-        if self.budget.violation(macs) > 0:
+        if self.predictor is not None:
+            trial.set_user_attr("latency_pred_ms", self.predictor.predict_ms(config))
+        violation = self.budget.cost_of(config, macs) - self.budget.limit
+        trial.set_constraint("macs", violation)  # the budget's constraint, MACs or latency
+        if violation > 0:
             return self._values(WORST, macs.macs)
         previous = _scored_trial_with_hash(trial, digest)
         if previous is not None:
@@ -283,7 +292,9 @@ def run_search(
 ) -> optuna.Study:
     """Run (or continue) the study until ``n_trials`` trials have finished, all workers counted,
     or until a stop is requested (``training.interrupts``)."""
-    check_reachable(settings.budget, fast_macs(space.smallest()))
+    smallest = space.smallest()
+    check_reachable(settings.budget, fast_macs(smallest), smallest)
+    predictor = settings.predictor or getattr(settings.budget, "predictor", None)
     study = open_study(settings)
     if settings.seed_paper_models and not study.trials:
         for name in PAPER_SEEDS:
@@ -300,6 +311,7 @@ def run_search(
             settings.multi_objective,
             settings.n_trials,
             settings.latency_runs,
+            predictor,
         )
         stop = optuna.study.MaxTrialsCallback(
             settings.n_trials, states=(TrialState.COMPLETE, TrialState.PRUNED)
@@ -341,6 +353,7 @@ def trials_table(study: optuna.Study, objective_name: str) -> pd.DataFrame:
             "macs_paper": t.user_attrs.get("macs_paper"),
             "params": t.user_attrs.get("params"),
             "latency_ms": t.user_attrs.get("latency_ms"),
+            "latency_pred_ms": t.user_attrs.get("latency_pred_ms"),
             "feasible": violation is not None and violation <= 0,
             "state": t.state.name,
             objective_name: t.values[0] if t.values else None,
@@ -366,10 +379,11 @@ def pareto_front(table: pd.DataFrame, objective: str, macs_column: str = "macs")
     return pd.DataFrame(front)
 
 
-def best_within(table: pd.DataFrame, objective: str, budget: Budget):
-    """The best finished trial whose MACs (in the budget's convention) fit ``budget``."""
+def best_within(table: pd.DataFrame, objective: str, budget: Budget | LatencyBudget):
+    """The best finished trial whose cost (MACs in the budget's convention, or predicted
+    latency) fits ``budget``."""
     column = budget.column
-    done = table[(table["state"] == "COMPLETE") & (table[column] <= budget.macs)]
+    done = table[(table["state"] == "COMPLETE") & (table[column] <= budget.limit)]
     done = done[done[objective] > WORST]
     if done.empty:
         return None

@@ -9,7 +9,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from evaluators.figures import save_figure
-from search.budget import PAPER_BUDGETS, Budget
+from search.budget import PAPER_BUDGETS, Budget, LatencyBudget
 from search.driver import WORST, best_within, pareto_front
 from search_space import from_dict, save_arch
 
@@ -30,15 +30,18 @@ def write_tables(table: pd.DataFrame, objective: str, run_dir: Path) -> pd.DataF
 def plot_pareto(
     table: pd.DataFrame,
     objective: str,
-    budget: Budget,
+    budget: Budget | LatencyBudget,
     run_dir: Path,
-    named_budgets: dict[str, Budget] | None = None,
+    named_budgets: dict[str, Budget | LatencyBudget] | None = None,
 ) -> list[Path]:
-    """Objective vs MACs in the budget's convention: feasible and infeasible trials, the front,
-    budget lines, and the paper's published models on a second axis (their CrowdPose mAP)."""
+    """Objective vs the budget's cost (MACs in its convention, or predicted latency): feasible
+    and infeasible trials, the front, budget lines, and the paper's published models on a second
+    axis (their CrowdPose mAP) when the axis is paper-convention MACs. Named budgets of another
+    kind than ``budget`` are not drawn."""
     column = budget.column
+    scale, label = budget.axis()
     done = table[table["state"] == "COMPLETE"].copy()
-    done["gmacs"] = done[column] / 1e9
+    done["gmacs"] = done[column] / scale
     scored = done[done[objective] > WORST]
     unscored = done[done[objective] <= WORST]
     fig, ax = plt.subplots(figsize=(7.5, 4.8))
@@ -57,13 +60,15 @@ def plot_pareto(
     front = pareto_front(table, objective, column)
     if not front.empty:
         ax.step(
-            front[column] / 1e9, front[objective], where="post", color="C3", label="Pareto front"
+            front[column] / scale, front[objective], where="post", color="C3", label="Pareto front"
         )
-    ax.axvline(budget.macs / 1e9, color="k", linestyle="--", label=f"budget {budget}")
+    ax.axvline(budget.limit / scale, color="k", linestyle="--", label=f"budget {budget}")
     for name, named in (named_budgets or {}).items():
-        ax.axvline(named.macs / 1e9, color="C2", linestyle=":", alpha=0.6)
-        ax.text(named.macs / 1e9, ax.get_ylim()[1], f" {name}", va="top", fontsize=8)
-    ax.set_xlabel(f"GMACs ({budget.convention} convention)")
+        if named.column != column:
+            continue
+        ax.axvline(named.limit / scale, color="C2", linestyle=":", alpha=0.6)
+        ax.text(named.limit / scale, ax.get_ylim()[1], f" {name}", va="top", fontsize=8)
+    ax.set_xlabel(label)
     ax.set_ylabel(objective)
     if budget.convention == "paper":
         paper = ax.twinx()
@@ -74,15 +79,21 @@ def plot_pareto(
         paper.set_ylabel("paper CrowdPose mAP")
         paper.legend(loc="lower right", fontsize=8)
     ax.legend(loc="upper left", fontsize=8)
-    ax.set_title("accuracy proxy vs MACs")
+    ax.set_title(f"accuracy proxy vs {'latency' if budget.convention == 'latency' else 'MACs'}")
     return save_figure(fig, run_dir, "pareto")
 
 
 def export_winners(
-    table: pd.DataFrame, objective: str, budgets: dict[str, Budget], run_dir: Path, exporter=None
+    table: pd.DataFrame,
+    objective: str,
+    budgets: dict[str, Budget | LatencyBudget],
+    run_dir: Path,
+    exporter=None,
 ) -> dict[str, Path | None]:
     """For each named budget, the best trial that fits it: ``exports/<name>/arch.json`` (with
-    its hash) and, when ``exporter(config, folder)`` is given, weights and ONNX."""
+    its hash) and, when ``exporter(config, folder)`` is given, weights and ONNX. Restrict
+    ``table`` first to export only within a further budget (a latency search: its feasible
+    trials)."""
     written: dict[str, Path | None] = {}
     for name, budget in budgets.items():
         row = best_within(table, objective, budget)
@@ -99,6 +110,7 @@ def export_winners(
                     objective: float(row[objective]),
                     "macs": int(row["macs"]),
                     "macs_paper": int(row["macs_paper"]),
+                    **_predicted_latency(row),
                     "budget": str(budget),
                 },
                 indent=2,
@@ -109,6 +121,11 @@ def export_winners(
             exporter(config, folder)
         written[name] = folder
     return written
+
+
+def _predicted_latency(row) -> dict[str, float]:
+    value = row.get("latency_pred_ms")
+    return {} if value is None or pd.isna(value) else {"latency_pred_ms": float(value)}
 
 
 def plot_proxy_ranking(
