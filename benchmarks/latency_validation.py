@@ -1,18 +1,18 @@
 """Validate a per-layer latency table: predicted against measured whole-network latency.
 
     .venv/bin/python benchmarks/latency_validation.py --table results/latency/onnxruntime_1t.csv
-        [--members 50] [--seed 1] [--runs 10] [--out results/latency/validation_onnxruntime_1t]
+        [--members 50] [--seed 1] [--runs 10] [--out <path stem>]
 
 The networks are the LitePose presets the table's space contains and ``--members`` random members
 (seed ``--seed``; the table's constant was fitted on the presets and random members of seed 0).
 Each is predicted by ``evaluators.latency_table.LatencyPredictor`` (sum of its layers' entries
-plus the fitted constant) and measured whole (``measure_network_us``: the same runtime and thread
-count as the table, median of ``--runs`` after warm-up). Records one JSON line per network as it
-is measured (a rerun resumes), with the 1-minute load average at that moment, since a shared
-machine inflates measurements unevenly; then writes ``<out>.csv``, the scatter figure
-``<out>.png`` and prints Spearman's rho and the median absolute percentage error against the
-targets (rho >= 0.9, error <= 10%), with the rank correlation of true MACs for comparison. Exits
-non-zero when a target is missed.
+plus the fitted constant) and measured whole (``measure_network_us``: the same runtime, thread
+count and clock as the table, median of ``--runs`` after warm-up). One JSON line per network is
+recorded as it is measured (a rerun resumes), with the 1-minute load average at that moment,
+since a shared machine inflates wall-clock measurements unevenly. Then writes ``<out>.csv`` and
+the scatter figure ``<out>.png``, and prints Spearman's rho and the median absolute percentage
+error against the targets (rho >= 0.9, error <= 10%), with the rank correlation of true MACs for
+comparison. Exits non-zero when a target is missed.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def main() -> None:
     table = LatencyTable.read(args.table)
     space = LitePoseSpace(largest_member_of(args.supernet))
     h = table.header
-    table.check_matches(h.runtime, h.threads, space_fingerprint(space))
+    table.check_matches(h.runtime, h.threads, space_fingerprint(space), h.clock)
     predictor = LatencyPredictor(table, args.supernet)
     out = Path(args.out or Path(args.table).with_name(f"validation_{Path(args.table).stem}"))
     records = JsonlRecords(out.with_suffix(".jsonl"), key=lambda r: r["hash"])
@@ -64,7 +64,7 @@ def main() -> None:
         digest = arch_hash(config)
         if digest in records.done:
             continue
-        measured = measure_network_us(config, h.runtime, h.threads, args.runs)
+        measured = measure_network_us(config, h.runtime, h.threads, args.runs, h.clock)
         records.add(
             {
                 "name": name,
@@ -85,7 +85,8 @@ def main() -> None:
     plot(rows, summary, h, out)
     print(rows.drop(columns="hash").to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     print(
-        f"\n{h.runtime} {h.runtime_version}, {h.threads} thread(s), {h.cpu}: {len(rows)} networks, "
+        f"\n{h.runtime} {h.runtime_version}, {h.threads} thread(s), {h.clock} clock, {h.cpu}: "
+        f"{len(rows)} networks, "
         f"Spearman rho {summary['rho']:.3f} (target >= {RHO_TARGET}; true MACs: "
         f"{summary['rho_macs']:.3f}), median |error| {summary['median_abs_error']:.1f}% "
         f"(target <= {ERROR_TARGET}%), load average {summary['load_min']:.1f}-"

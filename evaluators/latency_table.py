@@ -104,6 +104,7 @@ class TableHeader:
     runtime_version: str = ""
     cpu: str = ""
     platform: str = ""
+    clock: str = "wall"  # or "cpu": the thread's CPU time (one thread; evaluators.latency)
     overhead_us: float = 0.0  # median cost of an empty call, subtracted from every entry
     constant_us: float | None = None  # fitted per-network constant; None until fitted
     calibration: tuple = ()  # (name, measured_us, sum_us) of the networks it was fitted on
@@ -111,11 +112,12 @@ class TableHeader:
 
     @classmethod
     def for_device(
-        cls, runtime: str, threads: int, space: str, space_description: str
+        cls, runtime: str, threads: int, space: str, space_description: str, clock: str = "wall"
     ) -> TableHeader:
         return cls(
             runtime=runtime,
             threads=threads,
+            clock=clock,
             space=space,
             space_description=space_description,
             runtime_version=runtime_version(runtime),
@@ -231,13 +233,18 @@ class LatencyTable:
             csv.writer(out).writerow(row)
 
     # ------------------------------------------------------------------ checks
-    def check_matches(self, runtime: str, threads: int, space: str | None = None) -> None:
-        """Refuse a table measured under another runtime or thread count, or (``space`` given)
-        for another search space, naming what differs and how to measure a fitting one."""
+    def check_matches(
+        self, runtime: str, threads: int, space: str | None = None, clock: str | None = None
+    ) -> None:
+        """Refuse a table measured under another runtime or thread count, or (when given) for
+        another search space or with another clock, naming what differs and how to measure a
+        fitting one."""
         h = self.header
         wanted = {"runtime": runtime, "threads": threads}
         if space is not None:
             wanted["space"] = space
+        if clock is not None:
+            wanted["clock"] = clock
         differ = [f"{k}={getattr(h, k)!r} (this run: {v!r})" for k, v in wanted.items()
                   if getattr(h, k) != v]  # fmt: skip
         if differ:
@@ -445,37 +452,39 @@ def _runs_for(estimate_ms: float) -> int:
     return int(min(MAX_RUNS, max(MIN_RUNS, TARGET_TIMED_MS / max(estimate_ms, 1e-3))))
 
 
-def _median_us(call: Callable[[], Any], warmup: int = 2) -> tuple[float, float, int]:
+def _median_us(call: Callable[[], Any], clock: str, warmup: int = 2) -> tuple[float, float, int]:
     """Median and IQR (microseconds) of repeated calls: warm-up, a short probe to choose the
     number of repeats, then the timed repeats (between 7 and 101, about 60 ms in all)."""
-    from evaluators.latency import _percentile, time_calls
+    from evaluators.latency import CLOCKS, _percentile, time_calls
 
-    probe = time_calls(call, warmup, 3)
+    probe = time_calls(call, warmup, 3, clock=CLOCKS[clock])
     runs = _runs_for(statistics.median(probe))
-    times = sorted(time_calls(call, 0, runs))
+    times = sorted(time_calls(call, 0, runs, clock=CLOCKS[clock]))
     median = statistics.median(times)
     iqr = _percentile(times, 0.75) - _percentile(times, 0.25)
     return median * 1e3, iqr * 1e3, runs
 
 
 class _TorchTimer:
-    def __init__(self, threads: int):
+    def __init__(self, threads: int, clock: str):
         self.threads = threads
+        self.clock = clock
 
     def __call__(self, module: nn.Module, inputs: tuple[torch.Tensor, ...]):
         from evaluators.latency import cpu_threads
 
         module.eval()
         with cpu_threads(self.threads), torch.inference_mode():
-            return _median_us(lambda: module(*inputs))
+            return _median_us(lambda: module(*inputs), self.clock)
 
 
 class _OnnxTimer:
     """Exports each one-layer module (BN folded, dynamic batch / height / width, as whole
     networks are exported) into a scratch folder and times it in an ONNX Runtime session."""
 
-    def __init__(self, threads: int, folder: Path):
+    def __init__(self, threads: int, clock: str, folder: Path):
         self.threads = threads
+        self.clock = clock
         self.folder = folder
         self.count = 0
 
@@ -503,7 +512,7 @@ class _OnnxTimer:
         session = onnx_session(path, self.threads)
         feeds = {n: x.numpy() for n, x in zip(names, inputs, strict=True)}
         try:
-            return _median_us(lambda: session.run(None, feeds))
+            return _median_us(lambda: session.run(None, feeds), self.clock)
         finally:
             path.unlink(missing_ok=True)
 
@@ -513,16 +522,18 @@ class _Identity(nn.Module):
         return x + 0  # a real op: an empty ONNX graph would not run the session's kernels
 
 
-def _timer(runtime: str, threads: int, folder: Path):
-    return _TorchTimer(threads) if runtime == "torch" else _OnnxTimer(threads, folder)
+def _timer(runtime: str, threads: int, clock: str, folder: Path):
+    if runtime == "torch":
+        return _TorchTimer(threads, clock)
+    return _OnnxTimer(threads, clock, folder)
 
 
-def empty_call_us(runtime: str, threads: int) -> float:
+def empty_call_us(runtime: str, threads: int, clock: str = "wall") -> float:
     """The runtime's cost of one call that does (almost) nothing: a one-op module on a
     ``(1, 1, 1, 1)`` input. Subtracted from every entry, so a network of many layers is not
     charged it once per layer (the whole network pays it once, inside the fitted constant)."""
     with tempfile.TemporaryDirectory() as folder:
-        timer = _timer(runtime, threads, Path(folder))
+        timer = _timer(runtime, threads, clock, Path(folder))
         return timer(_Identity(), (torch.zeros(1, 1, 1, 1),))[0]
 
 
@@ -540,7 +551,7 @@ def measure_layers(
     h = table.header
     table.write()  # whole rows only: a row cut short by a kill is dropped before appending
     with tempfile.TemporaryDirectory() as folder:
-        timer = _timer(h.runtime, h.threads, Path(folder))
+        timer = _timer(h.runtime, h.threads, h.clock, Path(folder))
         bar = tqdm(todo, desc=f"layers ({h.runtime}, {h.threads} thr)", disable=not progress)
         for spec in bar:
             if requested():
@@ -550,7 +561,9 @@ def measure_layers(
             yield spec.key
 
 
-def measure_network_us(config, runtime: str, threads: int, runs: int = 10) -> float:
+def measure_network_us(
+    config, runtime: str, threads: int, runs: int = 10, clock: str = "wall"
+) -> float:
     """Measured whole-network latency (microseconds, median of ``runs`` after warm-up) under the
     same runtime and threads as a table: eager ``build_model`` for torch, the exported ONNX
     (``models.io.export_onnx``, BN folded) for ONNX Runtime."""
@@ -561,11 +574,11 @@ def measure_network_us(config, runtime: str, threads: int, runs: int = 10) -> fl
     model = build_model(config).eval()
     if runtime == "torch":
         return measure_latency(model, config.input_size, runs=runs, warmup=2, threads=threads,
-                               macs=0).latency_ms * 1e3  # fmt: skip
+                               macs=0, clock=clock).latency_ms * 1e3  # fmt: skip
     with tempfile.TemporaryDirectory() as folder:
         path = export_onnx(model, config, Path(folder) / "model.onnx")
         report = measure_onnx_latency(
-            path, config.input_size, macs=0, runs=runs, warmup=2, threads=threads
+            path, config.input_size, macs=0, runs=runs, warmup=2, threads=threads, clock=clock
         )
     return report.latency_ms * 1e3
 
@@ -650,6 +663,7 @@ def build_table(
     calibration: int = 8,
     network_runs: int = 10,
     progress: bool = True,
+    clock: str = "wall",
 ) -> LatencyTable:
     """Measure (or finish measuring) the table of ``space`` into ``out``: every distinct unit
     once, then the constant, fitted on ``calibration_members``. A file already at ``out`` is
@@ -657,17 +671,21 @@ def build_table(
     Returns the table; its constant is unset when a stop was requested before it was fitted."""
     from tqdm import tqdm
 
+    from evaluators.latency import check_clock
     from training.interrupts import requested
 
     check_runtime(runtime, threads)
+    check_clock(clock, threads)
     out = Path(out)
     fingerprint = space_fingerprint(space)
     if out.exists():
         table = LatencyTable.read(out)
-        table.check_matches(runtime, threads, fingerprint)
+        table.check_matches(runtime, threads, fingerprint, clock)
     else:
-        header = TableHeader.for_device(runtime, threads, fingerprint, describe_space(space))
-        header = dataclasses.replace(header, overhead_us=empty_call_us(runtime, threads))
+        header = TableHeader.for_device(
+            runtime, threads, fingerprint, describe_space(space), clock
+        )
+        header = dataclasses.replace(header, overhead_us=empty_call_us(runtime, threads, clock))
         table = LatencyTable(header)
         table.write(out)
     units = space_units(space)
@@ -682,7 +700,7 @@ def build_table(
         if requested():
             return table
         predictor = LatencyPredictor(table)
-        measured = measure_network_us(config, runtime, threads, network_runs)
+        measured = measure_network_us(config, runtime, threads, network_runs, clock)
         rows.append((name, round(measured, 1), round(predictor.layer_sum_us(config), 1)))
     constant = fit_constant([r[1] for r in rows], [r[2] for r in rows])
     table.header = dataclasses.replace(

@@ -3,6 +3,7 @@
     python -m experiments.latency_table runtime=onnxruntime threads=1 out=latency_ort_1t.csv
     python -m experiments.latency_table runtime=torch threads=4 out=latency_torch_4t.csv
     python -m experiments.latency_table ... supernet=litepose_supernet   # another space
+    python -m experiments.latency_table ... threads=1 clock=cpu   # a machine shared with other jobs
 
 Times every distinct layer the space around ``supernet`` can produce (all its resolutions),
 once, as ``evaluators.latency_table`` describes; then fits the table's constant on whole
@@ -34,6 +35,7 @@ class LatencyTableConfig:
     supernet: str = "litepose_supernet_multibranch"  # the space's largest member, as in search
     calibration: int = 8  # random members (besides the presets) the constant is fitted on
     network_runs: int = 10  # timed runs per calibration network (median)
+    clock: str = "wall"  # or cpu: the thread's CPU time (threads=1), for a machine shared by jobs
     progress: bool = True
 
 
@@ -43,8 +45,9 @@ ConfigStore.instance().store(name="latency_table_schema", node=LatencyTableConfi
 def latency_table(cfg: LatencyTableConfig):
     space = LitePoseSpace(largest_member_of(cfg.supernet))
     table = build_table(
-        space, cfg.runtime, cfg.threads, cfg.out, cfg.calibration, cfg.network_runs, cfg.progress
-    )
+        space, cfg.runtime, cfg.threads, cfg.out, cfg.calibration, cfg.network_runs, cfg.progress,
+        cfg.clock,
+    )  # fmt: skip
     if requested():
         raise Interrupted(
             requested(),

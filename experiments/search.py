@@ -254,12 +254,13 @@ def exporter(proxy, context: ProxyContext, predictor: LatencyPredictor | None = 
 
 def write_latency_record(config, predictor: LatencyPredictor, folder: Path) -> Path:
     h = predictor.table.header
-    measured = measure_network_us(config, h.runtime, h.threads)
+    measured = measure_network_us(config, h.runtime, h.threads, clock=h.clock)
     record = {
         "predicted_ms": round(predictor.predict_ms(config), 3),
         "measured_ms": round(measured / 1e3, 3),
         "runtime": h.runtime,
         "threads": h.threads,
+        "clock": h.clock,
         "table": str(predictor.table.path),
         "table_cpu": h.cpu,
         "measured_on": cpu_model(),

@@ -38,7 +38,10 @@ class Budget:
 
     def __post_init__(self) -> None:
         if self.convention not in CONVENTIONS:
-            raise BudgetError(f"convention={self.convention!r}: must be one of {CONVENTIONS}")
+            raise BudgetError(
+                f"convention={self.convention!r}: must be one of {CONVENTIONS} (MACs), or "
+                f"{LATENCY!r} with table=<latency table> for a latency budget"
+            )
         if self.macs <= 0:
             raise BudgetError(f"budget={self.macs}: must be positive")
 

@@ -28,10 +28,11 @@ from evaluators.latency_table import (
     space_units,
 )
 from evaluators.proxies import ProxyContext, get_proxy
-from search.budget import BudgetError, LatencyBudget, parse_latency_ms
+from search.budget import Budget, BudgetError, LatencyBudget, parse_latency_ms
 from search.driver import SearchSettings, best_within, run_search, trials_table
 from search_space import from_dict, get_preset
 from search_space.config import InvertedResidualConfig, LiteBranchConfig
+from search_space.errors import SettingError
 from search_space.plan import layer_plan
 from search_space.space import LitePoseSpace
 
@@ -150,12 +151,15 @@ def test_measured_table_resumes_and_records_the_device(tmp_path, monkeypatch):
     monkeypatch.setattr(lt, "TARGET_TIMED_MS", 0.0)  # the minimum of repeats: a fast test
     space = LitePoseSpace(_largest(1, 0), (0.5,), (3,), (0,), (32,))
     out = tmp_path / "t.csv"
-    table = build_table(space, "torch", 1, out, calibration=1, network_runs=2, progress=False)
+    table = build_table(
+        space, "torch", 1, out, calibration=1, network_runs=2, progress=False, clock="cpu"
+    )
     units = space_units(space)
     assert set(table.entries) == set(units) and len(units) > 20
     assert all(e.latency_us >= 0 and e.runs >= lt.MIN_RUNS for e in table.entries.values())
     h = LatencyTable.read(out).header
-    assert (h.runtime, h.threads, h.space) == ("torch", 1, space_fingerprint(space))
+    assert (h.runtime, h.threads, h.clock) == ("torch", 1, "cpu")
+    assert h.space == space_fingerprint(space)
     assert h.cpu and h.runtime_version and h.constant_us is not None
     assert [row[0] for row in h.calibration] == ["random0_0"]  # no preset is in this space
     # a run killed part-way: the last rows lost, the last one cut short; rerun measures the rest
@@ -167,6 +171,10 @@ def test_measured_table_resumes_and_records_the_device(tmp_path, monkeypatch):
     assert len(done) == 6 and set(LatencyTable.read(out).entries) == set(units)
     with pytest.raises(LatencyTableError, match="threads=1"):
         build_table(space, "torch", 2, out, progress=False)
+    with pytest.raises(LatencyTableError, match="clock='cpu'"):
+        build_table(space, "torch", 1, out, progress=False, clock="wall")
+    with pytest.raises(SettingError, match="clock=cpu .* needs threads=1"):
+        build_table(space, "torch", 2, tmp_path / "other.csv", progress=False, clock="cpu")
 
 
 def test_latency_budget_parsing():
@@ -185,7 +193,7 @@ def test_search_under_a_latency_budget_never_exports_a_member_over_it(tmp_path, 
     rng = np.random.default_rng(1)
     budget_ms = float(np.median([predictor.predict_ms(space.sample(rng)) for _ in range(30)]))
     budget = LatencyBudget(budget_ms, predictor)
-    settings = SearchSettings(budget=budget, run_dir=tmp_path / "driver", n_trials=30)
+    settings = SearchSettings(budget=budget, run_dir=tmp_path / "driver", n_trials=16)
     study = run_search(space, settings, get_proxy("params"), ProxyContext(), progress=False)
     trials = trials_table(study, "params_score")
     assert trials["latency_pred_ms"].notna().all()  # every trial, feasible or not
@@ -200,8 +208,8 @@ def test_search_under_a_latency_budget_never_exports_a_member_over_it(tmp_path, 
     monkeypatch.setattr(experiments.search, "search_space", lambda cfg, proxy, rule: space)
     cfg = OmegaConf.structured(experiments.search.SearchConfig(
         budget=f"{budget_ms}ms", convention="latency", table=str(table.path), proxy="params",
-        n_trials=12, run_dir=str(tmp_path / "cli"), latency_runs=0, progress=False,
-        seed_paper_models=False,
+        n_trials=6, run_dir=str(tmp_path / "cli"), latency_runs=0, progress=False,
+        seed_paper_models=False, export_budgets={"XS": "1.2G"},
     ))  # fmt: skip
     run_dir = experiments.search.search(cfg)
     exports = sorted((run_dir / "exports").iterdir())
@@ -213,3 +221,16 @@ def test_search_under_a_latency_budget_never_exports_a_member_over_it(tmp_path, 
         assert record["predicted_ms"] == pytest.approx(predictor.predict_ms(config), abs=1e-3)
         assert record["measured_ms"] > 0 and record["runtime"] == "onnxruntime"
     assert "latency_pred_ms" in pd.read_csv(run_dir / "trials.csv").columns
+
+
+def test_latency_search_settings_fail_clearly(tmp_path):
+    from experiments.search import SearchConfig, latency_predictor, parse_budget
+
+    with pytest.raises(SettingError, match="convention=latency needs table="):
+        parse_budget("40ms", "latency", None)
+    table = _synthetic_table(TINY["kernels"], tmp_path)  # not the default space
+    cfg = OmegaConf.structured(SearchConfig(table=str(table.path)))
+    with pytest.raises(LatencyTableError, match="measured for another search space.*supernet="):
+        latency_predictor(cfg, LitePoseSpace(get_preset("litepose_supernet_multibranch")))
+    with pytest.raises(BudgetError, match="'latency' with table="):
+        Budget(1e9, "fvcore")
