@@ -12,7 +12,11 @@ far below the device's peak. This module measures it for any ``nn.Module`` at an
 * the median and the interquartile range are reported: the median resists the outliers a shared
   machine produces, and the IQR says how much to trust it;
 * ``threads`` fixes the CPU intra-op thread count for the measurement (restored afterwards), so
-  numbers from different runs of one machine compare.
+  numbers from different runs of one machine compare;
+* ``clock="wall"`` (the default) times wall-clock seconds; ``clock="cpu"`` the calling thread's
+  CPU time, which on a machine shared with other jobs leaves out the time the measurement waited
+  for a core. It is only offered at one thread (the work then runs on the calling thread, in
+  eager PyTorch and in ONNX Runtime alike) and on the CPU.
 
 ``gmacs_per_s`` divides *true* MACs (fvcore convention, see docs/macs.md), never the paper
 convention, by the median latency. Latency on a development CPU is not the paper's latency (Jetson
@@ -25,11 +29,25 @@ import statistics
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
 
+from search_space.errors import SettingError
+
 Size = tuple[int, int]
+CLOCKS = {"wall": time.perf_counter, "cpu": time.thread_time}
+
+
+def check_clock(clock: str, threads: int | None, device: str = "cpu") -> None:
+    if clock not in CLOCKS:
+        raise SettingError(f"clock={clock!r}: must be one of {tuple(CLOCKS)}")
+    if clock == "cpu" and (threads != 1 or device != "cpu"):
+        raise SettingError(
+            f"clock=cpu times the calling thread only: it needs threads=1 on the CPU (got "
+            f"threads={threads}, device={device}); use clock=wall"
+        )
 
 
 @dataclass(frozen=True)
@@ -78,7 +96,7 @@ def _resolve_device(device: str) -> torch.device:
 
 
 @contextmanager
-def _threads(threads: int | None):
+def cpu_threads(threads: int | None):
     previous = torch.get_num_threads()
     if threads is not None:
         if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
@@ -111,6 +129,7 @@ def measure_latency(
     threads: int | None = None,
     batch_size: int = 1,
     macs: int | None = None,
+    clock: str = "wall",
 ) -> LatencyReport:
     """Time ``model`` on a ``(batch_size, 3, H, W)`` input; see the module docstring for how.
 
@@ -127,6 +146,7 @@ def measure_latency(
         raise ValueError(f"measure_latency: batch_size={batch_size!r}: must be an integer >= 1")
     size = _as_size(input_size)
     target = _resolve_device(device)
+    check_clock(clock, threads, target.type)
     if macs is None:
         from evaluators.macs import count_macs  # fvcore is only needed when MACs are not given
 
@@ -138,11 +158,25 @@ def measure_latency(
     image = torch.rand(batch_size, 3, *size, generator=generator).to(target)
     sync = torch.cuda.synchronize if target.type == "cuda" else (lambda: None)
     try:
-        with _threads(threads) as used_threads, torch.inference_mode():
-            times_ms = _time_calls(lambda: model(image), warmup, runs, sync)
+        with cpu_threads(threads) as used_threads, torch.inference_mode():
+            times_ms = time_calls(lambda: model(image), warmup, runs, sync, CLOCKS[clock])
     finally:
         model.train(was_training)
     return _report(times_ms, str(target), used_threads, size, batch_size, macs)
+
+
+def onnx_session(path: str | Path, threads: int | None = None):
+    """An ONNX Runtime CPU session with all graph optimisations on; ``threads``: intra-op
+    threads (one inter-op thread), None for ONNX Runtime's default. The one way posearch opens a
+    session for timing, so whole networks and single layers run under the same settings."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if threads is not None:
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def measure_onnx_latency(
@@ -154,38 +188,40 @@ def measure_onnx_latency(
     warmup: int = 3,
     threads: int | None = None,
     batch_size: int = 1,
+    clock: str = "wall",
 ) -> LatencyReport:
     """The same measurement for an ONNX file run by ONNX Runtime on the CPU (all graph
     optimisations on; ``threads``: intra-op threads, None for ONNX Runtime's default, reported
     as 0)."""
     import numpy as np
-    import onnxruntime as ort
 
+    check_clock(clock, threads)
     size = _as_size(input_size)
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    if threads is not None:
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    session = onnx_session(path, threads)
     name = session.get_inputs()[0].name
     image = np.random.default_rng(0).random((batch_size, 3, *size), dtype=np.float32)
-    times_ms = _time_calls(lambda: session.run(None, {name: image}), warmup, runs, lambda: None)
-    used = threads if threads is not None else options.intra_op_num_threads
+    times_ms = time_calls(
+        lambda: session.run(None, {name: image}), warmup, runs, clock=CLOCKS[clock]
+    )
+    used = threads if threads is not None else 0
     return _report(times_ms, "onnxruntime-cpu", used, size, batch_size, macs)
 
 
-def _time_calls(call, warmup: int, runs: int, sync) -> list[float]:
-    """Milliseconds of each of ``runs`` calls after ``warmup`` untimed ones."""
+def time_calls(
+    call, warmup: int, runs: int, sync=lambda: None, clock=time.perf_counter
+) -> list[float]:
+    """Milliseconds of each of ``runs`` calls after ``warmup`` untimed ones (``sync`` after
+    each: ``torch.cuda.synchronize`` on a GPU). Shared by every latency measurement here and
+    by the per-layer latency table (``evaluators.latency_table``)."""
     for _ in range(warmup):
         call()
     sync()
     times_ms = []
     for _ in range(runs):
-        start = time.perf_counter()
+        start = clock()
         call()
         sync()
-        times_ms.append((time.perf_counter() - start) * 1e3)
+        times_ms.append((clock() - start) * 1e3)
     return times_ms
 
 

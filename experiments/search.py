@@ -5,6 +5,7 @@
     python -m experiments.search storage=postgresql+psycopg://user@host/db  # many workers
     python -m experiments.search proxy=short_train n_trials=20        # proxies that use data
     python -m experiments.search proxy=supernet +proxy_options.checkpoint=<supernet ckpt>
+    python -m experiments.search budget=40ms convention=latency table=<latency table CSV>
 
 Proxies that need data (grad_norm, snip, jacob_cov, short_train, supernet) get it from the
 ``dataset`` settings (the CPU demo's synthetic data by default); every candidate is scored at its
@@ -19,6 +20,13 @@ best trial that fits it. Leaves in ``run_dir``: ``study.db`` (unless ``storage``
 elsewhere), ``trials.csv`` (with a ``feasible_<name>`` column per budget), ``pareto.csv``,
 ``pareto.png`` / ``pareto.pdf`` and, for each budget, ``exports/<budget name>/`` with
 ``arch.json``, ``trial.json``, ``model.pt`` and ``model.onnx`` (``exports=false``: none).
+
+``table`` (a per-layer latency table of this space, ``python -m experiments.latency_table``)
+adds every trial's predicted latency (``latency_pred_ms`` in ``trials.csv``) and, in each
+export, ``latency.json`` with the predicted and the measured latency (the table's runtime and
+threads). With ``convention=latency`` the budget is that predicted latency (``budget=40ms``):
+the Pareto plot has it on its x-axis, and every export fits it (the named MACs budgets pick among
+the members within it; ``exports/latency_<budget>`` is the best within it alone).
 Rerunning the same command continues the same study. A Ctrl-C (SIGINT) or SIGTERM lets the running
 trial finish (or fail, where it trains), writes the tables and plots of the finished trials, skips
 the exports and exits 130 (143 for SIGTERM).
@@ -27,6 +35,7 @@ the exports and exits 130 (143 for SIGTERM).
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +44,15 @@ import hydra
 import optuna
 from hydra.core.config_store import ConfigStore
 
+from evaluators.latency_table import (
+    LatencyPredictor,
+    LatencyTable,
+    LatencyTableError,
+    cpu_model,
+    measure_command,
+    measure_network_us,
+    space_fingerprint,
+)
 from evaluators.proxies import ProxyContext, get_proxy, list_proxies
 from experiments.cli import fail_clearly
 from experiments.proxy_data import proxy_context
@@ -42,7 +60,7 @@ from experiments.sections import section_dataclass
 from models import build_model
 from models.io import save_standalone
 from search.admission import finished_trials
-from search.budget import parse_budgets
+from search.budget import LATENCY, LatencyBudget, parse_budgets, parse_latency_ms
 from search.calibration import ap_estimator, ground_truth_ap
 from search.driver import SearchSettings, run_search
 from search.report import export_winners, plot_pareto, write_tables
@@ -84,6 +102,8 @@ class SearchConfig:
     # ground-truth table whose AP is drawn where a member was trained; null: the committed ones.
     calibration: str | None = None  # results/rank_proxies/scores.csv
     ground_truth: str | None = None  # results/ground_truth/table.csv
+    table: str | None = None  # per-layer latency table (experiments.latency_table); needed by
+    # convention=latency
     progress: bool = True
     proxy_options: dict[str, Any] = field(default_factory=dict)
     dataset: Any = None  # the dataset group (data proxies only)
@@ -95,7 +115,11 @@ ConfigStore.instance().store(name="search_schema", node=SearchConfig)
 
 def search(cfg: SearchConfig) -> Path:
     run_dir = Path(cfg.run_dir)
-    budgets = parse_budgets(cfg.budget or cfg.budgets, cfg.convention)
+    proxy = get_proxy_checked(cfg)
+    rule = section_dataclass(ResolutionRule, cfg.resolution_rule, "resolution_rule")
+    space = search_space(cfg, proxy, rule)
+    predictor = latency_predictor(cfg, space)
+    budgets = search_budgets(cfg, predictor)
     settings = SearchSettings(
         budgets=budgets,
         run_dir=run_dir,
@@ -107,16 +131,12 @@ def search(cfg: SearchConfig) -> Path:
         multi_objective=cfg.multi_objective,
         seed_paper_models=cfg.seed_paper_models,
         latency_runs=cfg.latency_runs,
+        predictor=predictor,
     )
-    if cfg.proxy not in list_proxies():  # get_proxy's KeyError would also stand for bugs
-        raise UnknownNameError(f"unknown proxy {cfg.proxy!r}; known proxies: {list_proxies()}")
-    proxy = get_proxy(cfg.proxy, **cfg.proxy_options)
-    rule = section_dataclass(ResolutionRule, cfg.resolution_rule, "resolution_rule")
     if proxy.needs_data:
         context = proxy_context(cfg.dataset, rule, cfg.seed, cfg.loss)
     else:
         context = ProxyContext(seed=cfg.seed, resolution_rule=rule)
-    space = search_space(cfg, proxy, rule)
     study = run_search(space, settings, proxy, context, cfg.progress)
     objective = objective_column(cfg.proxy)
     table = trials_table(study, objective, budgets)
@@ -132,10 +152,55 @@ def search(cfg: SearchConfig) -> Path:
         )
     if not cfg.exports:
         return run_dir
-    exports = export_winners(table, objective, budgets, run_dir, exporter(proxy, context))
+    exports = export_winners(
+        table, objective, budgets, run_dir, exporter(proxy, context, predictor)
+    )
     for name, folder in exports.items():
         print(f"{name}: {folder if folder else 'no finished trial fits this budget'}")
     return run_dir
+
+
+def get_proxy_checked(cfg: SearchConfig):
+    if cfg.proxy not in list_proxies():  # get_proxy's KeyError would also stand for bugs
+        raise UnknownNameError(f"unknown proxy {cfg.proxy!r}; known proxies: {list_proxies()}")
+    return get_proxy(cfg.proxy, **cfg.proxy_options)
+
+
+def search_budgets(cfg: SearchConfig, predictor: LatencyPredictor | None):
+    """The named budgets the study serves: ``budget`` / ``budgets`` in MACs, or with
+    ``convention=latency`` one predicted-latency budget (``budget=40ms``) from ``table``."""
+    if cfg.convention != LATENCY:
+        return parse_budgets(cfg.budget or cfg.budgets, cfg.convention)
+    if not cfg.budget:
+        raise SettingError("convention=latency needs budget=<milliseconds>, e.g. budget=40ms")
+    if predictor is None:
+        raise SettingError(
+            "convention=latency needs table=<latency table CSV>: measure one on the target "
+            "device with `python -m experiments.latency_table runtime=onnxruntime threads=1 "
+            "out=<file>`"
+        )
+    return {f"latency_{cfg.budget}": LatencyBudget(parse_latency_ms(cfg.budget), predictor)}
+
+
+def latency_predictor(cfg: SearchConfig, space: LitePoseSpace) -> LatencyPredictor | None:
+    """The predictor of ``table`` (None without one); the table must have been measured for
+    this search space."""
+    if not cfg.table:
+        return None
+    table = LatencyTable.read(cfg.table)
+    if table.header.space != space_fingerprint(space):
+        h = table.header
+        raise LatencyTableError(
+            f"table={cfg.table} was measured for another search space ({h.space_description}, "
+            f"fingerprint {h.space}; this search's is {space_fingerprint(space)}): measure one "
+            f"for it with `{measure_command(h.runtime, h.threads, '<new file>', cfg.supernet)}`"
+        )
+    if table.header.constant_us is None:
+        raise LatencyTableError(
+            f"table={cfg.table} is unfinished (no fitted constant): rerun the command that "
+            "measured it to finish it"
+        )
+    return LatencyPredictor(table, cfg.supernet)
 
 
 def search_space(cfg: SearchConfig, proxy, rule: ResolutionRule) -> LitePoseSpace:
@@ -167,17 +232,39 @@ def _size_or_none(rule: ResolutionRule, resolution: int) -> int | None:
         return None
 
 
-def exporter(proxy, context: ProxyContext):
+def exporter(proxy, context: ProxyContext, predictor: LatencyPredictor | None = None):
     """Writes each winner's standalone checkpoint and ONNX (BN folded) beside its arch.json:
     with the supernet proxy, the supernet's weights with recalibrated BN (what was scored);
     otherwise fresh weights, for latency checks and for training
-    (``python -m experiments.train model=<folder>/arch.json``)."""
+    (``python -m experiments.train model=<folder>/arch.json``). With a latency table, also
+    ``latency.json``: the predicted latency and the one measured here under the table's runtime
+    and threads."""
 
     def export(config, folder: Path) -> None:
         model = proxy.subnet(config, context) if isinstance(proxy, SupernetProxy) else None
         save_standalone(model if model is not None else build_model(config), config, folder)
+        if predictor is not None:
+            write_latency_record(config, predictor, folder)
 
     return export
+
+
+def write_latency_record(config, predictor: LatencyPredictor, folder: Path) -> Path:
+    h = predictor.table.header
+    measured = measure_network_us(config, h.runtime, h.threads, clock=h.clock)
+    record = {
+        "predicted_ms": round(predictor.predict_ms(config), 3),
+        "measured_ms": round(measured / 1e3, 3),
+        "runtime": h.runtime,
+        "threads": h.threads,
+        "clock": h.clock,
+        "table": str(predictor.table.path),
+        "table_cpu": h.cpu,
+        "measured_on": cpu_model(),
+    }
+    path = folder / "latency.json"
+    path.write_text(json.dumps(record, indent=2) + "\n")
+    return path
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="search")

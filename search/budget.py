@@ -1,16 +1,23 @@
-"""MACs budgets: parsing ``5.0G`` / ``800M`` / plain counts, conventions, feasibility."""
+"""Budgets: MACs (``5.0G`` / ``800M`` / plain counts, true or paper convention) or predicted
+latency (``40ms``, convention ``latency``, read from a per-layer latency table); feasibility.
+
+Both kinds answer the driver alike: ``cost_of(config, macs)`` is a candidate's cost in the
+budget's unit, ``limit`` the budget, ``column`` the trials-table column the cost is kept in."""
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from evaluators.latency_table import LatencyPredictor
 from evaluators.macs_fast import FastMacs
 from search_space import preset_info
 from search_space.errors import UserError
 
 CONVENTIONS = ("true", "paper")
+LATENCY = "latency"  # the convention of a latency budget
 _UNITS = {"": 1, "K": 1e3, "M": 1e6, "G": 1e9}
+_TIME_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 
 # The paper's named budgets (paper convention): the published MACs of LitePose-XS / S / M / L,
 # stated once, on their presets.
@@ -31,7 +38,10 @@ class Budget:
 
     def __post_init__(self) -> None:
         if self.convention not in CONVENTIONS:
-            raise BudgetError(f"convention={self.convention!r}: must be one of {CONVENTIONS}")
+            raise BudgetError(
+                f"convention={self.convention!r}: must be one of {CONVENTIONS} (MACs), or "
+                f"{LATENCY!r} with table=<latency table> for a latency budget"
+            )
         if self.macs <= 0:
             raise BudgetError(f"budget={self.macs}: must be positive")
 
@@ -41,9 +51,20 @@ class Budget:
         the trials table, named alike."""
         return "macs_paper" if self.convention == "paper" else "macs"
 
+    @property
+    def limit(self) -> float:
+        return self.macs
+
     def measure(self, macs: FastMacs) -> int:
         """The MACs of a candidate in this budget's convention."""
         return getattr(macs, self.column)
+
+    def cost_of(self, config, macs: FastMacs) -> float:
+        return float(self.measure(macs))
+
+    def axis(self) -> tuple[float, str]:
+        """(divisor, label) for plotting costs of this kind."""
+        return 1e9, f"GMACs ({self.convention} convention)"
 
     def violation(self, macs: FastMacs) -> float:
         """Optuna constraint value: <= 0 when the candidate fits."""
@@ -51,6 +72,49 @@ class Budget:
 
     def __str__(self) -> str:
         return f"{self.macs / 1e9:g}G ({self.convention} MACs)"
+
+
+@dataclass(frozen=True)
+class LatencyBudget:
+    """At most ``ms`` milliseconds of *predicted* latency: the sum of a candidate's layers in a
+    latency table measured on the target device plus the table's constant
+    (``evaluators.latency_table.LatencyPredictor``)."""
+
+    ms: float
+    predictor: LatencyPredictor = field(compare=False, repr=False)
+    convention: str = LATENCY
+    column: str = "latency_pred_ms"
+
+    def __post_init__(self) -> None:
+        if self.ms <= 0:
+            raise BudgetError(f"budget={self.ms}ms: must be positive")
+
+    @property
+    def limit(self) -> float:
+        return self.ms
+
+    def cost_of(self, config, macs: FastMacs | None = None) -> float:
+        return self.predictor.predict_ms(config)
+
+    def axis(self) -> tuple[float, str]:
+        h = self.predictor.table.header
+        return 1.0, f"predicted latency (ms; {h.runtime}, {h.threads} thread(s))"
+
+    def __str__(self) -> str:
+        return f"{self.ms:g}ms (predicted latency)"
+
+
+def parse_latency_ms(text: str | float | int) -> float:
+    """``'40ms'`` -> 40.0, ``'0.04s'`` -> 40.0, ``'500us'`` -> 0.5, ``40`` -> 40.0 (ms)."""
+    if isinstance(text, int | float):
+        return float(text)
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*(us|ms|s)?\s*", str(text))
+    if not match:
+        raise BudgetError(
+            f"budget={text!r}: a latency budget is a time with an optional unit us, ms or s "
+            "(e.g. 40ms); a MACs budget (e.g. 5.0G) needs convention=true or paper"
+        )
+    return float(match.group(1)) * _TIME_UNITS[match.group(2) or "ms"]
 
 
 def parse_macs(text: str | float | int) -> float:
@@ -65,8 +129,18 @@ def parse_macs(text: str | float | int) -> float:
     return float(match.group(1)) * _UNITS[match.group(2)]
 
 
-def check_reachable(budget: Budget, smallest: FastMacs) -> None:
-    """Refuse a budget below the smallest member of the space, naming what is reachable."""
+def check_reachable(budget: Budget | LatencyBudget, smallest: FastMacs, config=None) -> None:
+    """Refuse a budget below the smallest member of the space (``config``, whose MACs are
+    ``smallest``), naming what is reachable."""
+    if isinstance(budget, LatencyBudget):
+        floor = budget.cost_of(config)
+        if floor > budget.ms:
+            raise BudgetError(
+                f"budget {budget} is infeasible: the smallest member of the search space is "
+                f"predicted at {floor:.2f} ms by table {budget.predictor.table.path}; raise the "
+                "budget to at least that"
+            )
+        return
     floor = budget.measure(smallest)
     if floor > budget.macs:
         raise BudgetError(

@@ -30,6 +30,7 @@ from pathlib import Path
 import optuna
 
 from evaluators.latency import measure_latency
+from evaluators.latency_table import LatencyPredictor
 from evaluators.macs_fast import fast_macs
 from evaluators.proxies import Proxy, ProxyContext
 from models import build_model
@@ -41,7 +42,7 @@ from search.admission import (
     scored_trial_with_hash,
     worker_name,
 )
-from search.budget import Budget, check_reachable
+from search.budget import Budget, LatencyBudget, check_reachable
 from search.storage import make_storage
 from search.tables import WORST
 from search_space import arch_hash, get_preset, to_dict
@@ -55,10 +56,10 @@ PAPER_SEEDS = ("litepose_xs", "litepose_s", "litepose_m", "litepose_l")
 
 @dataclass
 class SearchSettings:
-    """``budgets``: name -> budget, all in one convention; the search's constraint is the widest
-    of them and each is served by its own best trial."""
+    """``budgets``: name -> budget, all in one convention (MACs or predicted latency); the
+    search's constraint is the widest of them and each is served by its own best trial."""
 
-    budgets: dict[str, Budget]
+    budgets: dict[str, Budget | LatencyBudget]
     run_dir: Path
     n_trials: int = 40
     storage: str | None = None
@@ -69,6 +70,9 @@ class SearchSettings:
     seed_paper_models: bool = False
     heartbeat_s: int = 10
     latency_runs: int = 0  # > 0: time each scored candidate (CPU, one thread, median of these)
+    # Predicted latency of every trial (column latency_pred_ms) from a per-layer latency table;
+    # a LatencyBudget carries its own.
+    predictor: LatencyPredictor | None = None
 
     def __post_init__(self) -> None:
         self.run_dir = Path(self.run_dir)
@@ -88,9 +92,9 @@ class SearchSettings:
             )
 
     @property
-    def widest(self) -> Budget:
+    def widest(self) -> Budget | LatencyBudget:
         """The search's constraint: every budget's candidates fit within it."""
-        return max(self.budgets.values(), key=lambda b: b.macs)
+        return max(self.budgets.values(), key=lambda b: b.limit)
 
     def described_budgets(self) -> dict[str, str]:
         return {name: str(b) for name, b in self.budgets.items()}
@@ -161,6 +165,7 @@ class SearchObjective:
         multi_objective: bool,
         n_trials: int | None = None,
         latency_runs: int = 0,
+        predictor: LatencyPredictor | None = None,
     ):
         self.space = space
         self.choices = space.choices()
@@ -170,6 +175,7 @@ class SearchObjective:
         self.multi_objective = multi_objective
         self.n_trials = n_trials
         self.latency_runs = latency_runs
+        self.predictor = predictor
 
     def __call__(self, trial: optuna.Trial):
         trial.set_user_attr("worker", worker_name())
@@ -179,14 +185,17 @@ class SearchObjective:
         genes = {name: trial.suggest_categorical(name, c) for name, c in self.choices.items()}
         config = self.space.decode(genes)
         macs = fast_macs(config)
-        measured = self.budget.measure(macs)
+        measured = self.budget.cost_of(config, macs)  # the second objective: MACs or latency
         digest = arch_hash(config)
         trial.set_user_attr("hash", digest)
         trial.set_user_attr("macs", macs.macs)
         trial.set_user_attr("macs_paper", macs.macs_paper)
         trial.set_user_attr("arch", json.dumps(to_dict(config)))
-        trial.set_constraint("macs", self.budget.violation(macs))
-        if self.budget.violation(macs) > 0:
+        if self.predictor is not None:
+            trial.set_user_attr("latency_pred_ms", self.predictor.predict_ms(config))
+        violation = self.budget.cost_of(config, macs) - self.budget.limit
+        trial.set_constraint("macs", violation)  # the budget's constraint, MACs or latency
+        if violation > 0:
             return self._values(WORST, measured)
         previous = scored_trial_with_hash(trial, digest)
         if previous is not None:
@@ -222,8 +231,11 @@ def run_search(
 ) -> optuna.Study:
     """Run (or continue) the study until ``n_trials`` trials have finished, all workers counted,
     or until a stop is requested (``training.interrupts``). Every budget must be reachable."""
+    smallest = space.smallest()
     for budget in settings.budgets.values():
-        check_reachable(budget, fast_macs(space.smallest()))
+        check_reachable(budget, fast_macs(smallest), smallest)
+    latency = [b.predictor for b in settings.budgets.values() if isinstance(b, LatencyBudget)]
+    predictor = settings.predictor or (latency[0] if latency else None)
     study = open_study(settings)
     if settings.seed_paper_models and not study.trials:
         for name in PAPER_SEEDS:
@@ -240,6 +252,7 @@ def run_search(
             settings.multi_objective,
             settings.n_trials,
             settings.latency_runs,
+            predictor,
         )
         stop = optuna.study.MaxTrialsCallback(settings.n_trials, states=FINISHED)
         try:

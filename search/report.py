@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from evaluators.figures import save_figure
-from search.budget import PAPER_BUDGETS, Budget
+from search.budget import PAPER_BUDGETS, Budget, LatencyBudget
 from search.calibration import ApEstimator
 from search.tables import WORST, best_within, pareto_front
 from search_space import from_dict, save_arch
@@ -47,7 +47,7 @@ STYLES = ("front", "points", "path")
 def plot_pareto(
     table: pd.DataFrame,
     objective: str,
-    budgets: dict[str, Budget],
+    budgets: dict[str, Budget | LatencyBudget],
     run_dir: Path,
     estimator: ApEstimator | None = None,
     truth: pd.Series | None = None,
@@ -59,7 +59,7 @@ def plot_pareto(
 def plot_runs(
     runs: list[Run],
     objective: str,
-    budgets: dict[str, Budget],
+    budgets: dict[str, Budget | LatencyBudget],
     run_dir: Path,
     estimator: ApEstimator | None = None,
     truth: pd.Series | None = None,
@@ -70,20 +70,21 @@ def plot_runs(
     budgets as vertical lines and, where a plotted architecture is in the ground truth (``truth``:
     trained AP by hash), its trained AP. Right, a panel of its own: the paper's published
     LitePose mAP against published GMACs. Writes ``<name>.png`` / ``.pdf``."""
-    convention = next(iter(budgets.values())).convention if budgets else "paper"
-    column = "macs_paper" if convention == "paper" else "macs"
+    first = next(iter(budgets.values()), None)
+    column = first.column if first else "macs_paper"  # MACs in the convention, or latency
+    scale, xlabel = first.axis() if first else (1e9, "GMACs (paper convention)")
     fig, (ax, paper) = plt.subplots(
         1, 2, figsize=(11.5, 4.8), gridspec_kw={"width_ratios": [3, 1.2]}
     )
     shown = []
     for index, run in enumerate(runs):
-        shown.append(_draw_run(ax, run, objective, column, estimator, f"C{index}"))
+        shown.append(_draw_run(ax, run, objective, column, scale, estimator, f"C{index}"))
     if estimator is not None and truth is not None and len(truth):
         drawn = pd.concat(shown, ignore_index=True).drop_duplicates("hash")
         known = drawn[drawn["hash"].isin(truth.index)]
         if not known.empty:
             ax.scatter(
-                known[column] / 1e9,
+                known[column] / scale,
                 truth.loc[known["hash"]].to_numpy(),
                 marker="*",
                 s=90,
@@ -92,16 +93,16 @@ def plot_runs(
                 label=f"trained AP of those in the ground truth ({len(known)})",
             )
     for budget_name, budget in budgets.items():
-        ax.axvline(budget.macs / 1e9, color="0.45", linestyle=":", lw=1)
+        ax.axvline(budget.limit / scale, color="0.45", linestyle=":", lw=1)
         ax.text(
-            budget.macs / 1e9,
+            budget.limit / scale,
             1.0,
             f" {budget_name}",
             transform=ax.get_xaxis_transform(),
             va="bottom",
             fontsize=8,
         )
-    ax.set_xlabel(f"GMACs ({convention} convention)")
+    ax.set_xlabel(xlabel)
     if estimator is not None:
         ax.set_ylabel(estimator.name, fontsize=8)
     else:
@@ -120,7 +121,9 @@ def plot_runs(
     return save_figure(fig, run_dir, name)
 
 
-def _draw_run(ax, run: Run, objective: str, column: str, estimator, color: str) -> pd.DataFrame:
+def _draw_run(
+    ax, run: Run, objective: str, column: str, scale: float, estimator, color: str
+) -> pd.DataFrame:
     """Draws ``run``; returns the rows drawn (scored, finished)."""
     if run.style not in STYLES:
         raise SettingError(f"style={run.style!r} (run {run.label!r}): must be one of {STYLES}")
@@ -131,11 +134,11 @@ def _draw_run(ax, run: Run, objective: str, column: str, estimator, color: str) 
         return estimator.estimate(rows[objective]) if estimator else rows[objective]
 
     if run.style == "path":
-        ax.plot(scored[column] / 1e9, y(scored), "o-", color=color, ms=4, label=run.label)
+        ax.plot(scored[column] / scale, y(scored), "o-", color=color, ms=4, label=run.label)
         return scored
     alpha = 0.35 if run.style == "front" else 0.8
     ax.scatter(
-        scored[column] / 1e9,
+        scored[column] / scale,
         y(scored),
         s=14,
         alpha=alpha,
@@ -145,7 +148,7 @@ def _draw_run(ax, run: Run, objective: str, column: str, estimator, color: str) 
     unscored = done[done[objective] <= WORST]
     if run.style == "front" and not unscored.empty:
         ax.plot(
-            unscored[column] / 1e9,
+            unscored[column] / scale,
             [0.0] * len(unscored),
             "|",
             color="0.5",
@@ -157,7 +160,7 @@ def _draw_run(ax, run: Run, objective: str, column: str, estimator, color: str) 
         front = pareto_front(run.table, objective, column)
         if not front.empty:
             ax.step(
-                front[column] / 1e9,
+                front[column] / scale,
                 y(front),
                 where="post",
                 color=color,
@@ -168,10 +171,16 @@ def _draw_run(ax, run: Run, objective: str, column: str, estimator, color: str) 
 
 
 def export_winners(
-    table: pd.DataFrame, objective: str, budgets: dict[str, Budget], run_dir: Path, exporter=None
+    table: pd.DataFrame,
+    objective: str,
+    budgets: dict[str, Budget | LatencyBudget],
+    run_dir: Path,
+    exporter=None,
 ) -> dict[str, Path | None]:
     """For each named budget, the best trial that fits it: ``exports/<name>/arch.json`` (with
-    its hash) and, when ``exporter(config, folder)`` is given, weights and ONNX."""
+    its hash) and, when ``exporter(config, folder)`` is given, weights and ONNX. Restrict
+    ``table`` first to export only within a further budget (a latency search: its feasible
+    trials)."""
     written: dict[str, Path | None] = {}
     for name, budget in budgets.items():
         row = best_within(table, objective, budget)
@@ -188,6 +197,7 @@ def export_winners(
                     objective: float(row[objective]),
                     "macs": int(row["macs"]),
                     "macs_paper": int(row["macs_paper"]),
+                    **_predicted_latency(row),
                     "budget": str(budget),
                 },
                 indent=2,
@@ -198,6 +208,11 @@ def export_winners(
             exporter(config, folder)
         written[name] = folder
     return written
+
+
+def _predicted_latency(row) -> dict[str, float]:
+    value = row.get("latency_pred_ms")
+    return {} if value is None or pd.isna(value) else {"latency_pred_ms": float(value)}
 
 
 def plot_proxy_ranking(

@@ -7,7 +7,7 @@ import math
 import optuna
 import pandas as pd
 
-from search.budget import Budget
+from search.budget import Budget, LatencyBudget
 
 WORST = -math.inf  # the score of an unscored (over-budget) trial
 
@@ -38,11 +38,12 @@ def trials_table(
             "macs_paper": t.user_attrs.get("macs_paper"),
             "params": t.user_attrs.get("params"),
             "latency_ms": t.user_attrs.get("latency_ms"),
+            "latency_pred_ms": t.user_attrs.get("latency_pred_ms"),
             "feasible": violation is not None and violation <= 0,
         }
         for name, budget in (budgets or {}).items():
             measured = t.user_attrs.get(budget.column)
-            row[feasible_column(name)] = measured is not None and measured <= budget.macs
+            row[feasible_column(name)] = measured is not None and measured <= budget.limit
         row |= {
             "state": t.state.name,
             objective_name: t.values[0] if t.values else None,
@@ -68,11 +69,11 @@ def pareto_front(table: pd.DataFrame, objective: str, macs_column: str = "macs")
     return pd.DataFrame(front)
 
 
-def best_within(table: pd.DataFrame, objective: str, budget: Budget):
+def best_within(table: pd.DataFrame, objective: str, budget: Budget | LatencyBudget):
     """The best finished, scored trial whose MACs (in the budget's convention) fit ``budget``;
     ties go to the fewer MACs. None when no scored trial fits."""
     column = budget.column
-    done = table[(table["state"] == "COMPLETE") & (table[column] <= budget.macs)]
+    done = table[(table["state"] == "COMPLETE") & (table[column] <= budget.limit)]
     done = done[done[objective] > WORST]
     if done.empty:
         return None
