@@ -29,7 +29,8 @@ from evaluators.latency_table import (
 )
 from evaluators.proxies import ProxyContext, get_proxy
 from search.budget import Budget, BudgetError, LatencyBudget, parse_latency_ms
-from search.driver import SearchSettings, best_within, run_search, trials_table
+from search.driver import SearchSettings, run_search
+from search.tables import best_within, trials_table
 from search_space import from_dict, get_preset
 from search_space.config import InvertedResidualConfig, LiteBranchConfig
 from search_space.errors import SettingError
@@ -193,9 +194,11 @@ def test_search_under_a_latency_budget_never_exports_a_member_over_it(tmp_path, 
     rng = np.random.default_rng(1)
     budget_ms = float(np.median([predictor.predict_ms(space.sample(rng)) for _ in range(30)]))
     budget = LatencyBudget(budget_ms, predictor)
-    settings = SearchSettings(budget=budget, run_dir=tmp_path / "driver", n_trials=16)
+    settings = SearchSettings(
+        budgets={"latency": budget}, run_dir=tmp_path / "driver", n_trials=16
+    )
     study = run_search(space, settings, get_proxy("params"), ProxyContext(), progress=False)
-    trials = trials_table(study, "params_score")
+    trials = trials_table(study, "params_score", {"latency": budget})
     assert trials["latency_pred_ms"].notna().all()  # every trial, feasible or not
     scored = trials[trials["params"].notna()]
     assert len(scored) and (scored["latency_pred_ms"] <= budget_ms).all()
@@ -209,7 +212,7 @@ def test_search_under_a_latency_budget_never_exports_a_member_over_it(tmp_path, 
     cfg = OmegaConf.structured(experiments.search.SearchConfig(
         budget=f"{budget_ms}ms", convention="latency", table=str(table.path), proxy="params",
         n_trials=6, run_dir=str(tmp_path / "cli"), latency_runs=0, progress=False,
-        seed_paper_models=False, export_budgets={"XS": "1.2G"},
+        seed_paper_models=False,
     ))  # fmt: skip
     run_dir = experiments.search.search(cfg)
     exports = sorted((run_dir / "exports").iterdir())
@@ -224,10 +227,11 @@ def test_search_under_a_latency_budget_never_exports_a_member_over_it(tmp_path, 
 
 
 def test_latency_search_settings_fail_clearly(tmp_path):
-    from experiments.search import SearchConfig, latency_predictor, parse_budget
+    from experiments.search import SearchConfig, latency_predictor, search_budgets
 
+    latency = OmegaConf.structured(SearchConfig(budget="40ms", convention="latency"))
     with pytest.raises(SettingError, match="convention=latency needs table="):
-        parse_budget("40ms", "latency", None)
+        search_budgets(latency, None)
     table = _synthetic_table(TINY["kernels"], tmp_path)  # not the default space
     cfg = OmegaConf.structured(SearchConfig(table=str(table.path)))
     with pytest.raises(LatencyTableError, match="measured for another search space.*supernet="):
