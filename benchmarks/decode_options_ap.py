@@ -46,7 +46,7 @@ from bottomup.transforms import resize_for_test, transform_keypoints  # noqa: E4
 from evaluators.keypoint_ap import evaluate_keypoints  # noqa: E402
 from evaluators.pose_eval import evaluate_model  # noqa: E402
 from experiments.data import load_datasets  # noqa: E402
-from models.io import load_standalone  # noqa: E402
+from posenets.io import load_standalone  # noqa: E402
 
 COLUMNS = ["score", "adjust", "AP", "AP50", "AP75", "AR"]
 

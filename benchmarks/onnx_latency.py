@@ -4,7 +4,7 @@
         [--runs 30] [--size 256]
 
 Each model is built (fresh weights: latency does not depend on them), exported with
-``models.io.export_onnx`` exactly as ``experiments.export`` and search exports do, and timed with
+``posenets.io.export_onnx`` exactly as ``experiments.export`` and search exports do, and timed with
 ``evaluators.latency`` (median of ``--runs`` single-image forwards after warm-up) in both
 runtimes at each thread count. Prints a pandas table with the speed-up of ONNX Runtime and exits
 non-zero if any is below ``--target`` (1.5x).
@@ -23,8 +23,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from evaluators.latency import measure_latency, measure_onnx_latency  # noqa: E402
 from evaluators.macs_fast import fast_macs  # noqa: E402
-from models import build_model  # noqa: E402
-from models.io import export_onnx  # noqa: E402
+from posenets import build_model  # noqa: E402
+from posenets.io import export_onnx  # noqa: E402
 from search_space import get_preset  # noqa: E402
 
 

@@ -34,8 +34,8 @@ from evaluators.macs_fast import fast_macs  # noqa: E402
 from evaluators.pose_eval import evaluate_model  # noqa: E402
 from experiments.data import load_datasets  # noqa: E402
 from experiments.export import export  # noqa: E402
-from models.io import ONNX_FILE, load_standalone  # noqa: E402
-from models.precision import PRECISIONS, precision_path  # noqa: E402
+from posenets.io import ONNX_FILE, load_standalone  # noqa: E402
+from posenets.precision import PRECISIONS, precision_path  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 AP_TARGET = 0.95

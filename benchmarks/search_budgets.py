@@ -4,7 +4,8 @@
         [--methods ...] [--save curves.json]     # or: --load a.json b.json (only the table)
 
 One search must serve the paper's XS / S / M / L budgets (paper convention). Compared, each with
-the same total number of trials and the driver's own objective (``search.driver.SearchObjective``,
+the same total number of trials and the driver's own objective
+(``arch_search.driver.SearchObjective``,
 no paper models enqueued), in-memory studies:
 
 - ``nsga2 (score, MACs)``: one study, NSGA-II on the score and the paper MACs, constrained to L
@@ -35,9 +36,9 @@ import numpy as np
 import optuna
 import pandas as pd
 
+from arch_search.budget import PAPER_BUDGETS, Budget
+from arch_search.driver import SearchObjective
 from evaluators.proxies import ProxyContext, get_proxy
-from search.budget import PAPER_BUDGETS, Budget
-from search.driver import SearchObjective
 from search_space.space import LitePoseSpace, largest_member_of
 
 BUDGETS = {name: Budget(macs, "paper") for name, macs in PAPER_BUDGETS.items()}

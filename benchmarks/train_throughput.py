@@ -17,7 +17,7 @@ import pandas as pd
 import torch
 
 from bottomup.losses import BottomUpLoss
-from models import build_model
+from posenets import build_model
 from search_space import get_preset
 
 

@@ -9,7 +9,7 @@ convention: ``out_quarter (N, K + K*D, h, w)`` (heatmaps, then joint-major tags 
 Everything is vectorised over images and persons: no Python loop over persons, so the loss costs
 the same whether a batch holds 2 or 30 people.
 
-:class:`DistillationLoss` compares a student's outputs with a fixed teacher's (``training/
+:class:`DistillationLoss` compares a student's outputs with a fixed teacher's (``posetrain/
 distillation.py`` runs the teacher): heatmaps everywhere, tags at the annotated joints.
 """
 

@@ -12,11 +12,11 @@ What a *layer* is comes from the layer plan (``search_space.plan.layer_plan``): 
 layer with its op, channels, kernel, stride, groups, padding and input size. Its *key* is the
 record without its name, inputs and output size (which follows from the rest), so two records
 that compute the same thing share one entry. Each key is timed as a one-layer module built from
-its records (``models.layers.static_module``: the modules ``build_model`` makes), on random
+its records (``posenets.layers.static_module``: the modules ``build_model`` makes), on random
 inputs of the record's shapes:
 
 * ``runtime="torch"``: eager PyTorch in eval / inference mode, ``threads`` intra-op threads;
-* ``runtime="onnxruntime"``: the layer exported (BN folded, as ``models.io.export_onnx`` does
+* ``runtime="onnxruntime"``: the layer exported (BN folded, as ``posenets.io.export_onnx`` does
   for whole networks) and run in an ONNX Runtime CPU session with all graph optimisations on and
   ``threads`` intra-op threads (``evaluators.latency.onnx_session``, as whole networks are).
 
@@ -310,9 +310,9 @@ class Unit:
 
     def build(self) -> nn.Module:
         """The unit as one module, of the modules ``build_model`` makes for its records
-        (``models.layers.static_module``): a ``nn.Sequential`` (so ``models.io.fold_batchnorm``
+        (``posenets.layers.static_module``): a ``nn.Sequential`` (so ``posenets.io.fold_batchnorm``
         folds its BN as in a whole-network export), after a sum for an ``add``."""
-        from models.layers import static_module
+        from posenets.layers import static_module
 
         first, *rest = self.layers
         tail = [static_module(layer) for layer in rest]
@@ -492,7 +492,7 @@ class _OnnxTimer:
         import warnings
 
         from evaluators.latency import onnx_session
-        from models.io import fold_batchnorm
+        from posenets.io import fold_batchnorm
 
         self.count += 1
         path = self.folder / f"layer{self.count}.onnx"
@@ -542,10 +542,10 @@ def measure_layers(
 ) -> Iterator[str]:
     """Time every spec whose key the table lacks, appending each row to the table's file as it
     is measured; yields each key measured. Stops between two layers when a SIGINT / SIGTERM is
-    requested (``training.interrupts``): what was measured stays in the file."""
+    requested (``posetrain.interrupts``): what was measured stays in the file."""
     from tqdm import tqdm
 
-    from training.interrupts import requested
+    from posetrain.interrupts import requested
 
     todo = [s for s in specs if s.key not in table.entries]
     h = table.header
@@ -566,10 +566,10 @@ def measure_network_us(
 ) -> float:
     """Measured whole-network latency (microseconds, median of ``runs`` after warm-up) under the
     same runtime and threads as a table: eager ``build_model`` for torch, the exported ONNX
-    (``models.io.export_onnx``, BN folded) for ONNX Runtime."""
+    (``posenets.io.export_onnx``, BN folded) for ONNX Runtime."""
     from evaluators.latency import measure_latency, measure_onnx_latency
-    from models import build_model
-    from models.io import export_onnx
+    from posenets import build_model
+    from posenets.io import export_onnx
 
     model = build_model(config).eval()
     if runtime == "torch":
@@ -672,7 +672,7 @@ def build_table(
     from tqdm import tqdm
 
     from evaluators.latency import check_clock
-    from training.interrupts import requested
+    from posetrain.interrupts import requested
 
     check_runtime(runtime, threads)
     check_clock(clock, threads)

@@ -18,7 +18,7 @@ import torch
 from fvcore.nn import FlopCountAnalysis
 from torch import nn
 
-from models import build_model
+from posenets import build_model
 from search_space.config import ArchConfig
 
 # A stride-2 transposed conv has 4x as many output as input pixels; the paper's counter charged

@@ -23,7 +23,7 @@ Zero-cost proxies here are adapted to the pose loss (heatmap MSE + associative e
   (Mellor et al. 2021), on the 1/4-resolution features' pre-activations of every ReLU.
 
 Proxies that train or load trained weights (``short_train``, ``supernet``) live in
-``search.trained_proxies``; the registry imports it the first time it is used.
+``arch_search.trained_proxies``; the registry imports it the first time it is used.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ import torch
 from torch import Tensor, nn
 
 from evaluators.macs_fast import fast_macs
-from models import build_model
+from posenets import build_model
 from search_space.config import ArchConfig
 from search_space.errors import UnknownNameError
 from search_space.resolution import IDENTITY, ResolutionRule
@@ -97,7 +97,7 @@ _PROXIES: dict[str, type[Proxy]] = {}
 # proxies of their own. The registry imports them on first use, never at import time, so that
 # what it holds does not depend on what the caller happened to import, and evaluators do not
 # pull in training or supernet code just to be imported.
-_LATER_STAGE_MODULES = ("search.trained_proxies",)
+_LATER_STAGE_MODULES = ("arch_search.trained_proxies",)
 
 
 def register_proxy(cls: type[Proxy]) -> type[Proxy]:

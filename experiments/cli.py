@@ -3,7 +3,7 @@
 Errors a user can fix (a bad arch field, a missing dataset path, a corrupt checkpoint, an
 infeasible budget) are one family, ``search_space.errors.UserError``, and already carry the field
 and the fix in their message; a traceback would only bury it: exit status 2. A SIGINT / SIGTERM
-honoured at a safe point (``training.interrupts``) says what was kept: exit status 128 + the
+honoured at a safe point (``posetrain.interrupts``) says what was kept: exit status 128 + the
 signal, as a shell reports it. Anything else is a bug and keeps its traceback.
 
 An entry point that writes a run folder names :class:`RunDirCheck` among its config's
@@ -24,9 +24,9 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 from omegaconf.errors import MissingMandatoryValue
 
-from models.io import OutputFolderError
+from posenets.io import OutputFolderError
+from posetrain.interrupts import Interrupted
 from search_space.errors import UserError
-from training.interrupts import Interrupted
 
 
 @contextmanager

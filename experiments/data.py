@@ -12,7 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from bottomup.datasets import SyntheticOptions, build_dataset
 from bottomup.datasets.coco_format import KeypointDataset
-from training.distributed import DistContext, barrier
+from posetrain.distributed import DistContext, barrier
 
 
 def synthetic_options(dataset: DictConfig) -> SyntheticOptions | None:

@@ -32,6 +32,8 @@ import torch
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
+from arch_search.ground_truth import Schedule
+from arch_search.records import JsonlRecords
 from evaluators.latency import measure_latency
 from evaluators.macs import count_params
 from evaluators.macs_fast import fast_macs
@@ -39,9 +41,7 @@ from experiments.cli import fail_clearly
 from experiments.deconv_figure import plot_deconv_ablation
 from experiments.sections import section_dataclass
 from experiments.tables import to_markdown
-from models import build_model
-from search.ground_truth import Schedule
-from search.records import JsonlRecords
+from posenets import build_model
 from search_space import SettingError, UnknownNameError, get_preset, list_presets, to_json
 from search_space.config import LitePoseConfig
 from search_space.resolution import ResolutionRule
@@ -67,7 +67,7 @@ class DeconvAblationConfig:
     threads: int | None = MISSING
     train: bool = MISSING
     seed: int = MISSING
-    schedule: dict[str, Any] = MISSING  # search.ground_truth.Schedule's fields
+    schedule: dict[str, Any] = MISSING  # arch_search.ground_truth.Schedule's fields
     resolution_rule: dict[str, Any] = MISSING  # search_space.resolution.ResolutionRule's fields
     run_dir: str = MISSING
     dataset: Any = None  # the config groups

@@ -22,8 +22,8 @@ from evaluators.pose_eval import evaluate_model
 from experiments.cli import fail_clearly
 from experiments.data import load_datasets
 from experiments.sections import section_dataclass
-from models import build_model
-from models.io import load_standalone
+from posenets import build_model
+from posenets.io import load_standalone
 from search_space import resolve_arch
 from search_space.errors import SettingError
 

@@ -16,13 +16,14 @@ Without, the network is freshly initialised (for deployment and latency checks).
 a ``model.pt`` or a standalone folder (``experiments.import_release`` writes one).
 
 ``precision=fp16`` / ``int8`` (or both: ``precision=[fp16,int8]``) also writes ``model.fp16.onnx``
-/ ``model.int8.onnx`` beside ``model.onnx`` (``models.precision``; docs/deployment.md has what each
+/ ``model.int8.onnx`` beside ``model.onnx`` (``posenets.precision``; docs/deployment.md has what
+each
 costs in AP and time). INT8 calibrates on ``calibration_images`` training images of ``dataset``
 (give the one the model was trained on), spread evenly over the split and preprocessed as at test
 time.
 
 The folder is written whole or not at all: built as a temporary sibling and renamed into place at
-the end (``models.io.staged_folder``). A non-empty ``out=`` is refused unless ``overwrite=true``,
+the end (``posenets.io.staged_folder``). A non-empty ``out=`` is refused unless ``overwrite=true``,
 which replaces it whole, so one folder never holds the files of two exports.
 """
 
@@ -37,21 +38,21 @@ import numpy as np
 from hydra.core.config_store import ConfigStore
 from torch import nn
 
+from arch_search.trained_proxies import SupernetProxy
 from bottomup.transforms import resize_for_test
 from evaluators.memory import check_memory
 from experiments.cli import fail_clearly
 from experiments.data import load_datasets
 from experiments.proxy_data import proxy_context
-from models import build_model
-from models.io import (
+from posenets import build_model
+from posenets.io import (
     ONNX_FILE,
     check_out_folder,
     load_standalone,
     staged_folder,
     write_standalone,
 )
-from models.precision import check_precision, convert
-from search.trained_proxies import SupernetProxy
+from posenets.precision import check_precision, convert
 from search_space import ArchConfig, resolve_arch
 from search_space.errors import SettingError
 from supernet.checkpoint import open_supernet

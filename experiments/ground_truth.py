@@ -3,7 +3,7 @@
     python -m experiments.ground_truth                       # the committed table, 2 workers
     python -m experiments.ground_truth workers=1 run_dir=outputs/gt n_stratified=4 n_above=1
 
-Picks the architectures (``search.ground_truth``: the LitePose presets, members stratified over
+Picks the architectures (``arch_search.ground_truth``: the LitePose presets, members stratified over
 paper-convention MACs up to ``cap_gmacs`` and a few above), trains each under one fixed schedule
 at its resolution gene scaled by ``resolution_rule`` (``search_space.resolution``), evaluates AP on
 the demo validation images and writes to ``run_dir``:
@@ -38,13 +38,8 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 from tqdm import tqdm
 
-from experiments.cli import fail_clearly
-from experiments.proxy_data import proxy_context
-from experiments.sections import section_dataclass
-from experiments.short_training import train_one
-from experiments.tables import to_markdown
-from search.budget import PAPER_BUDGETS
-from search.ground_truth import (
+from arch_search.budget import PAPER_BUDGETS
+from arch_search.ground_truth import (
     PlannedRun,
     Schedule,
     plan_architectures,
@@ -56,8 +51,13 @@ from search.ground_truth import (
     searched_archs,
     summarize,
 )
-from search.records import JsonlRecords
-from search.report import plot_ground_truth
+from arch_search.records import JsonlRecords
+from arch_search.report import plot_ground_truth
+from experiments.cli import fail_clearly
+from experiments.proxy_data import proxy_context
+from experiments.sections import section_dataclass
+from experiments.short_training import train_one
+from experiments.tables import to_markdown
 from search_space import to_json
 from search_space.resolution import ResolutionRule
 from search_space.space import LitePoseSpace, largest_member_of
@@ -82,7 +82,7 @@ class GroundTruthConfig:
     seeds: int = MISSING
     seed: int = MISSING
     pool_size: int = MISSING
-    schedule: dict[str, Any] = MISSING  # search.ground_truth.Schedule's fields
+    schedule: dict[str, Any] = MISSING  # arch_search.ground_truth.Schedule's fields
     resolution_rule: dict[str, Any] = MISSING  # search_space.resolution.ResolutionRule's fields
     searched: dict[str, str] = MISSING  # winner name -> its arch.json
     workers: int = MISSING

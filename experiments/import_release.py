@@ -11,7 +11,7 @@ without complaint whenever the tensor counts happened to agree. The joint count 
 read from the weights' output layers, so CrowdPose (14) and COCO (17) heads need no option.
 
 The file is read with ``torch.load(..., weights_only=True)``: a downloaded checkpoint is data and
-must not be able to run code. The folder is written whole (``models.io.staged_folder``); a
+must not be able to run code. The folder is written whole (``posenets.io.staged_folder``); a
 non-empty ``out=`` is refused unless ``overwrite=true``, which replaces it whole.
 """
 
@@ -27,13 +27,13 @@ from hydra.core.config_store import ConfigStore
 from torch import Tensor
 
 from experiments.cli import fail_clearly
-from models import build_model
-from models.checkpoint import CheckpointError, read_torch_file
-from models.io import check_out_folder, staged_folder, write_standalone
+from posenets import build_model
+from posenets.checkpoint import CheckpointError, read_torch_file
+from posenets.io import check_out_folder, staged_folder, write_standalone
 from search_space import ArchConfigError, LitePoseConfig, UserError, resolve_arch
 from search_space.errors import MissingFileError
 
-# The release's module names -> ours (models/litepose.py), applied in order to each key.
+# The release's module names -> ours (posenets/litepose.py), applied in order to each key.
 RELEASE_RENAMES: tuple[tuple[str, str], ...] = (
     (r"^first\.([01])\.", r"stem.\1."),  # stride-2 conv and depthwise conv: conv_bn blocks
     (r"^first\.2\.", "stem.2.0."),  # the 1x1 projection's conv and BN are separate entries there

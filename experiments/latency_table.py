@@ -23,8 +23,8 @@ from omegaconf import MISSING
 
 from evaluators.latency_table import build_table
 from experiments.cli import fail_clearly
+from posetrain.interrupts import Interrupted, requested, stop_on_signals
 from search_space.space import LitePoseSpace, largest_member_of
-from training.interrupts import Interrupted, requested, stop_on_signals
 
 
 @dataclass

@@ -5,7 +5,8 @@
 
 Each run is drawn in its style: ``front`` (its scored trials and their Pareto front), ``points``
 (scattered: random members, presets) or ``path`` (joined in row order). The y axis is the AP
-estimated from the runs' proxy (``search.calibration``: an isotonic fit of the proxy's scores on
+estimated from the runs' proxy (``arch_search.calibration``: an isotonic fit of the proxy's scores
+on
 the ground truth, or the supernet's recalibrated AP itself), the x axis GMACs in ``convention``;
 the budgets are vertical lines, architectures that were trained in the ground truth get their
 trained AP, and the paper's published mAP has a panel of its own. Every run must have been
@@ -27,10 +28,10 @@ import pandas as pd
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
+from arch_search.budget import parse_budgets
+from arch_search.calibration import ap_estimator, ground_truth_ap
+from arch_search.report import STYLES, Run, plot_runs
 from experiments.cli import fail_clearly
-from search.budget import parse_budgets
-from search.calibration import ap_estimator, ground_truth_ap
-from search.report import STYLES, Run, plot_runs
 from search_space.errors import SettingError
 
 SCORE_SUFFIX = "_score"

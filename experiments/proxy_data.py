@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from omegaconf import DictConfig
 
+from arch_search.trained_proxies import sample_batches
 from bottomup.losses import BottomUpLoss
 from bottomup.training_data import TrainingSamples
 from evaluators.proxies import ProxyContext
 from experiments.data import load_datasets
 from experiments.sections import loss_config
-from search.trained_proxies import sample_batches
 from search_space.resolution import IDENTITY, ResolutionRule
 
 CALIBRATION_BATCH = 8

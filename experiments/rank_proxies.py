@@ -32,15 +32,15 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 from tqdm import tqdm
 
+from arch_search.budget import PAPER_BUDGETS
+from arch_search.ground_truth import configs_of, load_table, run_records
+from arch_search.records import JsonlRecords
+from arch_search.report import plot_agreement, plot_proxy_ranking
 from evaluators.proxies import get_proxy, list_proxies
 from evaluators.rank_agreement import agreement, grouped_correlation, seed_ceiling
 from experiments.cli import fail_clearly
 from experiments.proxy_data import proxy_context
 from experiments.tables import to_markdown
-from search.budget import PAPER_BUDGETS
-from search.ground_truth import configs_of, load_table, run_records
-from search.records import JsonlRecords
-from search.report import plot_agreement, plot_proxy_ranking
 from search_space.errors import UnknownNameError
 from search_space.resolution import ResolutionRule
 

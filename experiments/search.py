@@ -44,6 +44,13 @@ import hydra
 import optuna
 from hydra.core.config_store import ConfigStore
 
+from arch_search.admission import finished_trials
+from arch_search.budget import LATENCY, LatencyBudget, parse_budgets, parse_latency_ms
+from arch_search.calibration import ap_estimator, ground_truth_ap
+from arch_search.driver import SearchSettings, run_search
+from arch_search.report import export_winners, plot_pareto, write_tables
+from arch_search.tables import objective_column, trials_table
+from arch_search.trained_proxies import SupernetProxy
 from evaluators.latency_table import (
     LatencyPredictor,
     LatencyTable,
@@ -57,20 +64,13 @@ from evaluators.proxies import ProxyContext, get_proxy, list_proxies
 from experiments.cli import fail_clearly
 from experiments.proxy_data import proxy_context
 from experiments.sections import section_dataclass
-from models import build_model
-from models.io import save_standalone
-from search.admission import finished_trials
-from search.budget import LATENCY, LatencyBudget, parse_budgets, parse_latency_ms
-from search.calibration import ap_estimator, ground_truth_ap
-from search.driver import SearchSettings, run_search
-from search.report import export_winners, plot_pareto, write_tables
-from search.tables import objective_column, trials_table
-from search.trained_proxies import SupernetProxy
+from posenets import build_model
+from posenets.io import save_standalone
+from posetrain.interrupts import Interrupted, requested, stop_on_signals
 from search_space import ArchConfigError, UnknownNameError
 from search_space.errors import SettingError
 from search_space.resolution import ResolutionRule
 from search_space.space import LitePoseSpace, largest_member_of
-from training.interrupts import Interrupted, requested, stop_on_signals
 
 
 @dataclass

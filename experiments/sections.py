@@ -15,8 +15,8 @@ from typing import TypeVar
 from omegaconf import DictConfig, OmegaConf
 
 from bottomup.losses import LossConfig
+from posetrain.trainer import TrainerConfig
 from search_space.errors import SettingError
-from training.trainer import TrainerConfig
 
 T = TypeVar("T")
 

@@ -10,9 +10,9 @@ import time
 
 from omegaconf import OmegaConf
 
+from arch_search.ground_truth import Schedule
+from arch_search.trained_proxies import ShortTrainProxy
 from experiments.proxy_data import proxy_context
-from search.ground_truth import Schedule
-from search.trained_proxies import ShortTrainProxy
 from search_space import from_json
 from search_space.resolution import ResolutionRule
 

@@ -12,7 +12,7 @@ from ``last.pt``. Checkpoints carry the architecture, so ``experiments.evaluate`
     python -m experiments.train +experiment=demo teacher=<run>/checkpoints/best.pt
 
 ``teacher=`` (a checkpoint of this command or a standalone folder) adds heatmap and tag
-distillation from that fixed network (``training/distillation.py``, ``docs/training.md``).
+distillation from that fixed network (``posetrain/distillation.py``, ``docs/training.md``).
 """
 
 from __future__ import annotations
@@ -30,12 +30,12 @@ from evaluators.pose_eval import evaluate_model
 from experiments.cli import fail_clearly
 from experiments.data import load_datasets
 from experiments.sections import loss_config, section_dataclass, trainer_config
-from models import build_model
+from posenets import build_model
+from posetrain.distillation import DistillationStep, check_teacher, fingerprint, load_teacher
+from posetrain.distributed import init_distributed, shutdown
+from posetrain.interrupts import stop_on_signals
+from posetrain.trainer import Trainer
 from search_space import resolve_arch, save_arch, to_dict
-from training.distillation import DistillationStep, check_teacher, fingerprint, load_teacher
-from training.distributed import init_distributed, shutdown
-from training.interrupts import stop_on_signals
-from training.trainer import Trainer
 
 
 def run(cfg: DictConfig) -> None:

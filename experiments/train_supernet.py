@@ -40,6 +40,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
+from arch_search.trained_proxies import sample_batches
 from bottomup.datasets.coco_format import KeypointDataset
 from bottomup.losses import BottomUpLoss
 from bottomup.training_data import TrainingSamples
@@ -49,9 +50,11 @@ from evaluators.pose_eval import evaluate_model
 from experiments.cli import fail_clearly
 from experiments.data import load_datasets
 from experiments.sections import loss_config, trainer_config
-from models import build_model
-from models.checkpoint import CheckpointError, load_checkpoint
-from search.trained_proxies import sample_batches
+from posenets import build_model
+from posenets.checkpoint import CheckpointError, load_checkpoint
+from posetrain.distributed import init_distributed, shutdown
+from posetrain.interrupts import stop_on_signals
+from posetrain.trainer import Trainer
 from search_space import ArchConfigError, LitePoseConfig, resolve_arch, to_dict
 from search_space.errors import SettingError
 from search_space.space import LitePoseSpace, largest_member_of
@@ -59,9 +62,6 @@ from supernet import LitePoseSupernet
 from supernet.checkpoint import SUPERNET_KEY, supernet_state
 from supernet.recalibrate import export_recalibrated
 from supernet.training import Phase, SandwichStep, check_phases, resolution_for_batch
-from training.distributed import init_distributed, shutdown
-from training.interrupts import stop_on_signals
-from training.trainer import Trainer
 
 
 def build_space(cfg: DictConfig, num_joints: int) -> LitePoseSpace:

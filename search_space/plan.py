@@ -34,7 +34,7 @@ concat     channel concatenation of ``inputs``
 ========== =====================================================================================
 
 ``output`` marks the records that are the network's outputs (0: the 1/4 output, 1: the 1/2
-output); ``zero_init`` the output convs that start near zero (``models.layers.init_output_conv``).
+output); ``zero_init`` the output convs that start near zero (``posenets.layers.init_output_conv``).
 """
 
 from __future__ import annotations

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from models.checkpoint import CheckpointError, load_checkpoint
+from posenets.checkpoint import CheckpointError, load_checkpoint
 from search_space import LitePoseConfig, from_dict, to_dict
 from search_space.space import LitePoseSpace
 from supernet.litepose_supernet import LitePoseSupernet

@@ -17,8 +17,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from models import build_model
-from models.layers import PlanRunner, build_modules, init_output_conv, static_module
+from posenets import build_model
+from posenets.layers import PlanRunner, build_modules, init_output_conv, static_module
 from search_space.config import LitePoseConfig
 from search_space.errors import ArchConfigError
 from search_space.plan import LITEPOSE_DECONV_KERNEL, Layer, layer_plan

@@ -25,11 +25,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from posetrain.steps import autocast_for
 from search_space.config import LitePoseConfig
 from search_space.errors import SettingError
 from search_space.space import Genes, LitePoseSpace
 from supernet.litepose_supernet import LitePoseSupernet
-from training.steps import autocast_for
 
 # The elastic dimensions a phase can open, named after their genes (``gene_dimension``).
 DIMENSIONS = ("kernel", "depth", "width", "branch")

@@ -73,7 +73,7 @@ def members(space, count: int) -> list:
 
 
 def make() -> dict:
-    from models import build_model
+    from posenets import build_model
     from search_space import get_preset, list_presets, to_dict
     from search_space.space import LitePoseSpace
     from supernet import LitePoseSupernet

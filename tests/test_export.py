@@ -11,9 +11,9 @@ import onnxruntime
 import pytest
 import torch
 
-from models import build_model
-from models.checkpoint import CheckpointError, save_checkpoint
-from models.io import (
+from posenets import build_model
+from posenets.checkpoint import CheckpointError, save_checkpoint
+from posenets.io import (
     OutputFolderError,
     export_onnx,
     fold_batchnorm,

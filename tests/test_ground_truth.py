@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from arch_search.ground_truth import plan_architectures, plan_runs
 from evaluators.macs_fast import fast_macs
-from search.ground_truth import plan_architectures, plan_runs
 from search_space import save_arch
 from search_space.space import LitePoseSpace, largest_member_of
 
@@ -90,7 +90,7 @@ def test_runner_writes_the_table_and_a_rerun_trains_only_what_is_missing(tmp_pat
 
 
 def test_a_partial_record_line_is_a_clear_error(tmp_path):
-    from search.ground_truth import run_records
+    from arch_search.ground_truth import run_records
 
     path = tmp_path / "records.jsonl"
     path.write_text('{"key": "a/seed0", "AP": 0.1}\n{"key": "b/se')

@@ -18,8 +18,8 @@ from experiments.import_release import (
     import_release,
     read_release_weights,
 )
-from models.checkpoint import CheckpointError
-from models.io import load_standalone
+from posenets.checkpoint import CheckpointError
+from posenets.io import load_standalone
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURE = REPO / "tests" / "data" / "release_litepose_xs"

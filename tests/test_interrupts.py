@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 import torch
 
-from models.checkpoint import load_checkpoint
+from posenets.checkpoint import load_checkpoint
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 REPO = Path(__file__).resolve().parents[1]

@@ -96,8 +96,8 @@ def test_cuda_is_synchronised_or_refused_clearly():
 
 
 def test_onnx_latency_of_an_exported_model(tmp_path):
-    from models import build_model
-    from models.io import export_onnx
+    from posenets import build_model
+    from posenets.io import export_onnx
     from search_space import get_preset
 
     config = get_preset("litepose_xs", input_size=64)

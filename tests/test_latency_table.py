@@ -15,6 +15,9 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
+from arch_search.budget import Budget, BudgetError, LatencyBudget, parse_latency_ms
+from arch_search.driver import SearchSettings, run_search
+from arch_search.tables import best_within, trials_table
 from evaluators.latency_table import (
     Entry,
     LatencyPredictor,
@@ -28,9 +31,6 @@ from evaluators.latency_table import (
     space_units,
 )
 from evaluators.proxies import ProxyContext, get_proxy
-from search.budget import Budget, BudgetError, LatencyBudget, parse_latency_ms
-from search.driver import SearchSettings, run_search
-from search.tables import best_within, trials_table
 from search_space import from_dict, get_preset
 from search_space.config import InvertedResidualConfig, LiteBranchConfig
 from search_space.errors import SettingError

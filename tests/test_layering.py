@@ -13,11 +13,11 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.mark.parametrize(
     "module, later",
     [
-        ("search_space", ("models", "training", "supernet", "evaluators", "search")),
-        ("search_space.plan", ("torch", "models", "training", "supernet", "evaluators")),
-        ("search_space.space", ("models", "training", "supernet", "evaluators", "search")),
-        ("models.io", ("training", "supernet", "evaluators", "search")),
-        ("evaluators.proxies", ("training", "supernet", "search")),
+        ("search_space", ("posenets", "posetrain", "supernet", "evaluators", "arch_search")),
+        ("search_space.plan", ("torch", "posenets", "posetrain", "supernet", "evaluators")),
+        ("search_space.space", ("posenets", "posetrain", "supernet", "evaluators", "arch_search")),
+        ("posenets.io", ("posetrain", "supernet", "evaluators", "arch_search")),
+        ("evaluators.proxies", ("posetrain", "supernet", "arch_search")),
     ],
 )
 def test_importing_a_stage_loads_no_later_stage(module, later):
@@ -56,7 +56,7 @@ def _imported_experiments_modules(path: Path) -> set[str]:
 def test_entry_points_are_found():
     """The check below is only as good as the entry points it knows."""
     entry_points = {p.stem for p in EXPERIMENTS.glob("*.py") if _is_entry_point(p)}
-    assert {"train", "train_supernet", "search", "ground_truth", "export"} <= entry_points
+    assert {"train", "train_supernet", "arch_search", "ground_truth", "export"} <= entry_points
     assert not {"cli", "sections", "data", "proxy_data", "short_training"} & entry_points
 
 

@@ -18,7 +18,7 @@ from search_space.plan import layer_plan
 
 
 def test_parameters_match_the_built_model():
-    from models import build_model
+    from posenets import build_model
 
     config = get_preset("litepose_xs", num_joints=14)
     built = sum(p.numel() for p in build_model(config).parameters())

@@ -5,8 +5,8 @@ import pytest
 import torch
 from branchy import branchy
 
-from models import build_model
-from models.io import fold_batchnorm
+from posenets import build_model
+from posenets.io import fold_batchnorm
 from search_space import get_preset, list_presets
 from search_space.random_arch import random_config
 

@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 from omegaconf import OmegaConf
 
+from arch_search.calibration import ap_estimator, ground_truth_ap
 from experiments.pareto import ParetoConfig, load_runs, overlay
-from search.calibration import ap_estimator, ground_truth_ap
 from search_space.errors import SettingError
 
 

@@ -6,7 +6,7 @@ import plan_outputs
 import pytest
 import torch
 
-from models import build_model
+from posenets import build_model
 from search_space import from_dict, get_preset, list_presets
 from search_space.plan import INPUT, OPS, layer_plan, output_names
 from search_space.random_arch import random_config

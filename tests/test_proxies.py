@@ -52,7 +52,7 @@ def test_registry_is_complete_whatever_was_imported():
     script = (
         "import sys\n"
         "from evaluators.proxies import get_proxy, list_proxies\n"
-        "assert 'search.trained_proxies' not in sys.modules\n"
+        "assert 'arch_search.trained_proxies' not in sys.modules\n"
         "assert {'short_train', 'supernet'} <= set(list_proxies()), list_proxies()\n"
         "print(type(get_proxy('short_train')).__name__)\n"
     )

@@ -702,16 +702,16 @@ def test_only_user_errors_get_one_line_a_bug_keeps_its_traceback(capsys):
 
 
 def test_every_error_an_entry_point_reports_is_a_user_error():
+    from arch_search.budget import BudgetError
     from bottomup.datasets import DatasetError
     from evaluators.coco_inputs import ResultsError
     from experiments.import_release import ReleaseImportError
     from experiments.shrink_training import StepTrainingError
-    from models.checkpoint import CheckpointError
-    from models.io import OutputFolderError
-    from search.budget import BudgetError
+    from posenets.checkpoint import CheckpointError
+    from posenets.io import OutputFolderError
+    from posetrain.trainer import TrainingDiverged
     from search_space import ArchConfigError, UserError
     from shrinking import ShrinkPathError
-    from training.trainer import TrainingDiverged
 
     family = (
         ArchConfigError,

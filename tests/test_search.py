@@ -13,9 +13,7 @@ import optuna
 import pandas as pd
 import pytest
 
-from evaluators.macs_fast import fast_macs
-from evaluators.proxies import ProxyContext, get_proxy
-from search.budget import (
+from arch_search.budget import (
     PAPER_BUDGETS,
     Budget,
     BudgetError,
@@ -23,9 +21,11 @@ from search.budget import (
     parse_budgets,
     parse_macs,
 )
-from search.driver import SearchSettings, run_search
-from search.report import export_winners
-from search.tables import best_within, feasible_column, pareto_front, trials_table
+from arch_search.driver import SearchSettings, run_search
+from arch_search.report import export_winners
+from arch_search.tables import best_within, feasible_column, pareto_front, trials_table
+from evaluators.macs_fast import fast_macs
+from evaluators.proxies import ProxyContext, get_proxy
 from search_space import arch_hash, from_dict
 from search_space.errors import SettingError
 from search_space.space import LitePoseSpace

@@ -10,7 +10,7 @@ from branchy import BLOCK, SIZE, with_branches
 
 from evaluators.macs import count_macs
 from evaluators.macs_fast import fast_macs
-from models import build_model
+from posenets import build_model
 from search_space import (
     ArchConfigError,
     InvertedResidualConfig,

@@ -11,7 +11,7 @@ from perturbed_supernet import perturbed_supernet
 
 from evaluators.macs import count_macs
 from evaluators.macs_fast import fast_macs
-from models.checkpoint import save_checkpoint
+from posenets.checkpoint import save_checkpoint
 from search_space import ArchConfigError, InvertedResidualConfig, LiteBranchConfig, get_preset
 from search_space.space import LitePoseSpace
 from supernet import LitePoseSupernet

@@ -5,8 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from models.checkpoint import load_checkpoint
-from models.io import load_standalone, save_standalone
+from posenets.checkpoint import load_checkpoint
+from posenets.io import load_standalone, save_standalone
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = [

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from models.checkpoint import load_checkpoint, save_checkpoint
+from posenets.checkpoint import load_checkpoint, save_checkpoint
 from search_space import get_preset
 from supernet.checkpoint import load_supernet, open_supernet
 

@@ -7,12 +7,12 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from arch_search.trained_proxies import ShortTrainProxy
 from evaluators.proxies import ProxyContext, get_proxy, list_proxies
 from experiments.proxy_data import proxy_context
 from experiments.search import SearchConfig, exporter, search_space
-from models.checkpoint import save_checkpoint
-from models.io import load_standalone
-from search.trained_proxies import ShortTrainProxy
+from posenets.checkpoint import save_checkpoint
+from posenets.io import load_standalone
 from search_space import ArchConfigError, get_preset
 from search_space.resolution import IDENTITY, ResolutionRule
 from search_space.space import LitePoseSpace, largest_member_of

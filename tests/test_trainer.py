@@ -11,9 +11,9 @@ import pytest
 import torch
 from conftest import torchrun
 
-from models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from training.sampler import ResumableSampler
-from training.trainer import Trainer, TrainerConfig, TrainingDiverged
+from posenets.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from posetrain.sampler import ResumableSampler
+from posetrain.trainer import Trainer, TrainerConfig, TrainingDiverged
 
 REPO = Path(__file__).resolve().parents[1]
 TOY = REPO / "tests" / "toy_training.py"

@@ -12,12 +12,12 @@ import torch
 from torch.utils.data import Dataset
 
 from bottomup.losses import BottomUpLoss
+from posetrain.distributed import init_distributed, shutdown
+from posetrain.trainer import Trainer, TrainerConfig
 from search_space.presets import litepose
 from search_space.space import LitePoseSpace
 from supernet import LitePoseSupernet
 from supernet.training import SandwichStep, resolution_for_batch
-from training.distributed import init_distributed, shutdown
-from training.trainer import Trainer, TrainerConfig
 
 K = 14
 RESOLUTIONS = (32, 64)

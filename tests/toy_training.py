@@ -15,8 +15,8 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from training.distributed import init_distributed, shutdown
-from training.trainer import Trainer, TrainerConfig
+from posetrain.distributed import init_distributed, shutdown
+from posetrain.trainer import Trainer, TrainerConfig
 
 
 class ToyNet(nn.Module):

@@ -4,7 +4,8 @@
 
 The teacher is any trained network with the student's output layout (joints and tag dimension):
 a ``checkpoints/*.pt`` of ``experiments.train`` or a standalone folder (``arch.json`` +
-``model.pt``), read by ``models.io.load_standalone``. It stays in eval mode, its weights frozen and
+``model.pt``), read by ``posenets.io.load_standalone``. It stays in eval mode, its weights frozen
+and
 outside the student's module tree (never in the student's checkpoint), and runs without autograd.
 A teacher made for another input size sees each batch resized to its size, and its maps are
 resized to the student's (bilinear, cell centres aligned, as ``bottomup.codec`` places cells).
@@ -23,11 +24,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from models.checkpoint import CheckpointError
-from models.io import load_standalone
+from posenets.checkpoint import CheckpointError
+from posenets.io import load_standalone
+from posetrain.steps import autocast_for
 from search_space import ArchConfig, arch_hash
 from search_space.errors import MissingFileError, SettingError
-from training.steps import autocast_for
 
 
 def load_teacher(path: str | Path) -> tuple[nn.Module, ArchConfig]:

@@ -8,15 +8,16 @@ an infeasible trial completes with the worst score so that the sampler learns wh
 lies. With ``multi_objective`` (the default) the study has two objectives, the score and the MACs
 in the budgets' convention, so the sampler (NSGA-II by default) spreads the trials along the whole
 front instead of crowding under the widest budget; each budget's winner is then read from the
-table (``search.tables.best_within``). A candidate whose canonical hash was already scored in
-this study (by any worker) reuses that score (``search.admission``).
+table (``arch_search.tables.best_within``). A candidate whose canonical hash was already scored in
+this study (by any worker) reuses that score (``arch_search.admission``).
 
-The study lives in an Optuna storage (``search.storage``: SQLite in the run folder by default, or
+The study lives in an Optuna storage (``arch_search.storage``: SQLite in the run folder by default,
+or
 any URL: a journal file, PostgreSQL for many workers) and remembers its budgets. Trials are counted
 across workers and restarts: running the same command again continues the study until
 ``n_trials`` trials have finished.
 
-A SIGINT / SIGTERM (inside ``training.interrupts.stop_on_signals``) lets the running trial finish,
+A SIGINT / SIGTERM (inside ``posetrain.interrupts.stop_on_signals``) lets the running trial finish,
 or fails it where the trial itself stops early (a trained proxy's trainer, a wait on another
 worker), and starts no other: ``run_search`` returns the study with every finished trial kept.
 """
@@ -29,12 +30,7 @@ from pathlib import Path
 
 import optuna
 
-from evaluators.latency import measure_latency
-from evaluators.latency_table import LatencyPredictor
-from evaluators.macs_fast import fast_macs
-from evaluators.proxies import Proxy, ProxyContext
-from models import build_model
-from search.admission import (
+from arch_search.admission import (
     FINISHED,
     SurplusTrial,
     admitted,
@@ -42,13 +38,18 @@ from search.admission import (
     scored_trial_with_hash,
     worker_name,
 )
-from search.budget import Budget, LatencyBudget, check_reachable
-from search.storage import make_storage
-from search.tables import WORST
+from arch_search.budget import Budget, LatencyBudget, check_reachable
+from arch_search.storage import make_storage
+from arch_search.tables import WORST
+from evaluators.latency import measure_latency
+from evaluators.latency_table import LatencyPredictor
+from evaluators.macs_fast import fast_macs
+from evaluators.proxies import Proxy, ProxyContext
+from posenets import build_model
+from posetrain.interrupts import Interrupted, requested
 from search_space import arch_hash, get_preset, to_dict
 from search_space.errors import SettingError
 from search_space.space import LitePoseSpace
-from training.interrupts import Interrupted, requested
 
 SAMPLERS = ("tpe", "nsga2", "random")  # random: uniform members, a baseline to plot against
 PAPER_SEEDS = ("litepose_xs", "litepose_s", "litepose_m", "litepose_l")
@@ -154,7 +155,7 @@ class SearchObjective:
 
     ``budget`` is the constraint (the widest budget); with ``multi_objective`` the trial's values
     are (score, MACs in the budget's convention). Several workers may share the study: see
-    ``search.admission`` for who runs and who scores."""
+    ``arch_search.admission`` for who runs and who scores."""
 
     def __init__(
         self,
@@ -230,7 +231,7 @@ def run_search(
     progress: bool = True,
 ) -> optuna.Study:
     """Run (or continue) the study until ``n_trials`` trials have finished, all workers counted,
-    or until a stop is requested (``training.interrupts``). Every budget must be reachable."""
+    or until a stop is requested (``posetrain.interrupts``). Every budget must be reachable."""
     smallest = space.smallest()
     for budget in settings.budgets.values():
         check_reachable(budget, fast_macs(smallest), smallest)

@@ -9,10 +9,10 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from arch_search.budget import PAPER_BUDGETS, Budget, LatencyBudget
+from arch_search.calibration import ApEstimator
+from arch_search.tables import WORST, best_within, pareto_front
 from evaluators.figures import save_figure
-from search.budget import PAPER_BUDGETS, Budget, LatencyBudget
-from search.calibration import ApEstimator
-from search.tables import WORST, best_within, pareto_front
 from search_space import from_dict, save_arch
 from search_space.errors import SettingError
 

@@ -25,8 +25,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from arch_search.records import JsonlRecords
 from evaluators.macs_fast import fast_macs
-from search.records import JsonlRecords
 from search_space import arch_hash, from_json, get_preset, load_arch, to_json
 from search_space.config import LitePoseConfig
 from search_space.errors import MissingFileError, SettingError

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import Tensor, nn
 
-from models.layers import PlanRunner, build_modules, init_output_conv
+from posenets.layers import PlanRunner, build_modules, init_output_conv
 from search_space.config import ArchConfig
 from search_space.plan import layer_plan
 

@@ -31,12 +31,12 @@ from torch.utils.data import DataLoader
 from bottomup.training_data import TrainingSamples
 from evaluators.pose_eval import evaluate_model
 from evaluators.proxies import Proxy, ProxyContext, register_proxy
-from models import build_model
+from posenets import build_model
+from posetrain.trainer import Trainer, TrainerConfig
 from search_space.config import ArchConfig
 from search_space.errors import ArchConfigError, SettingError
 from supernet.checkpoint import open_supernet
 from supernet.recalibrate import export_recalibrated
-from training.trainer import Trainer, TrainerConfig
 
 METRICS = ("AP", "loss")
 # Validation samples are keyed far from any training epoch, so their augmentation never

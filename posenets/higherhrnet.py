@@ -8,7 +8,7 @@ conv-BN-ReLU6, as in the LitePose release.
 
 from __future__ import annotations
 
-from models.network import PlanNetwork
+from posenets.network import PlanNetwork
 from search_space.config import HigherHRNetConfig
 
 

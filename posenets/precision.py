@@ -28,7 +28,7 @@ import onnx
 from search_space.errors import SettingError
 
 PRECISIONS = ("fp32", "fp16", "int8")
-INPUT_NAME = "image"  # models.io.export_onnx's input
+INPUT_NAME = "image"  # posenets.io.export_onnx's input
 
 
 def precision_path(onnx_path: str | Path, precision: str) -> Path:

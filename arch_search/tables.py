@@ -7,7 +7,7 @@ import math
 import optuna
 import pandas as pd
 
-from search.budget import Budget, LatencyBudget
+from arch_search.budget import Budget, LatencyBudget
 
 WORST = -math.inf  # the score of an unscored (over-budget) trial
 

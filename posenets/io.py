@@ -24,8 +24,8 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from models.builder import build_model
-from models.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from posenets.builder import build_model
+from posenets.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from search_space import ArchConfig, UserError, from_dict, save_arch, to_dict
 from search_space.errors import SettingError
 
@@ -130,7 +130,7 @@ def load_standalone(path: str | Path) -> tuple[nn.Module, ArchConfig]:
             "it is a supernet checkpoint: export a member first with `python -m "
             "experiments.export arch=<preset or file> out=<folder> supernet=<this file>`"
             if "supernet_arch" in state
-            else "write it with models.io.save_standalone or experiments.train"
+            else "write it with posenets.io.save_standalone or experiments.train"
         )
         raise CheckpointError(
             f"checkpoint {file} holds no architecture ('arch') and weights ('model'); {hint}"

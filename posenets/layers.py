@@ -4,7 +4,7 @@
 are ``nn.Sequential``, others ``nn.ModuleDict``), so the state-dict keys follow from the plan and
 match the LitePose / HigherHRNet releases layer for layer. ``PlanRunner`` runs a plan's records
 in order, each on the outputs of its ``inputs``, dropping a tensor after its last reader. The
-standalone networks (``models.litepose``, ``models.higherhrnet``) make static modules; the
+standalone networks (``posenets.litepose``, ``posenets.higherhrnet``) make static modules; the
 supernet makes elastic ones from its largest member's plan and runs the active member's plan.
 """
 

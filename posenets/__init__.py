@@ -5,6 +5,6 @@ Every model returns HigherHRNet-style outputs ``[out_quarter, out_half]``:
 ``out_half: (N, K, H/2, W/2)`` (heatmaps); ``config.output_channels`` gives both channel counts.
 """
 
-from models.builder import build_model
+from posenets.builder import build_model
 
 __all__ = ["build_model"]

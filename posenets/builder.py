@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from models.higherhrnet import HigherHRNet
-from models.litepose import LitePose
+from posenets.higherhrnet import HigherHRNet
+from posenets.litepose import LitePose
 from search_space.config import ArchConfig, HigherHRNetConfig, LitePoseConfig
 
 

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval, fuse_conv_bn_weights
 
-from models.network import PlanNetwork
+from posenets.network import PlanNetwork
 from search_space.config import LitePoseConfig
 
 
