@@ -56,7 +56,7 @@ def _imported_experiments_modules(path: Path) -> set[str]:
 def test_entry_points_are_found():
     """The check below is only as good as the entry points it knows."""
     entry_points = {p.stem for p in EXPERIMENTS.glob("*.py") if _is_entry_point(p)}
-    assert {"train", "train_supernet", "arch_search", "ground_truth", "export"} <= entry_points
+    assert {"train", "train_supernet", "search", "ground_truth", "export"} <= entry_points
     assert not {"cli", "sections", "data", "proxy_data", "short_training"} & entry_points
 
 
