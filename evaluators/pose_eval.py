@@ -67,6 +67,22 @@ def predict(
     return results
 
 
+def ap_evaluator(
+    dataset: KeypointDataset,
+    input_size: int,
+    tag_dim: int = 1,
+    flip: bool = True,
+    max_images: int | None = None,
+):
+    """The trainer's ``evaluate`` hook: a model -> its AP stats on ``dataset`` (see
+    ``evaluate_model``), as ``experiments.train`` and the standalone supernet reference use it."""
+
+    def evaluate(model: nn.Module) -> dict[str, float]:
+        return evaluate_model(model, dataset, input_size, tag_dim, flip, max_images).stats
+
+    return evaluate
+
+
 def evaluate_model(
     model: nn.Module,
     dataset: KeypointDataset,

@@ -26,7 +26,7 @@ from omegaconf import DictConfig
 from bottomup.losses import BottomUpLoss, DistillationConfig, DistillationLoss
 from bottomup.training_data import TrainingSamples
 from evaluators.memory import check_memory
-from evaluators.pose_eval import evaluate_model
+from evaluators.pose_eval import ap_evaluator
 from experiments.cli import fail_clearly
 from experiments.data import load_datasets
 from experiments.sections import loss_config, section_dataclass, trainer_config
@@ -58,16 +58,9 @@ def run(cfg: DictConfig) -> None:
     if ctx.is_main:
         save_arch(config, run_dir / "arch.json")
 
-    def evaluate(model):
-        ap = evaluate_model(
-            model,
-            val_set,
-            config.input_size,
-            config.tag_dim,
-            flip=cfg.eval_flip,
-            max_images=cfg.eval_max_images,
-        )
-        return ap.stats
+    evaluate = ap_evaluator(
+        val_set, config.input_size, config.tag_dim, cfg.eval_flip, cfg.eval_max_images
+    )
 
     losses = loss_config(cfg.loss)
     loss_fn = BottomUpLoss(config.num_joints, losses)

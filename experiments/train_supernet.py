@@ -46,7 +46,7 @@ from bottomup.losses import BottomUpLoss
 from bottomup.training_data import TrainingSamples
 from evaluators.macs import count_params
 from evaluators.macs_fast import fast_macs
-from evaluators.pose_eval import evaluate_model
+from evaluators.pose_eval import ap_evaluator, evaluate_model
 from experiments.cli import fail_clearly
 from experiments.data import load_datasets
 from experiments.sections import loss_config, trainer_config
@@ -252,16 +252,9 @@ def train_standalone(cfg: DictConfig, ctx, space: LitePoseSpace, train_set, val_
     config = space.largest_member()
     torch.manual_seed(settings.seed)  # the initial weights come from the seed, as in train
 
-    def evaluate(model: nn.Module) -> dict[str, float]:
-        stats = evaluate_model(
-            model,
-            val_set,
-            config.input_size,
-            config.tag_dim,
-            flip=cfg.eval_flip,
-            max_images=cfg.eval_max_images,
-        ).stats
-        return stats
+    evaluate = ap_evaluator(
+        val_set, config.input_size, config.tag_dim, cfg.eval_flip, cfg.eval_max_images
+    )
 
     trainer = Trainer(
         build_model(config),
