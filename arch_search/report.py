@@ -6,13 +6,12 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import pandas as pd
 
 from arch_search.budget import PAPER_BUDGETS, Budget, LatencyBudget
 from arch_search.calibration import ApEstimator
 from arch_search.tables import WORST, best_within, pareto_front
-from evaluators.figures import save_figure
+from evaluators.figures import save_figure, subplots
 from search_space import from_dict, save_arch
 from search_space.errors import SettingError
 
@@ -73,9 +72,7 @@ def plot_runs(
     first = next(iter(budgets.values()), None)
     column = first.column if first else "macs_paper"  # MACs in the convention, or latency
     scale, xlabel = first.axis() if first else (1e9, "GMACs (paper convention)")
-    fig, (ax, paper) = plt.subplots(
-        1, 2, figsize=(11.5, 4.8), gridspec_kw={"width_ratios": [3, 1.2]}
-    )
+    fig, (ax, paper) = subplots(1, 2, figsize=(11.5, 4.8), gridspec_kw={"width_ratios": [3, 1.2]})
     shown = []
     for index, run in enumerate(runs):
         shown.append(_draw_run(ax, run, objective, column, scale, estimator, f"C{index}"))
@@ -223,7 +220,7 @@ def plot_proxy_ranking(
     proxies = list(ranking["proxy"])
     columns = min(4, len(proxies))
     rows = -(-len(proxies) // columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(3.2 * columns, 2.8 * rows), squeeze=False)
+    fig, axes = subplots(rows, columns, figsize=(3.2 * columns, 2.8 * rows), squeeze=False)
     tau_column = "kendall_tau_vs_AP" if truth == "truth_AP" else "kendall_tau_vs_neg_loss"
     for ax, (_, row) in zip(axes.flat, ranking.iterrows(), strict=False):
         ax.scatter(scores[row["proxy"]], scores[truth], s=16)
@@ -240,7 +237,7 @@ def plot_proxy_ranking(
 def plot_ground_truth(table: pd.DataFrame, run_dir: Path) -> list[Path]:
     """Trained AP against paper GMACs, one dot per architecture (SD bars where it has seeds),
     coloured by the input size it was trained at; presets named. Writes ``ground_truth.png``."""
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    fig, ax = subplots(figsize=(6.4, 4.2))
     points = ax.scatter(
         table["gmacs_paper"], table["AP"], c=table["input_size"], cmap="viridis", s=22, zorder=3
     )
@@ -276,7 +273,7 @@ def plot_agreement(ranking: pd.DataFrame, run_dir: Path) -> list[Path]:
     scopes = [("whole", "whole table"), ("bands", "within budget bands (+-25%)")]
     whole = ranking[(ranking["scope"] == "whole") & (ranking["proxy"] != "seed ceiling")]
     order = list(whole.sort_values("tau")["proxy"])  # one row order for both panels
-    fig, axes = plt.subplots(1, 2, figsize=(9.6, 3.8), sharey=True)
+    fig, axes = subplots(1, 2, figsize=(9.6, 3.8), sharey=True)
     for ax, (scope, title) in zip(axes, scopes, strict=True):
         part = ranking[ranking["scope"] == scope]
         proxies = part.set_index("proxy").loc[order].reset_index()

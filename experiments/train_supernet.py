@@ -90,6 +90,7 @@ SANDWICH_KEYS = (
     "distill_start",
     "distill_ramp",
     "phases",
+    "smallest",
 )
 
 
@@ -126,6 +127,7 @@ def sandwich_step(cfg: DictConfig, net: LitePoseSupernet, space: LitePoseSpace, 
         distill_start=options.get("distill_start", 0),
         distill_ramp=options.get("distill_ramp", 0),
         phases=sandwich_phases(options.get("phases")),
+        smallest=bool(options.get("smallest", True)),
     )
 
 

@@ -23,7 +23,6 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
-import onnx
 
 from search_space.errors import SettingError
 
@@ -45,6 +44,7 @@ def check_precision(precision: str) -> None:
 
 def to_fp16(onnx_path: str | Path) -> Path:
     """Write the FP16 copy of ``onnx_path`` beside it; returns its path."""
+    import onnx  # 1.2 s to import (ml_dtypes): only the FP16 copy needs it
     from onnxruntime.transformers.float16 import convert_float_to_float16
 
     out = precision_path(onnx_path, "fp16")

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import pandas as pd
 
-from evaluators.figures import plot_ablation_ap, plot_ablation_macs, save_figure
+from evaluators.figures import plot_ablation_ap, plot_ablation_macs, save_figure, subplots
 
 
 def plot_shrinking(table: pd.DataFrame, out_dir: Path, title: str) -> list[Path]:
     """Writes ``shrink.png`` and ``shrink.pdf`` into ``out_dir``; returns their paths."""
-    fig, ax = plt.subplots(figsize=(7.0, 4.4))
+    fig, ax = subplots(figsize=(7.0, 4.4))
     if "AP" in table.columns:
         plot_ablation_ap(ax, table, "step", ap_label="final AP")
         if "best AP" in table.columns:

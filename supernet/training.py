@@ -1,10 +1,10 @@
 """Supernet training: the sandwich rule with in-place distillation, on the generic trainer.
 
-Each batch trains the largest subnet, the smallest, and ``num_random`` random members. The largest
-learns from the ground truth; every other subnet from the ground truth plus the largest's
-heatmaps (detached), which the BigNAS / OFA line found to train small subnets far better than
-the paper's one-random-subnet-per-step. Subnets are drawn from ``(seed, global step)``, so every
-DDP rank trains the same subnets on its shard and a resumed run draws exactly the subnets the
+Each batch trains the largest subnet, the smallest (optional), and ``num_random`` random members.
+The largest learns from the ground truth; every other subnet from the ground truth plus the
+largest's heatmaps (detached), which the BigNAS / OFA line found to train small subnets far better
+than the paper's one-random-subnet-per-step. Subnets are drawn from ``(seed, global step)``, so
+every DDP rank trains the same subnets on its shard and a resumed run draws exactly the subnets the
 interrupted one would have. Gradients of all subnets accumulate before one optimiser step; the
 trainer averages them over ranks itself (``manages_ddp``), so subnets that leave parameters
 unused need no ``find_unused_parameters``.
@@ -102,19 +102,21 @@ def sandwich_members(
     seed: int,
     global_step: int,
     open: tuple[str, ...] = DIMENSIONS,
+    with_smallest: bool = True,
 ) -> list[tuple[str, LitePoseConfig]]:
-    """``(slot, member)``: ``largest`` first (it is the teacher), then ``smallest``, then
-    ``random<i>``, varied in the ``open`` dimensions only; a member equal to an earlier one is
-    left out (with nothing open, only the largest). With every dimension open the draws are
-    those of ``space.sample``."""
+    """``(slot, member)``: ``largest`` first (it is the teacher), then ``smallest`` (unless
+    ``with_smallest`` is false), then ``random<i>``, varied in the ``open`` dimensions only; a
+    member equal to an earlier one is left out (with nothing open, only the largest). With every
+    dimension open the draws are those of ``space.sample``, the same whether or not the smallest
+    is trained."""
     rng = np.random.default_rng([seed, global_step])
     largest = space.encode(space.largest_member())
     smallest = {n: c[0] for n, c in space.choices().items()}
     drawn = [space.encode(space.sample(rng)) for _ in range(num_random)]
-    names = ["smallest"] + [f"random{i}" for i in range(num_random)]
+    named = [("smallest", smallest)] if with_smallest else []
+    named += [(f"random{i}", genes) for i, genes in enumerate(drawn)]
     members = [("largest", space.largest_member())] + [
-        (name, _restricted(space, genes, largest, open))
-        for name, genes in zip(names, [smallest, *drawn], strict=True)
+        (name, _restricted(space, genes, largest, open)) for name, genes in named
     ]
     size = members[0][1].input_size  # the batch decides the size, not the member
     shapes = [dataclasses.replace(c, input_size=size) for _, c in members]
@@ -127,9 +129,11 @@ def sandwich_subnets(
     seed: int,
     global_step: int,
     open: tuple[str, ...] = DIMENSIONS,
+    with_smallest: bool = True,
 ) -> list[LitePoseConfig]:
     """The members of ``sandwich_members``, without their slots."""
-    return [c for _, c in sandwich_members(space, num_random, seed, global_step, open)]
+    members = sandwich_members(space, num_random, seed, global_step, open, with_smallest)
+    return [c for _, c in members]
 
 
 def resolution_for_batch(resolutions: tuple[int, ...], seed: int):
@@ -154,6 +158,10 @@ class SandwichStep:
       is not yet a teacher worth copying), then its weight grows linearly to ``distill_weight``
       over ``distill_ramp`` steps.
     * ``phases``: progressive shrinking (``Phase``): which dimensions members vary in, by step.
+    * ``smallest``: false leaves the smallest member out of every step. The sandwich trains it
+      every step and a random member rarely, so members near the smallest end up better trained
+      than the members between the extremes; for ranking members (the ``supernet`` proxy) every
+      non-largest member should get the same share (docs/supernet.md).
     """
 
     manages_ddp = True
@@ -171,6 +179,7 @@ class SandwichStep:
         distill_start: int = 0,
         distill_ramp: int = 0,
         phases: Sequence[Phase] = (Phase(0),),
+        smallest: bool = True,
     ):
         if member_weight < 0 or distill_weight < 0:
             raise SettingError(
@@ -194,7 +203,9 @@ class SandwichStep:
         self.distill_ramp = distill_ramp
         self.phases = check_phases(phases)
         self.num_joints = supernet.largest.num_joints
-        self.names = ["largest", "smallest"] + [f"random{i}" for i in range(num_random)]
+        self.smallest = smallest
+        self.names = ["largest"] + (["smallest"] if smallest else [])
+        self.names += [f"random{i}" for i in range(num_random)]
 
     def distill_weight_at(self, global_step: int) -> float:
         if global_step < self.distill_start:
@@ -207,7 +218,9 @@ class SandwichStep:
 
     def members(self, global_step: int) -> list[tuple[str, LitePoseConfig]]:
         phase = phase_at(self.phases, global_step)
-        return sandwich_members(self.space, self.num_random, self.seed, global_step, phase.open)
+        return sandwich_members(
+            self.space, self.num_random, self.seed, global_step, phase.open, self.smallest
+        )
 
     def __call__(
         self, model: nn.Module, image: Tensor, targets: dict[str, Tensor], global_step: int

@@ -89,8 +89,15 @@ def saved():
 
 
 def _max_diff(ours, theirs) -> float:
+    """The largest difference relative to the saved output's scale (at least 1). The saved
+    outputs were computed on another CPU: its convolution kernels round float32 sums in another
+    order (differences of 6e-6 relative on outputs of magnitude 1000 measured on an AVX-512 / AMX
+    machine), while a wiring change moves outputs by their own scale."""
     assert [a.shape for a in ours] == [b.shape for b in theirs]
-    return max((a - b).abs().max().item() for a, b in zip(ours, theirs, strict=True))
+    return max(
+        (a - b).abs().max().item() / max(1.0, b.abs().max().item())
+        for a, b in zip(ours, theirs, strict=True)
+    )
 
 
 @pytest.mark.parametrize("name", list_presets())
@@ -103,9 +110,9 @@ def test_preset_outputs_unchanged(saved, name):
     torch.manual_seed(0)
     model = build_model(config)
     if not getattr(config, "has_branches", False):
-        assert _max_diff(plan_outputs.run(model), saved["presets"][name]["seeded"]) <= 1e-6
+        assert _max_diff(plan_outputs.run(model), saved["presets"][name]["seeded"]) <= 1e-5
     model.load_state_dict(plan_outputs.keyed_state(plan_outputs.shapes_of(model)))
-    assert _max_diff(plan_outputs.run(model), saved["presets"][name]["keyed"]) <= 1e-6
+    assert _max_diff(plan_outputs.run(model), saved["presets"][name]["keyed"]) <= 1e-5
 
 
 @pytest.mark.parametrize("name", plan_outputs.SUPERNETS)
@@ -117,5 +124,5 @@ def test_supernet_member_outputs_unchanged(saved, name):
     for row in entry["members"]:
         config = from_dict(row["config"])
         net.set_active(config)
-        assert _max_diff(plan_outputs.run(net), row["outputs"]) <= 1e-6
-        assert _max_diff(plan_outputs.run(net.export(config)), row["outputs"]) <= 1e-6
+        assert _max_diff(plan_outputs.run(net), row["outputs"]) <= 1e-5
+        assert _max_diff(plan_outputs.run(net.export(config)), row["outputs"]) <= 1e-5

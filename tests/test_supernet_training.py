@@ -78,6 +78,27 @@ def test_phases_open_only_their_dimensions():
     assert sandwich_subnets(space, 2, seed=0, global_step=5) == plain
 
 
+def test_without_the_smallest_the_same_random_members_are_trained():
+    """``smallest=False`` drops the smallest slot and nothing else: the random draws are those of
+    the plain rule at the same step, and the step logs no ``loss_smallest`` column."""
+    space = small_space()
+    for step in range(4):
+        plain = sandwich_members(space, 2, seed=0, global_step=step)
+        fair = sandwich_members(space, 2, seed=0, global_step=step, with_smallest=False)
+        assert [slot for slot, _ in fair][:1] == ["largest"]
+        assert "smallest" not in [slot for slot, _ in fair]
+        assert fair == [m for m in plain if m[0] != "smallest"]
+    net = LitePoseSupernet(space.largest)
+    sandwich = SandwichStep(net, space, BottomUpLoss(K), num_random=2, smallest=False)
+    assert sandwich.names == ["largest", "random0", "random1"]
+    batch = RandomPoseTargets()[(0, 0, 32)]
+    image = batch.pop("image")[None]
+    parts = sandwich(net, image, {k: v[None] for k, v in batch.items()}, global_step=0)
+    assert "loss_smallest" not in parts
+    trained = [parts[f"loss_{n}"] for n in sandwich.names]
+    assert torch.allclose(parts["loss"], sum(trained))
+
+
 def test_phase_and_distillation_schedules_are_functions_of_the_step():
     phases = check_phases([Phase(0, ()), Phase(10, ("kernel",)), Phase(20)])
     assert [phase_at(phases, s).open for s in (0, 9, 10, 19, 20, 10**6)] == [
