@@ -289,7 +289,7 @@ def plot_agreement(ranking: pd.DataFrame, run_dir: Path) -> list[Path]:
         ceiling = part.loc[part["proxy"] == "seed ceiling", "tau"]
         if len(ceiling):
             ax.axvline(float(ceiling.iloc[0]), ls="--", color="0.4", label="seed ceiling")
-            ax.legend(fontsize=8, loc="lower right")
+            ax.legend(fontsize=8, loc="upper left")  # the lowest-ranked proxy sits bottom right
         ax.axvline(0, color="0.7", lw=0.8)
         ax.set_xlim(-1, 1)
         ax.set_xlabel("Kendall tau vs trained AP (95% bootstrap CI)")
