@@ -6,6 +6,7 @@ before plotting anything."""
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,8 +14,11 @@ if TYPE_CHECKING:
     import matplotlib.pyplot as plt
 
 
+@cache
 def pyplot():
-    """``matplotlib.pyplot`` with the headless backend (reports are written by batch jobs)."""
+    """``matplotlib.pyplot`` with the headless backend (reports are written by batch jobs),
+    chosen once, on the first figure, as importing this module used to: later figures do not
+    switch a backend the caller chose since (a switch closes every open figure)."""
     import matplotlib
 
     matplotlib.use("Agg")
