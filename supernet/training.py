@@ -96,6 +96,13 @@ def _restricted(space: LitePoseSpace, genes: Genes, largest: Genes, open: tuple[
     )
 
 
+def member_slots(num_random: int, with_smallest: bool = True) -> list[str]:
+    """The slots of a step's members in training order: ``largest`` (the teacher), ``smallest``
+    unless left out, ``random<i>``; ``metrics.csv`` has a ``loss_<slot>`` column for each."""
+    fixed = ["largest", "smallest"] if with_smallest else ["largest"]
+    return fixed + [f"random{i}" for i in range(num_random)]
+
+
 def sandwich_members(
     space: LitePoseSpace,
     num_random: int,
@@ -113,10 +120,11 @@ def sandwich_members(
     largest = space.encode(space.largest_member())
     smallest = {n: c[0] for n, c in space.choices().items()}
     drawn = [space.encode(space.sample(rng)) for _ in range(num_random)]
-    named = [("smallest", smallest)] if with_smallest else []
-    named += [(f"random{i}", genes) for i, genes in enumerate(drawn)]
+    others = ([smallest] if with_smallest else []) + drawn
+    slots = member_slots(num_random, with_smallest)
     members = [("largest", space.largest_member())] + [
-        (name, _restricted(space, genes, largest, open)) for name, genes in named
+        (slot, _restricted(space, genes, largest, open))
+        for slot, genes in zip(slots[1:], others, strict=True)
     ]
     size = members[0][1].input_size  # the batch decides the size, not the member
     shapes = [dataclasses.replace(c, input_size=size) for _, c in members]
@@ -204,8 +212,7 @@ class SandwichStep:
         self.phases = check_phases(phases)
         self.num_joints = supernet.largest.num_joints
         self.smallest = smallest
-        self.names = ["largest"] + (["smallest"] if smallest else [])
-        self.names += [f"random{i}" for i in range(num_random)]
+        self.names = member_slots(num_random, smallest)
 
     def distill_weight_at(self, global_step: int) -> float:
         if global_step < self.distill_start:
