@@ -18,8 +18,10 @@ import hydra
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
-from bottomup.datasets.cache import build_once
+from bottomup.datasets.cache import FolderNotWritable, build_once
+from bottomup.datasets.coco_format import DatasetError
 from bottomup.datasets.synthetic import SyntheticOptions, ensure_synthetic, generate
+from experiments.cli import fail_clearly
 
 _HINTS = typing.get_type_hints(SyntheticOptions)
 # The schema is SyntheticOptions' fields plus where to write, so a new option or a typo in an
@@ -41,15 +43,20 @@ def run(cfg) -> str:
     options = SyntheticOptions(**values)
     if out is None:
         return str(ensure_synthetic(options, progress=progress))
-    folder = build_once(
-        out, lambda tmp: generate(options, tmp, progress=progress), dataclasses.asdict(options)
-    )
+    try:
+        folder = build_once(
+            out, lambda tmp: generate(options, tmp, progress=progress), dataclasses.asdict(options)
+        )
+    except FolderNotWritable as err:
+        message = f"out={out}: cannot write there ({err.reason}); give a writable out="
+        raise DatasetError(message) from None
     return str(folder)
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="make_synthetic")
 def main(cfg) -> None:
-    print(f"synthetic dataset ready: {run(cfg)}")
+    with fail_clearly("make_synthetic"):
+        print(f"synthetic dataset ready: {run(cfg)}")
 
 
 if __name__ == "__main__":

@@ -2,20 +2,12 @@
 
 import json
 import subprocess
-import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+import commands
 
 
 def _run(*overrides: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "experiments.describe", *overrides],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return commands.run("describe", *overrides, timeout=300)
 
 
 def test_json_lines_have_the_contract_keys():

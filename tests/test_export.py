@@ -2,9 +2,9 @@
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
+import commands
 import numpy as np
 import onnx
 import onnxruntime
@@ -30,13 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _export(*overrides: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "experiments.export", *overrides],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return commands.run("export", *overrides, timeout=300)
 
 
 def test_export_from_supernet_checkpoint_matches_supernet(tmp_path):

@@ -3,9 +3,9 @@ is finished (tiny architectures, one training step each)."""
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
+import commands
 import numpy as np
 import pandas as pd
 
@@ -14,7 +14,6 @@ from evaluators.macs_fast import fast_macs
 from search_space import save_arch
 from search_space.space import LitePoseSpace, largest_member_of
 
-REPO = Path(__file__).resolve().parents[1]
 SPACE = LitePoseSpace(largest=largest_member_of("litepose_supernet_multibranch", num_joints=14))
 
 
@@ -49,10 +48,7 @@ def _run(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess:
         "dataset.synthetic.num_val=2", f"dataset.root={tmp_path / 'data'}",
         f"run_dir={tmp_path / 'gt'}", "progress=false",
     ]  # fmt: skip
-    return subprocess.run(
-        [sys.executable, "-m", "experiments.ground_truth", *tiny, *extra],
-        cwd=REPO, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+    return commands.run("ground_truth", *tiny, *extra, timeout=600)
 
 
 def test_runner_writes_the_table_and_a_rerun_trains_only_what_is_missing(tmp_path):

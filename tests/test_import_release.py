@@ -4,9 +4,9 @@ release_litepose_xs/SOURCE.md)."""
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
+import commands
 import numpy as np
 import onnxruntime
 import pytest
@@ -28,13 +28,7 @@ WEIGHTS = FIXTURE / "ref_litepose_xs_state_dict.pth"
 
 
 def _import(*overrides: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "experiments.import_release", *overrides],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return commands.run("import_release", *overrides, timeout=300)
 
 
 @pytest.fixture(scope="module")

@@ -7,11 +7,11 @@ stopped by SIGINT or SIGTERM keeps and tabulates its finished trials.
 
 import signal
 import subprocess
-import sys
 import time
 from datetime import datetime
 from pathlib import Path
 
+import commands
 import optuna
 import pandas as pd
 import pytest
@@ -20,7 +20,6 @@ import torch
 from posenets.checkpoint import load_checkpoint
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
-REPO = Path(__file__).resolve().parents[1]
 STEPS = 8
 TRAIN = [
     "input_size=64",
@@ -48,24 +47,17 @@ SUPERNET = [
 ]
 
 
-def _train(run_dir: Path, data: Path, command: str = "train") -> subprocess.Popen:
+def _train(run_dir: Path, data: Path, command: str = "train") -> commands.Started:
     options = TRAIN if command == "train" else SUPERNET
-    return subprocess.Popen(
-        [sys.executable, "-m", f"experiments.{command}", f"run_dir={run_dir}"]
-        + [f"dataset.root={data}", *options],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    return commands.start(command, f"run_dir={run_dir}", f"dataset.root={data}", *options)
 
 
-def _finish(proc: subprocess.Popen) -> subprocess.CompletedProcess:
+def _finish(proc: commands.Started) -> subprocess.CompletedProcess:
     out, err = proc.communicate(timeout=300)
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
-def _when_checkpointed(proc: subprocess.Popen, run_dir: Path, timeout: float = 120) -> None:
+def _when_checkpointed(proc: commands.Started, run_dir: Path, timeout: float = 120) -> None:
     """Wait until the run has written its first ``last.pt`` (step 2 of 8)."""
     last = run_dir / "checkpoints" / "last.pt"
     deadline = time.monotonic() + timeout
@@ -161,7 +153,7 @@ def _trials(run_dir: Path) -> list:
 
 
 def _when_scoring(
-    proc: subprocess.Popen, run_dir: Path, finished: int, timeout: float = 120
+    proc: commands.Started, run_dir: Path, finished: int, timeout: float = 120
 ) -> int:
     """Wait until ``finished`` trials are done and another has reached its proxy: its number."""
     deadline = time.monotonic() + timeout
@@ -193,13 +185,8 @@ def test_interrupted_search_keeps_its_finished_trials(tmp_path, sig, overrides, 
     """The running trial finishes (a quick proxy) or fails (a proxy that trains, stopped after a
     step); no other starts; the tables hold every trial; exit 128 + signal, one line."""
     run_dir = tmp_path / "search"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "experiments.search", f"run_dir={run_dir}"]
-        + [f"dataset.root={tmp_path / 'data'}", *SEARCH, *overrides],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    proc = commands.start(
+        "search", f"run_dir={run_dir}", f"dataset.root={tmp_path / 'data'}", *SEARCH, *overrides
     )
     finished = 1 if trial_ends == "COMPLETE" else 0
     running = _when_scoring(proc, run_dir, finished)

@@ -1,15 +1,12 @@
 """AP evaluators: golden numbers exactly, ground truth fed back, clear errors, the CLI."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
+import commands
 import pytest
 
 from evaluators.keypoint_ap import ResultsError, evaluate_keypoints
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def _fed_back(gt_path: Path, keep) -> list[dict]:
@@ -112,13 +109,7 @@ def test_bad_files_get_clear_errors(tmp_path, coco):
 
 
 def _score(*overrides):
-    return subprocess.run(
-        [sys.executable, "-m", "experiments.score", *overrides],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return commands.run("score", *overrides, timeout=120)
 
 
 def test_score_cli_json_and_table(crowdpose, coco):

@@ -1,9 +1,8 @@
 """The memory estimate from the layer plan, and the entry points that refuse what it rules out."""
 
-import subprocess
-import sys
 from dataclasses import replace
 
+import commands
 import pytest
 
 from evaluators.memory import (
@@ -47,16 +46,10 @@ def test_refusal_names_the_estimate_the_limit_and_the_fix():
 
 
 def test_train_refuses_an_oversized_batch_before_making_data(tmp_path):
-    out = subprocess.run(
-        [
-            sys.executable, "-m", "experiments.train", "model=higherhrnet_w32",
-            "trainer.batch_size=100000", f"run_dir={tmp_path / 'run'}",
-            f"dataset.root={tmp_path / 'data'}",
-        ],  # fmt: skip
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    out = commands.run(
+        "train", "model=higherhrnet_w32", "trainer.batch_size=100000",
+        f"run_dir={tmp_path / 'run'}", f"dataset.root={tmp_path / 'data'}", timeout=120,
+    )  # fmt: skip
     assert out.returncode == 2, out.stderr
     assert "needs about" in out.stderr and "trainer.batch_size" in out.stderr
     assert not (tmp_path / "data").exists()

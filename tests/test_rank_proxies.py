@@ -2,15 +2,13 @@
 hand-made table, within bands too, and its resume."""
 
 import subprocess
-import sys
 from pathlib import Path
 
+import commands
 import pandas as pd
 import pytest
 
 from search_space import arch_hash, get_preset, to_json
-
-REPO = Path(__file__).resolve().parents[1]
 
 # True MACs order: XS < S < M < L. Trained AP (made up): M beats L, so `macs` gets 5 of 6 pairs
 # right over the whole table (tau 4/6). The paper GMACs column puts S, M and L in the S band
@@ -41,10 +39,7 @@ def _run(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess:
         "dataset.synthetic.num_train=4", "dataset.synthetic.num_val=2",
         f"dataset.root={tmp_path / 'data'}", f"run_dir={tmp_path / 'run'}", "progress=false",
     ]  # fmt: skip
-    return subprocess.run(
-        [sys.executable, "-m", "experiments.rank_proxies", *tiny, *extra],
-        cwd=REPO, capture_output=True, text=True, timeout=600,
-    )  # fmt: skip
+    return commands.run("rank_proxies", *tiny, *extra, timeout=600)
 
 
 def test_taus_intervals_and_bands_of_a_hand_made_table_and_resume(tmp_path):

@@ -9,11 +9,11 @@ import json
 import os
 import re
 import subprocess
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import commands
 import pytest
 import torch
 
@@ -538,6 +538,19 @@ USER_ERRORS = [
         r"out=/proc/posearch/out: cannot write there",
     ),
     Case(
+        "make_synthetic into a folder that cannot be made",
+        "make_synthetic",
+        lambda f: ["out=/proc/posearch/data"],
+        r"out=/proc/posearch/data: cannot write there \(.*\); give a writable out=$",
+    ),
+    Case(
+        "train with a synthetic dataset root that cannot be made",
+        "train",
+        lambda f: ["dataset.root=/proc/posearch/data", f"run_dir={f / 'run'}"],
+        r"dataset.root=/proc/posearch/data: cannot write the synthetic dataset there \(.*\); "
+        r"give a writable dataset.root=$",
+    ),
+    Case(
         "score without its mandatory ground truth",
         "score",
         lambda f: [f"results={COCO_DETS}"],
@@ -653,13 +666,7 @@ CASES = SCORING + UNTRUSTED + EXPORT + USER_ERRORS + MORE_USER_ERRORS + RUN_DIRS
 
 
 def _run(command: str, overrides: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", f"experiments.{command}", *overrides],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return commands.run(command, *overrides, timeout=300)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])

@@ -3,11 +3,10 @@ resume after a kill, contract files, errors."""
 
 import json
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
+import commands
 import numpy as np
 import optuna
 import pandas as pd
@@ -30,7 +29,6 @@ from search_space import arch_hash, from_dict
 from search_space.errors import SettingError
 from search_space.space import LitePoseSpace
 
-REPO = Path(__file__).resolve().parents[1]
 SPACE = LitePoseSpace()
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -146,24 +144,16 @@ def test_mixed_conventions_and_empty_budgets_are_refused(tmp_path):
 
 def _run_cli(
     run_dir: Path | str, n_trials: int, *overrides: str, multirun: bool = False
-) -> subprocess.Popen:
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "experiments.search",
-            *(["--multirun"] if multirun else []),
-            f"run_dir={run_dir}",
-            f"n_trials={n_trials}",
-            "proxy=params",
-            "progress=false",
-            "budgets={XS:1.2G,S:5.0G}",
-            *overrides,
-        ],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+) -> commands.Started:
+    return commands.start(
+        "search",
+        *(["--multirun"] if multirun else []),
+        f"run_dir={run_dir}",
+        f"n_trials={n_trials}",
+        "proxy=params",
+        "progress=false",
+        "budgets={XS:1.2G,S:5.0G}",
+        *overrides,
     )
 
 

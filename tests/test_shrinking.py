@@ -3,9 +3,8 @@
 import dataclasses
 import json
 import subprocess
-import sys
-from pathlib import Path
 
+import commands
 import pandas as pd
 import pytest
 
@@ -23,8 +22,6 @@ from shrinking import (
     get_path,
     list_paths,
 )
-
-REPO = Path(__file__).resolve().parents[1]
 
 # Published paper-convention GMACs and the tolerance the reproduction must meet.
 PAPER_GMACS = {
@@ -224,13 +221,7 @@ def test_generate_path_rejects_bad_inputs():
 
 
 def _run(*overrides: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "experiments.shrink", *overrides],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return commands.run("shrink", *overrides, timeout=300)
 
 
 def test_json_lines_have_the_contract_keys():

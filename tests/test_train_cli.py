@@ -2,13 +2,12 @@
 
 import json
 import subprocess
-import sys
-from pathlib import Path
+
+import commands
 
 from posenets.checkpoint import load_checkpoint
 from posenets.io import load_standalone, save_standalone
 
-REPO = Path(__file__).resolve().parents[1]
 TINY = [
     "input_size=64",
     "trainer.epochs=1",
@@ -24,13 +23,7 @@ TINY = [
 
 
 def _run(module: str, *overrides: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", module, *overrides],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    return commands.run(module.removeprefix("experiments."), *overrides, timeout=300)
 
 
 def test_tiny_training_then_evaluation(tmp_path):

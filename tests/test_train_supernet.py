@@ -3,16 +3,15 @@
 import csv
 import math
 import subprocess
-import sys
 from pathlib import Path
 
+import commands
 import torch
 
 from posenets.checkpoint import load_checkpoint, save_checkpoint
 from search_space import get_preset
 from supernet.checkpoint import load_supernet, open_supernet
 
-REPO = Path(__file__).resolve().parents[1]
 TINY = [
     "threads=1",
     "space.resolutions=[32,64]",
@@ -35,19 +34,12 @@ PHASES = "sandwich.phases=[{start:0,open:[]},{start:1,open:[kernel,depth,width,b
 
 
 def _train(tmp_path: Path, *overrides: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "experiments.train_supernet",
-            f"run_dir={tmp_path / 'run'}",
-            f"dataset.root={tmp_path / 'data'}",
-            *TINY,
-            *overrides,
-        ],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
+    return commands.run(
+        "train_supernet",
+        f"run_dir={tmp_path / 'run'}",
+        f"dataset.root={tmp_path / 'data'}",
+        *TINY,
+        *overrides,
         timeout=300,
     )
 

@@ -15,7 +15,17 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from bottomup.datasets.coco_format import DatasetError
+
 COMPLETE_MARKER = "COMPLETE.json"
+
+
+class FolderNotWritable(DatasetError):
+    """The place of a folder to build refuses it; callers name the setting that chose the place."""
+
+    def __init__(self, folder: Path, reason: str):
+        super().__init__(f"{folder}: cannot write there ({reason})")
+        self.folder, self.reason = folder, reason
 
 
 def is_complete(folder: Path) -> bool:
@@ -29,8 +39,11 @@ def build_once(target: str | Path, build: Callable[[Path], object], stamp: dict)
     target = Path(target)
     if is_complete(target):
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.building-", dir=target.parent))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.building-", dir=target.parent))
+    except OSError as err:
+        raise FolderNotWritable(target.parent, err.strerror or type(err).__name__) from None
     try:
         build(tmp)
         (tmp / COMPLETE_MARKER).write_text(json.dumps(stamp, indent=2, sort_keys=True) + "\n")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from bottomup.datasets.cache import FolderNotWritable
 from bottomup.datasets.coco_format import DatasetError, KeypointDataset
 from bottomup.datasets.synthetic import SyntheticOptions, ensure_synthetic
 
@@ -22,7 +23,14 @@ def build_dataset(
     ``synthetic.layout``; ``coco`` / ``crowdpose`` load a real dataset from ``root``."""
     if name == "synthetic":
         options = synthetic or SyntheticOptions()
-        folder = ensure_synthetic(options, cache_dir=root, progress=progress)
+        try:
+            folder = ensure_synthetic(options, cache_dir=root, progress=progress)
+        except FolderNotWritable as err:
+            key = "dataset.root" if root is not None else "POSEARCH_DATA"
+            raise DatasetError(
+                f"{key}={err.folder}: cannot write the synthetic dataset there ({err.reason}); "
+                f"give a writable {key}="
+            ) from None
         return KeypointDataset(folder, split, options.layout, only_with_persons)
     if name in ("coco", "crowdpose"):
         if root is None:

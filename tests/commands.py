@@ -1,0 +1,199 @@
+"""Entry points run the way a user runs them, ``python -m experiments.<command> overrides...``,
+without paying the interpreter's start-up for each run.
+
+A fresh ``python -m`` spends 3-4 s importing torch, Hydra, Optuna, pandas and posearch before it
+reads its first override, and the suite runs entry points about 150 times: that start-up was the
+larger part of the suite's time. Here each test worker keeps one warm process (multiprocessing's
+forkserver, single-threaded, so forking it is safe) that has imported what the entry points import,
+and every run is a fork of it that executes the command's module as ``__main__`` with its own
+argv, working directory, environment, stdout and stderr, runs the ``atexit`` hooks and exits with
+the command's status: what ``python -m`` does, minus the imports. The entry module itself is
+never imported ahead, so its module code runs in each run as it would in a fresh interpreter.
+
+What a warm fork cannot show (an import that fails in a fresh interpreter, start-up cost) is
+tested with real interpreters elsewhere (``test_layering``, ``test_proxies``); set
+``POSEARCH_TEST_FRESH_PYTHON=1`` to run every entry point in a fresh interpreter instead.
+"""
+
+from __future__ import annotations
+
+import atexit
+import importlib
+import multiprocessing
+import os
+import runpy
+import signal
+import subprocess
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+
+TESTS = Path(__file__).resolve().parent
+REPO = TESTS.parent
+FRESH = os.environ.get("POSEARCH_TEST_FRESH_PYTHON", "") not in ("", "0")
+ENTRY_POINTS = (
+    "deconv_ablation", "describe", "evaluate", "export", "ground_truth", "import_release",
+    "latency_table", "make_synthetic", "pareto", "rank_proxies", "score", "search", "shrink",
+    "train", "train_supernet",
+)  # fmt: skip
+
+
+def warm_up() -> None:
+    """Import what the entry points import, then forget the entry modules themselves.
+
+    The forkserver calls this by importing ``commands_warmup`` (``set_forkserver_preload``);
+    keeping the entry modules out of ``sys.modules`` is what makes a run execute its module code
+    afresh.
+    """
+    import experiments
+
+    for command in ENTRY_POINTS:
+        importlib.import_module(f"experiments.{command}")
+        del sys.modules[f"experiments.{command}"]
+        delattr(experiments, command)
+
+
+_context = None
+
+
+def _forkserver():
+    """The warm process, started on first use.
+
+    Python 3.11's forkserver does not apply the parent's ``sys.path`` before importing what it
+    preloads, so ``tests/`` reaches it through ``PYTHONPATH`` (and an ImportError there would pass
+    silently, leaving every run cold).
+    """
+    global _context
+    if _context is None:
+        from multiprocessing import forkserver
+
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["commands_warmup"])
+        before = os.environ.get("PYTHONPATH")
+        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TESTS), before]))
+        try:
+            forkserver.ensure_running()
+        finally:
+            if before is None:
+                del os.environ["PYTHONPATH"]
+            else:
+                os.environ["PYTHONPATH"] = before
+        _context = context
+    return _context
+
+
+def _run_as_main(command: str, argv: list[str], cwd: str, env: dict, out: str, err: str) -> None:
+    """The forked child: become ``python -m experiments.<command> argv...`` and exit as it would."""
+    for fd, path in ((1, out), (2, err)):
+        target = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.dup2(target, fd)
+        os.close(target)
+    os.chdir(cwd)
+    os.environ.clear()
+    os.environ.update(env)
+    sys.argv = [str(REPO / "experiments" / f"{command}.py"), *argv]
+    sys.path[0] = cwd
+    code = 0
+    try:
+        runpy.run_module(f"experiments.{command}", run_name="__main__", alter_sys=True)
+    except SystemExit as stop:
+        if stop.code is None or isinstance(stop.code, int):
+            code = stop.code or 0
+        else:
+            print(stop.code, file=sys.stderr)
+            code = 1
+    except KeyboardInterrupt:
+        traceback.print_exc()
+        code = -signal.SIGINT
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    try:
+        atexit._run_exitfuncs()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        if code == -signal.SIGINT:  # as CPython does for an uncaught KeyboardInterrupt
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGINT)
+        os._exit(code)
+
+
+class Started:
+    """A running entry point with the part of ``subprocess.Popen``'s interface the tests use."""
+
+    def __init__(self, command: str, argv: list[str], cwd: Path, env: dict | None):
+        self.args = [sys.executable, "-m", f"experiments.{command}", *argv]
+        self.returncode: int | None = None
+        env = dict(os.environ if env is None else env)
+        if FRESH:
+            self._popen = subprocess.Popen(
+                self.args, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                text=True,
+            )  # fmt: skip
+            self.pid = self._popen.pid
+            return
+        self._popen = None
+        self._folder = tempfile.TemporaryDirectory(prefix="posearch-cli-")
+        self._out = os.path.join(self._folder.name, "stdout")
+        self._err = os.path.join(self._folder.name, "stderr")
+        for path in (self._out, self._err):  # there even if the run is killed before it starts
+            Path(path).touch()
+        self._process = _forkserver().Process(
+            target=_run_as_main, args=(command, argv, str(cwd), env, self._out, self._err)
+        )
+        self._process.start()
+        self.pid = self._process.pid
+
+    def poll(self) -> int | None:
+        if self._popen is not None:
+            self.returncode = self._popen.poll()
+        elif self._process.exitcode is not None:
+            self.returncode = self._process.exitcode
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        if self._popen is not None:
+            self.returncode = self._popen.wait(timeout)
+            return self.returncode
+        self._process.join(timeout)
+        if self.poll() is None:
+            raise subprocess.TimeoutExpired(self.args, timeout)
+        return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, sig)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+    def communicate(self, timeout: float | None = None) -> tuple[str, str]:
+        if self._popen is not None:
+            out, err = self._popen.communicate(timeout=timeout)
+            self.returncode = self._popen.returncode
+            return out, err
+        try:
+            self.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            self.wait()
+            raise
+        out, err = (Path(p).read_text(errors="replace") for p in (self._out, self._err))
+        self._folder.cleanup()
+        return out, err
+
+
+def start(command: str, *overrides: str, cwd: Path = REPO, env: dict | None = None) -> Started:
+    """Start ``python -m experiments.<command> overrides...`` and return at once."""
+    return Started(command, list(overrides), cwd, env)
+
+
+def run(
+    command: str, *overrides: str, cwd: Path = REPO, env: dict | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess:
+    """Run ``python -m experiments.<command> overrides...`` to the end, its output as text."""
+    started = start(command, *overrides, cwd=cwd, env=env)
+    out, err = started.communicate(timeout=timeout)
+    return subprocess.CompletedProcess(started.args, started.returncode, out, err)
