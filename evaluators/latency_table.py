@@ -258,8 +258,7 @@ class LatencyTable:
 def measure_command(runtime: str, threads: int, out: str | Path, supernet: str | None = None):
     extra = f" supernet={supernet}" if supernet else ""
     return (
-        f"python -m experiments.latency_table runtime={runtime} threads={threads} "
-        f"out={out}{extra}"
+        f"python -m experiments.latency_table runtime={runtime} threads={threads} out={out}{extra}"
     )
 
 
@@ -682,9 +681,7 @@ def build_table(
         table = LatencyTable.read(out)
         table.check_matches(runtime, threads, fingerprint, clock)
     else:
-        header = TableHeader.for_device(
-            runtime, threads, fingerprint, describe_space(space), clock
-        )
+        header = TableHeader.for_device(runtime, threads, fingerprint, describe_space(space), clock)
         header = dataclasses.replace(header, overhead_us=empty_call_us(runtime, threads, clock))
         table = LatencyTable(header)
         table.write(out)

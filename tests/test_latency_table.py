@@ -51,8 +51,9 @@ def _largest(depth: int, branch_depth: int):
             stage,
             blocks=(block,) * depth,
             branches=tuple(
-                LiteBranchConfig(stride, (InvertedResidualConfig(block.kernel, block.expansion),)
-                                 * branch_depth)
+                LiteBranchConfig(
+                    stride, (InvertedResidualConfig(block.kernel, block.expansion),) * branch_depth
+                )
                 for stride in branches.get(s, ())
             ),  # fmt: skip
         )
@@ -138,8 +139,11 @@ def test_wrong_runtime_threads_or_space_and_missing_layers_are_clear_errors(tmp_
         table.check_matches("onnxruntime", 1, space_fingerprint(TINY["widths"]))
     table.check_matches("onnxruntime", 1, space_fingerprint(space))  # fits: no error
     other = TINY["widths"].smallest()  # half widths: not in the kernels space
-    with pytest.raises(LatencyTableError, match=r"no entry for layer \S+ \(.*\); measure it with "
-                       r"`python -m experiments.latency_table runtime=onnxruntime threads=1"):
+    with pytest.raises(
+        LatencyTableError,
+        match=r"no entry for layer \S+ \(.*\); measure it with "
+        r"`python -m experiments.latency_table runtime=onnxruntime threads=1",
+    ):
         LatencyPredictor(table).predict_us(other)  # fmt: skip
     with pytest.raises(LatencyTableError, match="not a posearch latency table"):
         (tmp_path / "bad.csv").write_text("key,latency\n")
@@ -194,9 +198,7 @@ def test_search_under_a_latency_budget_never_exports_a_member_over_it(tmp_path, 
     rng = np.random.default_rng(1)
     budget_ms = float(np.median([predictor.predict_ms(space.sample(rng)) for _ in range(30)]))
     budget = LatencyBudget(budget_ms, predictor)
-    settings = SearchSettings(
-        budgets={"latency": budget}, run_dir=tmp_path / "driver", n_trials=16
-    )
+    settings = SearchSettings(budgets={"latency": budget}, run_dir=tmp_path / "driver", n_trials=16)
     study = run_search(space, settings, get_proxy("params"), ProxyContext(), progress=False)
     trials = trials_table(study, "params_score", {"latency": budget})
     assert trials["latency_pred_ms"].notna().all()  # every trial, feasible or not
