@@ -13,9 +13,12 @@ refined / grouped; ``docs/codec.md``).
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from typing import Any
 
 import hydra
-from omegaconf import DictConfig
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig
 
 from bottomup.codec import DecodeOptions
 from evaluators.pose_eval import evaluate_model
@@ -26,6 +29,24 @@ from posenets import build_model
 from posenets.io import load_standalone
 from search_space import resolve_arch
 from search_space.errors import SettingError
+
+
+@dataclass
+class EvaluateConfig:
+    """The schema of ``conf/evaluate.yaml`` (its values and their meaning are there): an unknown
+    key or a wrongly typed value fails when the config is composed."""
+
+    checkpoint: str | None = MISSING
+    arch: str | None = MISSING
+    input_size: int | None = MISSING
+    flip: bool = MISSING
+    max_images: int | None = MISSING
+    format: str = MISSING
+    decode: dict[str, Any] = MISSING  # bottomup.codec.DecodeOptions' fields
+    dataset: Any = None  # the config group
+
+
+ConfigStore.instance().store(name="evaluate_schema", node=EvaluateConfig)
 
 
 def run(cfg: DictConfig) -> dict:

@@ -17,11 +17,14 @@ distillation from that fixed network (``posetrain/distillation.py``, ``docs/trai
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import hydra
 import torch
-from omegaconf import DictConfig
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig
 
 from bottomup.losses import BottomUpLoss, DistillationConfig, DistillationLoss
 from bottomup.training_data import TrainingSamples
@@ -36,6 +39,28 @@ from posetrain.distributed import init_distributed, shutdown
 from posetrain.interrupts import stop_on_signals
 from posetrain.trainer import Trainer
 from search_space import resolve_arch, save_arch, to_dict
+
+
+@dataclass
+class TrainConfig:
+    """The schema of ``conf/train.yaml`` (its values and their meaning are there): an unknown key
+    or a wrongly typed value fails when the config is composed, before anything runs."""
+
+    model: str = MISSING
+    input_size: int | None = MISSING
+    tag_dim: int = MISSING
+    run_dir: str = MISSING
+    device: str = MISSING
+    eval_flip: bool = MISSING
+    eval_max_images: int | None = MISSING
+    teacher: str | None = MISSING
+    distill: dict[str, Any] = MISSING  # bottomup.losses.DistillationConfig's fields
+    dataset: Any = None  # the config groups; their sections are read by experiments.sections
+    trainer: Any = None
+    loss: Any = None
+
+
+ConfigStore.instance().store(name="train_schema", node=TrainConfig)
 
 
 def run(cfg: DictConfig) -> None:

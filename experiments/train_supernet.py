@@ -33,11 +33,13 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
+from typing import Any
 
 import hydra
 import pandas as pd
 import torch
-from omegaconf import DictConfig, OmegaConf
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, DictConfig, OmegaConf
 from torch import nn
 
 from arch_search.trained_proxies import sample_batches
@@ -62,6 +64,32 @@ from supernet import LitePoseSupernet
 from supernet.checkpoint import SUPERNET_KEY, supernet_state
 from supernet.recalibrate import export_recalibrated
 from supernet.training import Phase, SandwichStep, check_phases, resolution_for_batch
+
+
+@dataclasses.dataclass
+class TrainSupernetConfig:
+    """The schema of ``conf/train_supernet.yaml`` (its values and their meaning are there): an
+    unknown key or a wrongly typed value fails when the config is composed."""
+
+    supernet: str = MISSING
+    tag_dim: int = MISSING
+    space: dict[str, Any] = MISSING  # LitePoseSpace's choices, checked by build_space
+    sandwich: dict[str, Any] = MISSING  # SandwichStep's options, read by sandwich_step
+    run_dir: str = MISSING
+    standalone: bool = MISSING
+    device: str = MISSING
+    threads: int | None = MISSING
+    eval_flip: bool = MISSING
+    eval_max_images: int | None = MISSING
+    recalibrate_batches: int = MISSING
+    report: bool = MISSING
+    report_subnets: list[str] = MISSING
+    dataset: Any = None  # the config groups; their sections are read by experiments.sections
+    trainer: Any = None
+    loss: Any = None
+
+
+ConfigStore.instance().store(name="train_supernet_schema", node=TrainSupernetConfig)
 
 
 def build_space(cfg: DictConfig, num_joints: int) -> LitePoseSpace:

@@ -742,13 +742,17 @@ def test_every_error_an_entry_point_reports_is_a_user_error():
         ("rank_proxies", "n_boot=many", "n_boot"),
         ("deconv_ablation", "multiple=eight", "multiple"),
         ("ground_truth", "workerz=2", "workerz"),
+        ("train", "eval_max_images=two", "eval_max_images"),
+        ("train_supernet", "threads=many", "threads"),
+        ("evaluate", "flip=sometimes", "flip"),
     ],
 )
 def test_a_mistyped_override_fails_when_the_config_is_composed(command, override, key, tmp_path):
-    """These entry points read their config through a ConfigStore schema: a value of the wrong
+    """Every entry point reads its config through a ConfigStore schema: a value of the wrong
     type (or an unknown key) fails before the command runs, naming the key (Hydra's message; it
     used to pass, and ``workers=two`` failed later with a TypeError traceback)."""
-    result = _run(command, [override, f"run_dir={tmp_path / 'out'}"])
+    run_dir = [] if command == "evaluate" else [f"run_dir={tmp_path / 'out'}"]
+    result = _run(command, [override, *run_dir])
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr, result.stderr
     assert re.search(rf"Key '{key}' not in|full_key: {key}\b", result.stderr), result.stderr
