@@ -20,7 +20,8 @@ from omegaconf import OmegaConf
 
 from bottomup.datasets.cache import FolderNotWritable, build_once
 from bottomup.datasets.coco_format import DatasetError
-from bottomup.datasets.synthetic import SyntheticOptions, ensure_synthetic, generate
+from bottomup.datasets.registry import synthetic_folder
+from bottomup.datasets.synthetic import SyntheticOptions, generate
 from experiments.cli import fail_clearly
 
 _HINTS = typing.get_type_hints(SyntheticOptions)
@@ -42,7 +43,7 @@ def run(cfg) -> str:
     out, progress = values.pop("out"), values.pop("progress")
     options = SyntheticOptions(**values)
     if out is None:
-        return str(ensure_synthetic(options, progress=progress))
+        return str(synthetic_folder(options, progress=progress))
     try:
         folder = build_once(
             out, lambda tmp: generate(options, tmp, progress=progress), dataclasses.asdict(options)

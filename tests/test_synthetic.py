@@ -236,3 +236,15 @@ def test_make_synthetic_entry_point(tmp_path):
     assert len(ds) == 2 and ds[0].image.shape == (64, 64, 3)
     stamp = json.loads((out / COMPLETE_MARKER).read_text())
     assert stamp["max_persons"] == 3 and stamp["layout"] == "coco"
+
+
+def test_a_place_that_refuses_the_data_is_named_by_its_setting(monkeypatch):
+    from bottomup.datasets import DatasetError
+    from bottomup.datasets.registry import synthetic_folder
+
+    with pytest.raises(DatasetError, match=r"^dataset.root=/proc/posearch: cannot write .*"
+                       r"give a writable dataset.root=$"):  # fmt: skip
+        synthetic_folder(TINY, root="/proc/posearch", progress=False)
+    monkeypatch.setenv("POSEARCH_DATA", "/proc/posearch")
+    with pytest.raises(DatasetError, match=r"^POSEARCH_DATA=/proc/posearch: .*POSEARCH_DATA=$"):
+        synthetic_folder(TINY, progress=False)

@@ -23,17 +23,26 @@ def build_dataset(
     ``synthetic.layout``; ``coco`` / ``crowdpose`` load a real dataset from ``root``."""
     if name == "synthetic":
         options = synthetic or SyntheticOptions()
-        try:
-            folder = ensure_synthetic(options, cache_dir=root, progress=progress)
-        except FolderNotWritable as err:
-            key = "dataset.root" if root is not None else "POSEARCH_DATA"
-            raise DatasetError(
-                f"{key}={err.folder}: cannot write the synthetic dataset there ({err.reason}); "
-                f"give a writable {key}="
-            ) from None
+        folder = synthetic_folder(options, root, progress)
         return KeypointDataset(folder, split, options.layout, only_with_persons)
     if name in ("coco", "crowdpose"):
         if root is None:
             raise DatasetError(f"dataset={name} needs a root folder (dataset.root=/path/to/{name})")
         return KeypointDataset(root, split, name, only_with_persons)
     raise DatasetError(f"unknown dataset {name!r}; known datasets: {list(DATASET_NAMES)}")
+
+
+def synthetic_folder(
+    options: SyntheticOptions, root: str | Path | None = None, progress: bool = True
+) -> Path:
+    """The synthetic dataset of ``options`` under ``root`` (None: the cache), generated on first
+    use; a place where it cannot be written is an error naming the setting that chose it,
+    ``dataset.root=`` or ``POSEARCH_DATA``."""
+    try:
+        return ensure_synthetic(options, cache_dir=root, progress=progress)
+    except FolderNotWritable as err:
+        key = "dataset.root" if root is not None else "POSEARCH_DATA"
+        raise DatasetError(
+            f"{key}={err.folder}: cannot write the synthetic dataset there ({err.reason}); "
+            f"give a writable {key}="
+        ) from None
