@@ -127,21 +127,18 @@ def _run_as_main(command: str, argv: list[str], cwd: str, env: dict, out: str, e
         os._exit(code)
 
 
+def _args(command: str, argv: list[str]) -> list[str]:
+    return [sys.executable, "-m", f"experiments.{command}", *argv]
+
+
 class Started:
-    """A running entry point with the part of ``subprocess.Popen``'s interface the tests use."""
+    """An entry point running in a fork of the warm process, with the part of
+    ``subprocess.Popen``'s interface the tests use."""
 
     def __init__(self, command: str, argv: list[str], cwd: Path, env: dict | None):
-        self.args = [sys.executable, "-m", f"experiments.{command}", *argv]
+        self.args = _args(command, argv)
         self.returncode: int | None = None
         env = dict(os.environ if env is None else env)
-        if FRESH:
-            self._popen = subprocess.Popen(
-                self.args, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                text=True,
-            )  # fmt: skip
-            self.pid = self._popen.pid
-            return
-        self._popen = None
         self._folder = tempfile.TemporaryDirectory(prefix="posearch-cli-")
         self._out = os.path.join(self._folder.name, "stdout")
         self._err = os.path.join(self._folder.name, "stderr")
@@ -154,16 +151,11 @@ class Started:
         self.pid = self._process.pid
 
     def poll(self) -> int | None:
-        if self._popen is not None:
-            self.returncode = self._popen.poll()
-        elif self._process.exitcode is not None:
+        if self._process.exitcode is not None:
             self.returncode = self._process.exitcode
         return self.returncode
 
     def wait(self, timeout: float | None = None) -> int:
-        if self._popen is not None:
-            self.returncode = self._popen.wait(timeout)
-            return self.returncode
         self._process.join(timeout)
         if self.poll() is None:
             raise subprocess.TimeoutExpired(self.args, timeout)
@@ -177,10 +169,7 @@ class Started:
         self.send_signal(signal.SIGKILL)
 
     def communicate(self, timeout: float | None = None) -> tuple[str, str]:
-        if self._popen is not None:
-            out, err = self._popen.communicate(timeout=timeout)
-            self.returncode = self._popen.returncode
-            return out, err
+        """Wait for the end (killing the run if ``timeout`` passes first): its stdout, stderr."""
         try:
             self.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -192,8 +181,15 @@ class Started:
         return out, err
 
 
-def start(command: str, *overrides: str, cwd: Path = REPO, env: dict | None = None) -> Started:
+def start(
+    command: str, *overrides: str, cwd: Path = REPO, env: dict | None = None
+) -> Started | subprocess.Popen:
     """Start ``python -m experiments.<command> overrides...`` and return at once."""
+    if FRESH:
+        return subprocess.Popen(
+            _args(command, list(overrides)), cwd=cwd, env=env, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
     return Started(command, list(overrides), cwd, env)
 
 
@@ -201,6 +197,11 @@ def run(
     command: str, *overrides: str, cwd: Path = REPO, env: dict | None = None, timeout: float = 600
 ) -> subprocess.CompletedProcess:
     """Run ``python -m experiments.<command> overrides...`` to the end, its output as text."""
+    if FRESH:
+        return subprocess.run(
+            _args(command, list(overrides)), cwd=cwd, env=env, capture_output=True, text=True,
+            timeout=timeout,
+        )  # fmt: skip
     started = start(command, *overrides, cwd=cwd, env=env)
     out, err = started.communicate(timeout=timeout)
     return subprocess.CompletedProcess(started.args, started.returncode, out, err)
