@@ -22,21 +22,21 @@ TINY = [
 ]
 
 
-def _run(module: str, *overrides: str) -> subprocess.CompletedProcess:
-    return commands.run(module.removeprefix("experiments."), *overrides, timeout=300)
+def _run(command: str, *overrides: str) -> subprocess.CompletedProcess:
+    return commands.run(command, *overrides, timeout=300)
 
 
 def test_tiny_training_then_evaluation(tmp_path):
     run_dir = tmp_path / "run"
     result = _run(
-        "experiments.train", f"run_dir={run_dir}", f"dataset.root={tmp_path / 'data'}", *TINY
+        "train", f"run_dir={run_dir}", f"dataset.root={tmp_path / 'data'}", *TINY
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert (run_dir / "checkpoints" / "last.pt").exists()
     assert (run_dir / ".hydra" / "config.yaml").exists(), "the resolved config is saved"
     assert json.loads((run_dir / "arch.json").read_text())["input_size"] == 64
     evaluation = _run(
-        "experiments.evaluate",
+        "evaluate",
         f"checkpoint={run_dir / 'checkpoints' / 'last.pt'}",
         f"dataset.root={tmp_path / 'data'}",
         "dataset.synthetic.num_train=6",
@@ -57,26 +57,26 @@ def test_tiny_training_then_evaluation(tmp_path):
         "dataset.synthetic.image_size=64",
         "format=json",
     ]
-    dark = _run("experiments.evaluate", *common, "decode.adjust=dark", "decode.score=grouped")
+    dark = _run("evaluate", *common, "decode.adjust=dark", "decode.score=grouped")
     assert dark.returncode == 0, dark.stderr[-2000:]
     assert 0.0 <= json.loads(dark.stdout.strip().splitlines()[-1])["AP"] <= 1.0
-    wrong = _run("experiments.evaluate", *common, "decode.adjust=darkpose")
+    wrong = _run("evaluate", *common, "decode.adjust=darkpose")
     assert wrong.returncode == 2 and "decode: DecodeOptions.adjust: 'darkpose'" in wrong.stderr
     assert "'quarter', 'dark', 'none'" in wrong.stderr
-    unknown = _run("experiments.evaluate", *common, "+decode.sigma=3")
+    unknown = _run("evaluate", *common, "+decode.sigma=3")
     assert unknown.returncode == 2 and "unknown decode settings ['sigma']" in unknown.stderr
 
 
 def test_clear_errors(tmp_path):
     missing = _run(
-        "experiments.train",
+        "train",
         "dataset=coco",
         f"dataset.root={tmp_path / 'nope'}",
         f"run_dir={tmp_path / 'r'}",
     )
     assert missing.returncode == 2 and "does not exist" in missing.stderr
     unknown = _run(
-        "experiments.train",
+        "train",
         "model=litepose_xxl",
         f"run_dir={tmp_path / 'r2'}",
         f"dataset.root={tmp_path / 'data'}",
@@ -86,7 +86,7 @@ def test_clear_errors(tmp_path):
     corrupt = tmp_path / "bad.pt"
     corrupt.write_bytes(b"\x00" * 100)
     bad = _run(
-        "experiments.evaluate",
+        "evaluate",
         f"checkpoint={corrupt}",
         f"dataset.root={tmp_path / 'data'}",
         "dataset.synthetic.num_train=6",
@@ -99,11 +99,11 @@ def test_clear_errors(tmp_path):
 def test_training_with_a_teacher(tmp_path):
     data = f"dataset.root={tmp_path / 'data'}"
     teacher_run = tmp_path / "teacher"
-    result = _run("experiments.train", "model=litepose_s", f"run_dir={teacher_run}", data, *TINY)
+    result = _run("train", "model=litepose_s", f"run_dir={teacher_run}", data, *TINY)
     assert result.returncode == 0, result.stderr[-2000:]
     teacher = teacher_run / "checkpoints" / "last.pt"
     student = tmp_path / "student"
-    args = ("experiments.train", f"run_dir={student}", data, *TINY)
+    args = ("train", f"run_dir={student}", data, *TINY)
     result = _run(*args, f"teacher={teacher}", "distill.tag_weight=0.5")
     assert result.returncode == 0, result.stderr[-2000:]
     header = (student / "metrics.csv").read_text().splitlines()[0].split(",")
