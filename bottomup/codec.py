@@ -34,15 +34,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from bottomup.grouping import group_batch
-from bottomup.keypoints import KeypointLayout
+from bottomup.grouping import SOLVERS, group_batch
+from bottomup.keypoints import KeypointLayout, release_joint_order
 from bottomup.peaks import find_peaks, top_candidates
 from bottomup.refinement import adjust_dark, adjust_quarter_pixel, refine_missing
-from bottomup.transforms import input_to_original
+from bottomup.transforms import InputGeometry, input_to_original
 from search_space.errors import SettingError
 
 ADJUSTS = ("quarter", "dark", "none")
 SCORES = ("refined", "grouped")
+JOINT_ORDERS = ("layout", "release")
 
 
 @dataclass(frozen=True)
@@ -56,11 +57,16 @@ class DecodeOptions:
     ``score``: a person's score, the mean heat over all joints: ``"refined"`` after refinement
     (refined joints count with their heat), or ``"grouped"`` before it (missing joints count 0),
     as HigherHRNet and LitePose score. ``docs/codec.md`` says why ``"refined"`` is the default.
+    ``joint_order``: the order grouping takes joint types, the layout's (``"layout"``) or the
+    release's (``"release"``, ``bottomup.keypoints.release_joint_order``); ``solver``: the
+    assignment solver, ``"scipy"`` or the release's ``"munkres"`` (``bottomup.grouping``).
     """
 
     refine: bool = True
     adjust: str = "quarter"
     score: str = "refined"
+    joint_order: str = "layout"
+    solver: str = "scipy"
 
     def __post_init__(self) -> None:
         if not isinstance(self.refine, bool):
@@ -72,6 +78,12 @@ class DecodeOptions:
             raise SettingError(f"DecodeOptions.adjust: {self.adjust!r} is not one of {ADJUSTS}")
         if self.score not in SCORES:
             raise SettingError(f"DecodeOptions.score: {self.score!r} is not one of {SCORES}")
+        if self.joint_order not in JOINT_ORDERS:
+            raise SettingError(
+                f"DecodeOptions.joint_order: {self.joint_order!r} is not one of {JOINT_ORDERS}"
+            )
+        if self.solver not in SOLVERS:
+            raise SettingError(f"DecodeOptions.solver: {self.solver!r} is not one of {SOLVERS}")
 
 
 @dataclass(frozen=True)
@@ -195,16 +207,20 @@ class HeatmapTagCodec:
         return heat, tags
 
     def decode(
-        self, outputs: list[Tensor], flip_outputs: list[Tensor] | None = None, scale: float = 1.0
+        self,
+        outputs: list[Tensor],
+        flip_outputs: list[Tensor] | None = None,
+        scale: float | InputGeometry = 1.0,
     ) -> list[list[dict]]:
         """Persons per image of the batch: dicts with ``keypoints (K, 3)`` in original pixels
-        (x, y, heat) and ``score``. ``scale``: input pixels per original pixel."""
+        (x, y, heat) and ``score``. ``scale``: where the image lies on the input (a
+        ``InputGeometry``), or input pixels per original pixel with posearch's placement."""
         heat, tags = self.maps(outputs, flip_outputs)
         return self.decode_maps([(heat[n], tags[n], scale) for n in range(heat.shape[0])])
 
     def decode_maps(
         self,
-        images: Sequence[tuple[Tensor, Tensor, float]],
+        images: Sequence[tuple[Tensor, Tensor, float | InputGeometry]],
         timings: dict[str, float] | None = None,
     ) -> list[list[dict]]:
         """Persons of each image from its ``maps`` (heat (K, H, W), tags (K, D', H, W), scale).
@@ -232,6 +248,10 @@ class HeatmapTagCodec:
                 np.stack([c.heat for c in found]),
                 cfg.detection_threshold,
                 cfg.tag_threshold,
+                order=release_joint_order(self.layout)
+                if cfg.decode.joint_order == "release"
+                else None,
+                solver=cfg.decode.solver,
             )  # per image (P, K, 3 + D'): x, y, heat, tag
         with clock("refinement"):
             return [
@@ -240,7 +260,7 @@ class HeatmapTagCodec:
             ]
 
     def _finish(
-        self, persons: np.ndarray, heat: np.ndarray, tags: np.ndarray, scale: float
+        self, persons: np.ndarray, heat: np.ndarray, tags: np.ndarray, scale: float | InputGeometry
     ) -> list[dict]:
         """Refinement, the sub-cell step, scores and the map back to original pixels."""
         if len(persons) == 0:

@@ -12,6 +12,11 @@ matrices of every image, and only the assignment itself (SciPy, one call per ima
 image. The cost matrices handed to the solver are exactly the reference's (same values, same
 1e10 padding), so the persons are identical; ``benchmarks/grouping_bench.py`` checks that and
 measures the speed-up.
+
+``order`` and ``solver`` reproduce the LitePose release: it takes CrowdPose's joint types in the
+order of COCO's list cut to 14 (``bottomup.keypoints.release_joint_order``) and solves with the
+pure-Python ``munkres`` package, which breaks the padded matrices' exact ties differently from
+SciPy (every difference measured was a tie of equal total cost; ``docs/codec.md``).
 """
 
 from __future__ import annotations
@@ -19,7 +24,23 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from search_space.errors import SettingError
+
 UNMATCHED_COST = 1e10  # the reference's padding for candidates beyond the persons' count
+SOLVERS = ("scipy", "munkres")
+
+
+def _munkres_assignment(matrix: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The release's solver: ``munkres.Munkres().compute`` on a square-or-wide matrix."""
+    try:
+        from munkres import Munkres
+    except ImportError:
+        raise SettingError(
+            "solver=munkres needs the munkres package (pip install munkres); solver=scipy "
+            "gives the same total cost and differs only in how exact ties are broken"
+        ) from None
+    pairs = np.array(Munkres().compute(matrix.tolist()), dtype=np.int64).reshape(-1, 2)
+    return pairs[:, 0], pairs[:, 1]
 
 
 def group_by_tags(
@@ -29,6 +50,8 @@ def group_by_tags(
     detection_threshold: float = 0.1,
     tag_threshold: float = 1.0,
     max_match: int = 30,
+    order: tuple[int, ...] | None = None,
+    solver: str = "scipy",
 ) -> np.ndarray:
     """Persons of one image from its per-joint candidates.
 
@@ -37,7 +60,14 @@ def group_by_tags(
     See ``group_batch`` for the thresholds.
     """
     return group_batch(
-        tags[None], locations[None], heat[None], detection_threshold, tag_threshold, max_match
+        tags[None],
+        locations[None],
+        heat[None],
+        detection_threshold,
+        tag_threshold,
+        max_match,
+        order,
+        solver,
     )[0]
 
 
@@ -48,6 +78,8 @@ def group_batch(
     detection_threshold: float = 0.1,
     tag_threshold: float = 1.0,
     max_match: int = 30,
+    order: tuple[int, ...] | None = None,
+    solver: str = "scipy",
 ) -> list[np.ndarray]:
     """Persons of each image of a batch.
 
@@ -55,8 +87,11 @@ def group_batch(
     below ``detection_threshold`` are dropped; new candidates are matched against the first
     ``max_match`` persons only, and a match whose tag distance is ``tag_threshold`` or more
     starts a new person (both as in the reference). Returns one (P_n, K, 3 + D) array per image,
-    persons in the order they were started.
+    persons in the order they were started. ``order``: the joint types in the order they are
+    matched (None: the layout's); ``solver``: ``"scipy"`` or ``"munkres"`` (the release's).
     """
+    if solver not in SOLVERS:
+        raise SettingError(f"grouping solver={solver!r}: must be one of {SOLVERS}")
     if tags.ndim != 4 or heat.shape != tags.shape[:3] or locations.shape != (*heat.shape, 2):
         raise ValueError(
             f"group_batch: expected tags (N, K, C, D), locations (N, K, C, 2), heat (N, K, C); "
@@ -65,8 +100,8 @@ def group_batch(
     n_img, k, c, d = tags.shape
     keep = heat > detection_threshold
     # Kept candidates first, in their original order (the reference filters with a mask).
-    order = np.argsort(~keep, axis=2, kind="stable")
-    gather = (np.arange(n_img)[:, None, None], np.arange(k)[None, :, None], order)
+    kept_first = np.argsort(~keep, axis=2, kind="stable")
+    gather = (np.arange(n_img)[:, None, None], np.arange(k)[None, :, None], kept_first)
     every = np.concatenate([locations, heat[..., None], tags], axis=3).astype(np.float32)
     cands = every[gather]  # (N, K, C, 3 + D)
     cand_tags = tags.astype(np.float64)[gather]  # (N, K, C, D)
@@ -77,14 +112,16 @@ def group_batch(
     tag_sums = np.zeros((n_img, capacity, d), dtype=np.float64)
     counts = np.zeros((n_img, capacity), dtype=np.int64)
     found = np.zeros(n_img, dtype=np.int64)
-    for j in range(k):
+    for j in range(k) if order is None else order:
         n = n_kept[:, j]
         width = int(n.max())
         if width == 0:
             continue
         cand, cand_tag = cands[:, j, :width], cand_tags[:, j, :width]
         real = np.arange(width)[None, :] < n[:, None]  # (N, width)
-        matched, cols = _match(cand, cand_tag, n, found, tag_sums, counts, max_match, tag_threshold)
+        matched, cols = _match(
+            cand, cand_tag, n, found, tag_sums, counts, max_match, tag_threshold, solver
+        )
         new = real & ~matched
         # A person's slot: the matched one, or the next free one (free slots hold zeros, so
         # adding to them sets them).
@@ -107,6 +144,7 @@ def _match(
     counts: np.ndarray,
     max_match: int,
     tag_threshold: float,
+    solver: str = "scipy",
 ) -> tuple[np.ndarray, np.ndarray]:
     """Hungarian matching of one joint type's candidates to each image's first persons.
 
@@ -129,7 +167,10 @@ def _match(
             matrix = np.concatenate(
                 [matrix, np.full((rows, rows - persons), UNMATCHED_COST)], axis=1
             )
-        assigned_rows, assigned_cols = linear_sum_assignment(matrix)
+        if solver == "munkres":
+            assigned_rows, assigned_cols = _munkres_assignment(matrix)
+        else:
+            assigned_rows, assigned_cols = linear_sum_assignment(matrix)
         cols[i, assigned_rows] = assigned_cols
     usable = (cols >= 0) & (cols < grouped[:, None])
     img, row = np.indices(cols.shape, sparse=True)

@@ -181,3 +181,16 @@ def layout_for_num_joints(num_joints: int) -> KeypointLayout:
             return layout
     known = {lay.name: lay.num_joints for lay in _LAYOUTS.values()}
     raise UnknownNameError(f"no keypoint layout has {num_joints} joints: known {known}")
+
+
+# The order in which the LitePose / HigherHRNet release groups joint types: COCO's nose, eyes,
+# ears, shoulders, then hips before elbows and wrists (1-based 1..7, 12, 13, 8..11, 14..17). The
+# release applies the same list to CrowdPose, cut to its 14 joints, where the indices mean other
+# joints (shoulders, elbows, wrists, left hip, right ankle, head, right hip, knees, left ankle,
+# neck).
+_RELEASE_ORDER = tuple(i - 1 for i in (1, 2, 3, 4, 5, 6, 7, 12, 13, 8, 9, 10, 11, 14, 15, 16, 17))
+
+
+def release_joint_order(layout: KeypointLayout) -> tuple[int, ...]:
+    """The joint types of ``layout`` in the order the release's grouping takes them."""
+    return _RELEASE_ORDER[: layout.num_joints]

@@ -3,6 +3,9 @@
 The trainer asks for ``(epoch, index, size)``: the sample's augmentation is drawn from
 ``(seed, epoch, index)`` (so a resumed run sees exactly the same batches, in any worker process),
 and ``size`` (None: the default input size) lets a supernet batch pick its own resolution.
+``augment`` and ``targets`` choose the recipe (``docs/datasets.md``): posearch's augmentation and
+sub-pixel targets (``"centred"``, the defaults) or the LitePose release's (``RELEASE_AUGMENT``,
+``"release"``: ``bottomup.release_targets``).
 """
 
 from __future__ import annotations
@@ -14,7 +17,11 @@ from torch.utils.data import Dataset
 
 from bottomup.codec import CodecConfig, HeatmapTagCodec
 from bottomup.datasets.coco_format import KeypointDataset
+from bottomup.release_targets import encode_release
 from bottomup.transforms import AugmentConfig, random_affine
+from search_space.errors import SettingError
+
+TARGETS = ("centred", "release")
 
 
 class TrainingSamples(Dataset):
@@ -25,7 +32,11 @@ class TrainingSamples(Dataset):
         tag_dim: int = 1,
         seed: int = 0,
         augment: AugmentConfig | None = None,
+        targets: str = "centred",
     ):
+        if targets not in TARGETS:
+            raise SettingError(f"targets={targets!r}: must be one of {TARGETS}")
+        self.targets = targets
         self.dataset = dataset
         self.input_size = input_size
         self.tag_dim = tag_dim
@@ -45,8 +56,19 @@ class TrainingSamples(Dataset):
         epoch, index, size = key if isinstance(key, tuple) else (0, key, None)
         size = size or self.input_size
         rng = np.random.default_rng([self.seed, epoch, index])
-        warped = random_affine(self.dataset[index], size, rng, self.layout, self.augment)
-        return {
-            "image": warped.image,
-            **self.codec(size).encode(warped.keypoints, warped.ignore_mask),
-        }
+        sample = self.dataset[index]
+        warped = random_affine(sample, size, rng, self.layout, self.augment)
+        if self.targets == "release":
+            codec = self.codec(size)
+            encoded = encode_release(
+                sample.keypoints,
+                sample.ignore_mask,
+                warped,
+                self.layout,
+                size,
+                codec.config.sigma,
+                codec.config.max_persons,
+            )
+        else:
+            encoded = self.codec(size).encode(warped.keypoints, warped.ignore_mask)
+        return {"image": warped.image, **encoded}

@@ -1,10 +1,12 @@
 """Predictions of a model on a dataset, in COCO results format, and their AP.
 
-Test-time processing follows the reference: the short side goes to the model's input size (sides
-rounded up to multiples of 64), a horizontally flipped pass is averaged in when ``flip`` is set,
-the codec decodes (grouping 32 images at a time; ``decode`` chooses refinement, the sub-cell step
-and the person score, see ``bottomup.codec.DecodeOptions``) and maps back to original pixels,
-and each image keeps its 20 best persons (the AP evaluators' maxDets).
+Test-time processing follows the reference: the short side goes to the model's input size (the
+long side to a multiple of 64; ``test_resize`` picks posearch's or the release's rounding and
+placement, ``bottomup.transforms.inference_geometry``), a horizontally flipped pass is averaged in
+when ``flip`` is set, the codec decodes (grouping 32 images at a time; ``decode`` chooses
+refinement, the sub-cell step, the person score and the grouping order, see
+``bottomup.codec.DecodeOptions``) and maps back to original pixels, and each image keeps its 20
+best persons (the AP evaluators' maxDets).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from tqdm import tqdm
 
 from bottomup.codec import CodecConfig, DecodeOptions, HeatmapTagCodec, to_coco_results
 from bottomup.datasets.coco_format import KeypointDataset
-from bottomup.transforms import resize_for_test
+from bottomup.transforms import prepare_test_input
 from evaluators.keypoint_ap import KeypointAP, empty_result, evaluate_keypoints
 
 MAX_PERSONS_PER_IMAGE = 20
@@ -32,6 +34,7 @@ def predict(
     max_images: int | None = None,
     progress: bool = False,
     decode: DecodeOptions | None = None,
+    test_resize: str = "posearch",
 ) -> list[dict]:
     layout = dataset.keypoint_layout
     config = CodecConfig(input_size, layout.num_joints, tag_dim, decode=decode or DecodeOptions())
@@ -53,7 +56,7 @@ def predict(
     try:
         for i in tqdm(range(count), desc="predict", unit="img", disable=not progress):
             sample = dataset[i]
-            image, scale = resize_for_test(sample.image, input_size)
+            image, scale = prepare_test_input(sample.image, input_size, test_resize)
             image = image[None].to(device)
             outputs = [o.float().cpu() for o in model(image)]
             flipped = [o.float().cpu() for o in model(image.flip(-1))] if flip else None
@@ -73,12 +76,16 @@ def ap_evaluator(
     tag_dim: int = 1,
     flip: bool = True,
     max_images: int | None = None,
+    decode: DecodeOptions | None = None,
+    test_resize: str = "posearch",
 ):
     """The trainer's ``evaluate`` hook: a model -> its AP stats on ``dataset`` (see
     ``evaluate_model``), as ``experiments.train`` and the standalone supernet reference use it."""
 
     def evaluate(model: nn.Module) -> dict[str, float]:
-        return evaluate_model(model, dataset, input_size, tag_dim, flip, max_images).stats
+        return evaluate_model(
+            model, dataset, input_size, tag_dim, flip, max_images, False, decode, test_resize
+        ).stats
 
     return evaluate
 
@@ -92,9 +99,12 @@ def evaluate_model(
     max_images: int | None = None,
     progress: bool = False,
     decode: DecodeOptions | None = None,
+    test_resize: str = "posearch",
 ) -> KeypointAP:
     """AP of ``model`` on the first ``max_images`` images of ``dataset`` (default: all)."""
-    results = predict(model, dataset, input_size, tag_dim, flip, max_images, progress, decode)
+    results = predict(
+        model, dataset, input_size, tag_dim, flip, max_images, progress, decode, test_resize
+    )
     layout = dataset.keypoint_layout.name
     if not results:
         return empty_result(layout)

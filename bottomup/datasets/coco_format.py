@@ -50,6 +50,9 @@ FOLDER_LAYOUTS = {
 }
 
 
+IGNORE_MASKS = ("crowd_and_unlabelled", "none")
+
+
 class KeypointDataset:
     """Images with all their persons, from a COCO-format annotation file.
 
@@ -57,11 +60,23 @@ class KeypointDataset:
     order), ``annotation_file`` (the ground truth the AP evaluators need), ``keypoint_layout``
     and ``image_info(image_id)``. Construction checks the folders and the whole annotation file;
     images are decoded lazily, per item.
+
+    ``ignore_mask``: ``"crowd_and_unlabelled"`` (HigherHRNet's COCO mask: crowd regions and
+    persons without labelled joints, the LitePose release's for COCO too) or ``"none"`` (nothing
+    ignored: the release's CrowdPose loader, whose crowd boxes cover labelled persons).
     """
 
     def __init__(
-        self, root: str | Path, split: str, layout: str = "coco", only_with_persons: bool = False
+        self,
+        root: str | Path,
+        split: str,
+        layout: str = "coco",
+        only_with_persons: bool = False,
+        ignore_mask: str = "crowd_and_unlabelled",
     ):
+        if ignore_mask not in IGNORE_MASKS:
+            raise DatasetError(f"ignore_mask={ignore_mask!r}: must be one of {IGNORE_MASKS}")
+        self.ignore_rule = ignore_mask
         if layout not in FOLDER_LAYOUTS:
             raise DatasetError(
                 f"layout={layout!r}: must be one of {sorted(FOLDER_LAYOUTS)} (the COCO 2017 or "
@@ -197,8 +212,11 @@ class KeypointDataset:
         )
 
     def ignore_mask(self, image_id: int, height: int, width: int) -> np.ndarray:
-        """Crowd regions and persons without labelled joints (HigherHRNet's loss mask)."""
+        """Crowd regions and persons without labelled joints (HigherHRNet's loss mask), or
+        nothing (``ignore_mask="none"``)."""
         mask = np.zeros((height, width), dtype=bool)
+        if self.ignore_rule == "none":
+            return mask
         for ann in self.coco.imgToAnns.get(image_id, []):
             unlabelled = max(ann["keypoints"][2::3]) <= 0
             if not (ann.get("iscrowd", 0) or unlabelled):

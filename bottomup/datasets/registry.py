@@ -18,17 +18,19 @@ def build_dataset(
     synthetic: SyntheticOptions | None = None,
     only_with_persons: bool = False,
     progress: bool = True,
+    ignore_mask: str = "crowd_and_unlabelled",
 ) -> KeypointDataset:
     """``synthetic`` generates (once, cached) and loads the embedded default in the layout of
-    ``synthetic.layout``; ``coco`` / ``crowdpose`` load a real dataset from ``root``."""
+    ``synthetic.layout``; ``coco`` / ``crowdpose`` load a real dataset from ``root``.
+    ``ignore_mask``: the loss mask's rule (``KeypointDataset``)."""
     if name == "synthetic":
         options = synthetic or SyntheticOptions()
         folder = synthetic_folder(options, root, progress)
-        return KeypointDataset(folder, split, options.layout, only_with_persons)
+        return KeypointDataset(folder, split, options.layout, only_with_persons, ignore_mask)
     if name in ("coco", "crowdpose"):
         if root is None:
             raise DatasetError(f"dataset={name} needs a root folder (dataset.root=/path/to/{name})")
-        return KeypointDataset(root, split, name, only_with_persons)
+        return KeypointDataset(root, split, name, only_with_persons, ignore_mask)
     raise DatasetError(f"unknown dataset {name!r}; known datasets: {list(DATASET_NAMES)}")
 
 
