@@ -14,7 +14,10 @@ from typing import TypeVar
 
 from omegaconf import DictConfig, OmegaConf
 
+from bottomup.codec import DecodeOptions
 from bottomup.losses import LossConfig
+from bottomup.recipe import Recipe
+from bottomup.transforms import AugmentConfig
 from posetrain.trainer import TrainerConfig
 from search_space.errors import SettingError
 
@@ -47,3 +50,18 @@ def loss_config(cfg: DictConfig | None) -> LossConfig:
     if cfg is None:
         return LossConfig()
     return section_dataclass(LossConfig, cfg, "loss", tuples=("heatmap_weights",))
+
+
+def recipe_config(cfg: DictConfig | None) -> Recipe:
+    """The ``recipe`` section (``conf/recipe/``); None: posearch's recipe."""
+    if cfg is None:
+        return Recipe()
+    values = OmegaConf.to_container(cfg, resolve=True)
+    augment = section_dataclass(
+        AugmentConfig, OmegaConf.create(values.pop("augment", {})), "recipe.augment"
+    )
+    decode = section_dataclass(
+        DecodeOptions, OmegaConf.create(values.pop("decode", {})), "recipe.decode"
+    )
+    rest = section_dataclass(Recipe, OmegaConf.create(values), "recipe")
+    return Recipe(rest.name, augment, rest.targets, rest.test_resize, decode, rest.report)

@@ -13,6 +13,12 @@ from ``last.pt``. Checkpoints carry the architecture, so ``experiments.evaluate`
 
 ``teacher=`` (a checkpoint of this command or a standalone folder) adds heatmap and tag
 distillation from that fixed network (``posetrain/distillation.py``, ``docs/training.md``).
+
+``recipe=`` (``conf/recipe/``; default: ``release`` for CrowdPose and COCO, ``posearch`` for the
+synthetic data) sets the augmentation, targets, test resize, decoding, schedule and reported
+checkpoint (``docs/datasets.md``). ``best.pt`` is chosen on ``dataset.select_split`` (none: no
+selection); when ``dataset.val_split`` is another split, the recipe's checkpoint is evaluated
+there after training and written to ``report.json``.
 """
 
 from __future__ import annotations
@@ -31,8 +37,14 @@ from bottomup.training_data import TrainingSamples
 from evaluators.memory import check_memory
 from evaluators.pose_eval import ap_evaluator
 from experiments.cli import fail_clearly
-from experiments.data import load_datasets
-from experiments.sections import loss_config, section_dataclass, trainer_config
+from experiments.data import load_datasets, load_selection_split
+from experiments.report import report
+from experiments.sections import (
+    loss_config,
+    recipe_config,
+    section_dataclass,
+    trainer_config,
+)
 from posenets import build_model
 from posetrain.distillation import DistillationStep, check_teacher, fingerprint, load_teacher
 from posetrain.distributed import init_distributed, shutdown
@@ -58,6 +70,7 @@ class TrainConfig:
     dataset: Any = None  # the config groups; their sections are read by experiments.sections
     trainer: Any = None
     loss: Any = None
+    recipe: Any = None  # bottomup.recipe.Recipe's fields (conf/recipe/)
 
 
 ConfigStore.instance().store(name="train_schema", node=TrainConfig)
@@ -68,6 +81,7 @@ def run(cfg: DictConfig) -> None:
     # batch size, fails before any data is made.
     sized = {"input_size": cfg.input_size} if cfg.input_size else {}
     settings = trainer_config(cfg.trainer)
+    recipe = recipe_config(cfg.get("recipe"))
     check_memory(resolve_arch(cfg.model, **sized), "train", settings.batch_size, training=True)
     distill = teacher = None
     if cfg.teacher:  # a wrong teacher file or weight fails before any data is made too
@@ -83,9 +97,18 @@ def run(cfg: DictConfig) -> None:
     if ctx.is_main:
         save_arch(config, run_dir / "arch.json")
 
-    evaluate = ap_evaluator(
-        val_set, config.input_size, config.tag_dim, cfg.eval_flip, cfg.eval_max_images
-    )
+    select_set = load_selection_split(cfg.dataset)
+    evaluate = None
+    if select_set is not None:
+        evaluate = ap_evaluator(
+            select_set,
+            config.input_size,
+            config.tag_dim,
+            cfg.eval_flip,
+            cfg.eval_max_images,
+            recipe.decode,
+            recipe.test_resize,
+        )
 
     losses = loss_config(cfg.loss)
     loss_fn = BottomUpLoss(config.num_joints, losses)
@@ -112,7 +135,14 @@ def run(cfg: DictConfig) -> None:
     trainer = Trainer(
         build_model(config),
         loss_fn,
-        TrainingSamples(train_set, config.input_size, config.tag_dim, settings.seed),
+        TrainingSamples(
+            train_set,
+            config.input_size,
+            config.tag_dim,
+            settings.seed,
+            recipe.augment,
+            recipe.targets,
+        ),
         settings,
         run_dir,
         ctx=ctx,
@@ -129,6 +159,21 @@ def run(cfg: DictConfig) -> None:
                 f"AP50 {record['AP50']:.4f}"
             )
         print(f"best AP {result.best_score}; checkpoints in {run_dir / 'checkpoints'}")
+        if cfg.dataset.get("select_split") != cfg.dataset.val_split:
+            record = report(
+                trainer.model,
+                run_dir,
+                recipe,
+                val_set,
+                config.input_size,
+                config.tag_dim,
+                cfg.eval_flip,
+                cfg.eval_max_images,
+            )
+            print(
+                f"reported ({record['checkpoint']} checkpoint, {record['split']}): "
+                f"AP {record['AP']:.4f}  AP50 {record['AP50']:.4f}; in {run_dir / 'report.json'}"
+            )
     shutdown(ctx)
 
 
