@@ -43,6 +43,7 @@ class EvaluateConfig:
     max_images: int | None = MISSING
     format: str = MISSING
     decode: dict[str, Any] = MISSING  # bottomup.codec.DecodeOptions' fields
+    test_resize: str = MISSING  # bottomup.transforms.inference_geometry's modes
     dataset: Any = None  # the config group
 
 
@@ -78,6 +79,7 @@ def run(cfg: DictConfig) -> dict:
         cfg.max_images,
         progress=cfg.format == "table",
         decode=decode,
+        test_resize=cfg.test_resize,
     )
     if cfg.format == "json":
         print(json.dumps(ap.stats))
