@@ -15,7 +15,11 @@ it runs the release's training dataset (``CrowdPoseKeypoints`` / ``CocoKeypoints
 (uint8, before ToTensor; at 256 px for two seeds only, to keep the files small), both heatmaps,
 both masks and the 1/4 tag targets. It also stores the release's test-time input sizes
 (``get_multi_scale_size``) for every image size of the CrowdPose validation subset at 256, 448
-and 512 px.
+and 512 px. And for 64 grouping scenes built from the real CrowdPose validation annotations
+(every labelled joint a candidate with its person's tag plus noise, clutter candidates below the
+detection threshold to 30 per joint type), the persons the release's ``match_by_tag`` groups
+(its joint order, munkres), and whether every assignment it solved had a unique optimum (SciPy's
+solver then finds the same).
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ SIZES = (256, 512)
 IMAGE_SIZE_STORED = 256
 IMAGE_SEEDS = (0, 1)  # one unflipped and one flipped draw
 TEST_SIZES = (256, 448, 512)
+GROUPING_SCENES = 64
+TOP_K = 30
 
 
 def install_stand_ins() -> None:
@@ -186,6 +192,67 @@ def test_shapes(data: Path) -> dict[str, np.ndarray]:
     return out
 
 
+def grouping_scenes(release: Path, data: Path, clutter: float = 0.09) -> dict[str, np.ndarray]:
+    """Candidates (K, 30) per scene, the release's grouped persons, and a tie flag. Clutter
+    candidates have heat below ``clutter``; at the default, below the detection threshold 0.1,
+    so every assignment has a unique optimum and any exact solver finds the release's."""
+    from core import group
+    from scipy.optimize import linear_sum_assignment
+
+    config = release_config(release, "crowdpose", data / "crowdpose_mini", "mini", 256)
+    params = group.Params(config)
+    annotations = json.loads((data / "crowdpose_valsub/json/crowdpose_valsub.json").read_text())
+    per_image: dict[int, list] = {}
+    for ann in annotations["annotations"]:
+        if not ann.get("iscrowd") and max(ann["keypoints"][2::3]) > 0:
+            per_image.setdefault(ann["image_id"], []).append(ann["keypoints"])
+    scenes = [people for people in per_image.values() if len(people) >= 2][:GROUPING_SCENES]
+    unique = []
+    original = group.py_max_match
+
+    def checked(scores):
+        pairs = original(scores)
+        matrix = np.asarray(scores)
+        rows, cols = linear_sum_assignment(matrix)
+        real = ~(matrix == 1e10).all(axis=0)  # padding columns are interchangeable
+
+        def matched(found):
+            return sorted((int(r), int(c)) for r, c in found if real[c])
+
+        unique.append(matched(pairs.tolist()) == matched(zip(rows, cols, strict=True)))
+        return pairs
+
+    group.py_max_match = checked
+    rng = np.random.default_rng(0)
+    k = config.DATASET.NUM_JOINTS
+    out: dict[str, np.ndarray] = {}
+    for n, people in enumerate(scenes):
+        keypoints = np.array(people, dtype=np.float64).reshape(len(people), k, 3)
+        tags = np.zeros((k, TOP_K, 1))
+        locations = rng.uniform(0, 500, (k, TOP_K, 2))
+        heat = rng.uniform(0.0, 0.3, (k, TOP_K)) * (clutter / 0.3)
+        tags[:, :, 0] = rng.uniform(-1, 2 * len(people) + 1, (k, TOP_K))
+        for j in range(k):
+            labelled = np.flatnonzero(keypoints[:, j, 2] > 0)[:TOP_K]
+            slots = rng.permutation(TOP_K)[: len(labelled)]
+            tags[j, slots, 0] = 2.0 * labelled + rng.normal(0, 0.25, len(labelled))
+            locations[j, slots] = keypoints[labelled, j, :2]
+            heat[j, slots] = rng.uniform(0.2, 1.0, len(labelled))
+        # float32 values, as stored: both projects then see exactly the same numbers
+        tags, locations, heat = (
+            a.astype(np.float32).astype(np.float64) for a in (tags, locations, heat)
+        )
+        del unique[:]
+        persons = group.match_by_tag((tags, locations, heat), params)
+        out[f"grouping/{n}/tags"] = tags.astype(np.float32)
+        out[f"grouping/{n}/locations"] = locations.astype(np.float32)
+        out[f"grouping/{n}/heat"] = heat.astype(np.float32)
+        out[f"grouping/{n}/persons"] = persons
+        out[f"grouping/{n}/unique"] = np.array(all(unique))
+    group.py_max_match = original
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--release", type=Path, required=True, help="litepose checkout")
@@ -200,6 +267,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(args.out / "training.npz", **training_samples(args.release, args.data))
     np.savez_compressed(args.out / "test_shapes.npz", **test_shapes(args.data))
+    np.savez_compressed(args.out / "grouping.npz", **grouping_scenes(args.release, args.data))
     commit = args.commit or "commit not given"
     (args.out / "SOURCE.md").write_text(
         "# Golden fixtures made by the LitePose release's own code\n\n"
@@ -211,6 +279,8 @@ def main() -> None:
         "them, the warped uint8 input (256 px, seeds 0 and 1), both heatmaps, both masks and the\n"
         "1/4 tag targets. `test_shapes.npz`: `get_multi_scale_size` (width, height, centre x,\n"
         "centre y, scale x, scale y) per validation image size at 256 / 448 / 512.\n"
+        "`grouping.npz`: per scene, the candidates (tags, locations, heat), the persons the\n"
+        "release's `match_by_tag` grouped, and whether every assignment had a unique optimum.\n"
     )
 
 

@@ -16,6 +16,8 @@ import pytest
 from scipy import ndimage
 
 from bottomup.datasets import KeypointDataset
+from bottomup.grouping import group_batch
+from bottomup.keypoints import CROWDPOSE, release_joint_order
 from bottomup.release_targets import encode_release
 from bottomup.transforms import (
     RELEASE_AUGMENT,
@@ -155,3 +157,25 @@ def test_posearch_test_resize_no_longer_pads_the_short_side(shared_data):
             assert min(geometry.size) == input_size
             long_side = max(h, w) * input_size / min(h, w)
             assert max(geometry.size) == int(np.ceil(long_side / 64 - 1e-9)) * 64
+
+
+def test_grouping_in_the_release_order_finds_the_release_persons(shared_data):
+    """64 scenes from the real CrowdPose validation annotations, grouped by the release's
+    ``match_by_tag`` (its joint order, munkres). Where every assignment had a unique optimum
+    (the fixture says so), posearch with the release's order finds the same persons in the same
+    order, bit for bit; in the layout's order persons start from other joints, so their order
+    (and, where a tag is ambiguous, their membership) differs."""
+    scenes = np.load(shared_data / FIXTURES / "grouping.npz")
+    unique = [n for n in range(64) if bool(scenes[f"grouping/{n}/unique"])]
+    assert len(unique) >= 60
+    differs = 0
+    for n in unique:
+        tags, locations, heat = (
+            scenes[f"grouping/{n}/{key}"][None] for key in ("tags", "locations", "heat")
+        )
+        theirs = scenes[f"grouping/{n}/persons"]
+        ours = group_batch(tags, locations, heat, order=release_joint_order(CROWDPOSE))[0]
+        np.testing.assert_array_equal(ours, theirs.astype(np.float32), err_msg=f"scene {n}")
+        plain = group_batch(tags, locations, heat)[0]
+        differs += plain.shape != theirs.shape or not np.array_equal(plain, theirs)
+    assert differs > 0
