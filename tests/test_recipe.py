@@ -12,6 +12,7 @@ import commands
 import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
+from test_codec import perfect_outputs
 
 import experiments.train  # noqa: F401 - registers the train schema the config names
 from bottomup.codec import CodecConfig, DecodeOptions, HeatmapTagCodec, to_coco_results
@@ -156,29 +157,9 @@ def test_perfect_targets_decode_back_through_either_test_resize(shared_data, mod
         h, w = image.shape[-2:]
         assert (w, h) == geometry.size
         keypoints = transform_keypoints(sample.keypoints, geometry.corner_matrix(), (w, h))
-        persons = codec.decode(_perfect(codec, keypoints, h, w), scale=geometry)[0]
+        persons = codec.decode(perfect_outputs(codec, keypoints, h, w), scale=geometry)[0]
         results += to_coco_results(persons, sample.image_id)
     assert evaluate_keypoints(dataset.annotation_file, results, "coco")["AP"] >= 0.99
-
-
-def _perfect(codec, keypoints, height, width):
-    import torch
-
-    from bottomup.codec import to_cells
-
-    size = max(height, width)
-    quarter = codec.heatmaps(keypoints, size // 4, 4)[:, : height // 4, : width // 4]
-    half = codec.heatmaps(keypoints, size // 2, 2)[:, : height // 2, : width // 2]
-    tags = np.zeros_like(quarter)
-    for p, person in enumerate(keypoints):
-        for j, (x, y, v) in enumerate(person):
-            if v > 0:
-                xi, yi = np.round(to_cells(np.array([x, y]), 4)).astype(int)
-                tags[j, max(yi - 1, 0) : yi + 2, max(xi - 1, 0) : xi + 2] = 2.0 * (p + 1)
-    return [
-        torch.from_numpy(np.concatenate([quarter, tags]))[None],
-        torch.from_numpy(half)[None],
-    ]
 
 
 def test_square_inputs_place_the_same_either_way():
