@@ -6,7 +6,7 @@ and pycocotools (torchvision, json_tricks and crowdposetools are stood in for be
 stand-ins touches a stored number):
 
     python scripts/make_release_fixtures.py --release /path/to/litepose \
-        --data tests/data --out tests/data/release_recipe
+        --data tests/data --out tests/data/release_recipe --commit "$(git -C /path/to/litepose rev-parse HEAD)"
 
 It does not import posearch. For each real fixture image (2 CrowdPose, 4 COCO) and a few seeds
 it runs the release's training dataset (``CrowdPoseKeypoints`` / ``CocoKeypoints`` with the

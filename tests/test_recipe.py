@@ -246,3 +246,31 @@ def test_training_without_a_selection_split_reports_its_last_epoch(tmp_path):
     assert default.returncode == 0, default.stderr[-2000:]
     assert (tmp_path / "default" / "checkpoints" / "best.pt").exists()
     assert not (tmp_path / "default" / "report.json").exists()
+
+
+def test_a_reproduction_config_trains_on_real_crowdpose_images(tmp_path, shared_data):
+    """``+experiment=litepose_xs_crowdpose`` on the CrowdPose fixture (2 real images, split
+    ``mini``), a few steps: the release recipe end to end (its augmentation, targets, no mask,
+    fp32), the last epoch reported on the report split with the release's test resize and
+    grouping order."""
+    run = tmp_path / "xs"
+    result = commands.run(
+        "train",
+        "+experiment=litepose_xs_crowdpose",
+        f"dataset.root={shared_data / 'crowdpose_mini'}",
+        "dataset.train_split=mini",
+        "dataset.val_split=mini",
+        f"run_dir={run}",
+        "input_size=64",
+        "trainer.max_steps=2",
+        "trainer.batch_size=2",
+        "trainer.num_workers=0",
+        "trainer.progress=false",
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    record = json.loads((run / "report.json").read_text())
+    assert record["recipe"] == "release" and record["checkpoint"] == "last"
+    assert record["split"] == "mini" and record["images"] == 2
+    config = (run / ".hydra" / "config.yaml").read_text()
+    assert "ignore_mask: none" in config and "amp: false" in config
