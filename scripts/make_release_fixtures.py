@@ -1,12 +1,13 @@
 """Golden fixtures made by the LitePose release's own code, for ``tests/test_release_recipe.py``.
 
 Run it with a checkout of github.com/mit-han-lab/litepose (not part of this repository) in a
-Python that has what the release's data code imports: numpy, torch, yacs, opencv-python-headless
-and pycocotools (torchvision, json_tricks and crowdposetools are stood in for below; none of the
-stand-ins touches a stored number):
+Python that has what the release's data and grouping code imports: numpy, scipy, torch, yacs,
+munkres, opencv-python-headless and pycocotools (torchvision, json_tricks and crowdposetools are
+stood in for below; none of the stand-ins touches a stored number):
 
     python scripts/make_release_fixtures.py --release /path/to/litepose \
-        --data tests/data --out tests/data/release_recipe --commit "$(git -C /path/to/litepose rev-parse HEAD)"
+        --data tests/data --out tests/data/release_recipe \
+        --commit "$(git -C /path/to/litepose rev-parse HEAD)"
 
 It does not import posearch. For each real fixture image (2 CrowdPose, 4 COCO) and a few seeds
 it runs the release's training dataset (``CrowdPoseKeypoints`` / ``CocoKeypoints`` with the
