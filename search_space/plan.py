@@ -4,7 +4,7 @@
 records, one per layer, derived from the config alone (pure data, no torch). Every tool that needs
 the structure reads it, and none walks the layers on its own:
 
-* the builder (``models.build_model``) instantiates one module per record at the record's name and
+* the builder (``posenets.build_model``) instantiates one module per record at the record's name and
   runs the records in order, each on the outputs of its ``inputs``;
 * the fast MACs counter (``evaluators.macs_fast``) sums a closed-form count over the records;
 * the supernet (``supernet.LitePoseSupernet``) is the plan of its largest member built from elastic
