@@ -191,3 +191,44 @@ def test_detection_boxes_are_read_and_wrong_files_name_the_entry(tmp_path):
         detection_boxes(bad)
     with pytest.raises(MissingFileError):
         detection_boxes(tmp_path / "none.json")
+
+
+def test_training_crops_are_a_pure_function_of_their_key_and_their_targets_decode_back(coco_mini):
+    from search_space import get_preset
+    from topdown.losses import TopDownLoss
+    from topdown.training_data import NO_AUGMENT, PersonCrops
+
+    dataset, _ = coco_mini
+    config = get_preset("simplebaseline_resnet50", input_size=CROP)
+    crops = PersonCrops(dataset, config, seed=4)
+    assert len(crops) == 12
+    first, again, later = crops[(0, 3, None)], crops[(0, 3, None)], crops[(1, 3, None)]
+    assert all(torch.equal(first[k], again[k]) for k in first)
+    assert not torch.equal(first["image"], later["image"])
+    assert first["image"].shape == (3, 256, 192) and first["heatmaps"].shape == (17, 64, 48)
+    plain = PersonCrops(dataset, config, augment=NO_AUGMENT)
+    sample = plain[(0, 3, None)]
+    image_id, ann = plain.persons[3]
+    joints = np.array(ann["keypoints"], dtype=float).reshape(17, 3)
+    assert sample["weights"].numpy().tolist() == (joints[:, 2] > 0).astype(float).tolist()
+    matrix = crop_matrix(box_region(ann["bbox"], CROP), CROP)
+    found, _ = decode_crops(sample["heatmaps"][None], matrix[None], np.ones(1), STRIDE)
+    labelled = joints[:, 2] > 0
+    assert np.abs(found[0, labelled, :2] - joints[labelled, :2]).max() < 0.05
+    loss = TopDownLoss()([sample["heatmaps"][None]], {k: v[None] for k, v in sample.items()})
+    assert loss["loss"].item() == 0.0
+
+
+def test_the_topdown_package_loads_no_later_stage():
+    import subprocess
+    import sys
+
+    later = {"posetrain", "supernet", "evaluators", "arch_search", "experiments"}
+    script = (
+        "import sys, topdown.predict, topdown.training_data, topdown.losses\n"
+        f"print(sorted({{m.split('.')[0] for m in sys.modules}} & {later!r}))"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          cwd=Path(__file__).parents[1], check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
