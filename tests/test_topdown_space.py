@@ -53,3 +53,26 @@ def test_a_config_outside_the_space_names_the_field(space):
 def test_a_crop_the_encoder_cannot_take_is_refused_when_declared():
     with pytest.raises(Exception, match=r"input_size\[1\]=100"):
         TopDownSpace(crops=((128, 100),))
+
+
+def test_the_deconv_ablation_sweeps_a_topdown_decoder(tmp_path):
+    from pathlib import Path
+
+    from hydra import compose, initialize_config_dir
+
+    from experiments.deconv_ablation import run
+
+    conf = Path(__file__).resolve().parents[1] / "experiments" / "conf"
+
+    def cfg(*overrides):
+        with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+            return compose("deconv_ablation", overrides=list(overrides))
+
+    table = run(cfg("preset=rethinking_mobile_demo", "scales=[0.25,1.0,4.0]", "latency=true",
+                    "latency_runs=2", "latency_warmup=1", f"run_dir={tmp_path}"))  # fmt: skip
+    assert list(table["head channels"]) == ["16-8-8", "64-32-32", "256-128-128"]
+    assert list(table["preset"]) == [False, True, False]
+    macs = list(table["GMACs (true)"])
+    assert macs == sorted(macs) and "CPU ms @128x96" in table.columns
+    with pytest.raises(Exception, match="train=true trains bottom-up heads"):
+        run(cfg("preset=rethinking_mobile_demo", "train=true", f"run_dir={tmp_path}"))
