@@ -6,25 +6,13 @@ import subprocess
 import commands
 import numpy as np
 import onnxruntime as ort
+from test_train_cli import TINY as BOTTOM_UP_TINY
 
 from search_space import load_arch
 
-DATA = [
-    "dataset.synthetic.num_train=6",
-    "dataset.synthetic.num_val=2",
-    "dataset.synthetic.image_size=64",
-]
-TINY = [
-    "model=rethinking_mobile_demo",
-    "input_size=64",  # a square 64-px crop: the encoder's 1/32 needs multiples of 32
-    "trainer.epochs=1",
-    "trainer.max_steps=3",
-    "trainer.batch_size=2",
-    "trainer.num_workers=0",
-    "trainer.progress=false",
-    "eval_max_images=2",
-    *DATA,
-]
+# The bottom-up tiny run's settings (64-px square crops suit the encoder's 1/32), this model.
+TINY = [*BOTTOM_UP_TINY, "model=rethinking_mobile_demo"]
+DATA = [o for o in BOTTOM_UP_TINY if o.startswith("dataset.")]
 
 
 def _run(command: str, *overrides: str) -> subprocess.CompletedProcess:
