@@ -32,19 +32,13 @@ import torch
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig
 
-from bottomup.losses import BottomUpLoss, DistillationConfig, DistillationLoss
-from bottomup.training_data import TrainingSamples
+from bottomup.losses import DistillationConfig, DistillationLoss
 from evaluators.memory import check_memory
-from evaluators.pose_eval import ap_evaluator
 from experiments.cli import fail_clearly
 from experiments.data import load_datasets, load_selection_split
+from experiments.families import arch_with, refuse_for_topdown, training_parts
 from experiments.report import report
-from experiments.sections import (
-    loss_config,
-    recipe_config,
-    section_dataclass,
-    trainer_config,
-)
+from experiments.sections import loss_config, recipe_config, section_dataclass, trainer_config
 from posenets import build_model
 from posetrain.distillation import DistillationStep, check_teacher, fingerprint, load_teacher
 from posetrain.distributed import init_distributed, shutdown
@@ -85,6 +79,7 @@ def run(cfg: DictConfig) -> None:
     check_memory(resolve_arch(cfg.model, **sized), "train", settings.batch_size, training=True)
     distill = teacher = None
     if cfg.teacher:  # a wrong teacher file or weight fails before any data is made too
+        refuse_for_topdown(resolve_arch(cfg.model), "teacher= (distillation)")
         distill = section_dataclass(DistillationConfig, cfg.distill, "distill")
         teacher, teacher_config = load_teacher(cfg.teacher)
     ctx = init_distributed(cfg.device)
@@ -92,26 +87,17 @@ def run(cfg: DictConfig) -> None:
     overrides = {"num_joints": train_set.keypoint_layout.num_joints, "tag_dim": cfg.tag_dim}
     if cfg.input_size:
         overrides["input_size"] = cfg.input_size
-    config = resolve_arch(cfg.model, **overrides)
+    config = arch_with(cfg.model, **overrides)  # a top-down config has no tag_dim
     run_dir = Path(cfg.run_dir)
     if ctx.is_main:
         save_arch(config, run_dir / "arch.json")
 
     select_set = load_selection_split(cfg.dataset)
-    evaluate = None
-    if select_set is not None:
-        evaluate = ap_evaluator(
-            select_set,
-            config.input_size,
-            config.tag_dim,
-            cfg.eval_flip,
-            cfg.eval_max_images,
-            recipe.decode,
-            recipe.test_resize,
-        )
-
     losses = loss_config(cfg.loss)
-    loss_fn = BottomUpLoss(config.num_joints, losses)
+    samples, loss_fn, evaluate = training_parts(  # the family's samples, loss and AP
+        config, train_set, select_set, losses, settings.seed, cfg.eval_flip, cfg.eval_max_images,
+        recipe,
+    )  # fmt: skip
     extra_state = {"arch": to_dict(config), "teacher": None}
     step = None
     if teacher is not None:
@@ -135,14 +121,7 @@ def run(cfg: DictConfig) -> None:
     trainer = Trainer(
         build_model(config),
         loss_fn,
-        TrainingSamples(
-            train_set,
-            config.input_size,
-            config.tag_dim,
-            settings.seed,
-            recipe.augment,
-            recipe.targets,
-        ),
+        samples,
         settings,
         run_dir,
         ctx=ctx,
@@ -160,16 +139,11 @@ def run(cfg: DictConfig) -> None:
             )
         print(f"best AP {result.best_score}; checkpoints in {run_dir / 'checkpoints'}")
         if cfg.dataset.get("select_split") != cfg.dataset.val_split:
-            record = report(
-                trainer.model,
-                run_dir,
-                recipe,
-                val_set,
-                config.input_size,
-                config.tag_dim,
-                cfg.eval_flip,
-                cfg.eval_max_images,
-            )
+            hook = training_parts(
+                config, train_set, val_set, losses, settings.seed, cfg.eval_flip,
+                cfg.eval_max_images, recipe,
+            ).evaluate  # fmt: skip
+            record = report(trainer.model, run_dir, recipe.report, hook, val_set.split, recipe.name)
             print(
                 f"reported ({record['checkpoint']} checkpoint, {record['split']}): "
                 f"AP {record['AP']:.4f}  AP50 {record['AP50']:.4f}; in {run_dir / 'report.json'}"

@@ -271,6 +271,6 @@ def test_a_reproduction_config_trains_on_real_crowdpose_images(tmp_path, shared_
     assert result.returncode == 0, result.stderr[-2000:]
     record = json.loads((run / "report.json").read_text())
     assert record["recipe"] == "release" and record["checkpoint"] == "last"
-    assert record["split"] == "mini" and record["images"] == 2
+    assert record["split"] == "mini" and 0.0 <= record["AP"] <= 1.0
     config = (run / ".hydra" / "config.yaml").read_text()
     assert "ignore_mask: none" in config and "amp: false" in config
