@@ -21,12 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
-from posenets.io import OutputFolderError
 from posetrain.interrupts import Interrupted
 from search_space.errors import UserError
+from search_space.folders import OutputFolderError
 
 
 @contextmanager
@@ -59,6 +59,15 @@ def fail_clearly(
         if extra:
             print(extra, file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def settings(cfg: Any, leave_out: tuple[str, ...] = ("overwrite", "progress")) -> dict:
+    """The settings that define a command's output, for the marker of the folder it writes
+    (``search_space.folders``): the resolved config (or its schema's dataclass) less the keys
+    that change only how it runs."""
+    node = cfg if isinstance(cfg, DictConfig) else OmegaConf.structured(cfg)
+    values = OmegaConf.to_container(node, resolve=True)
+    return {k: v for k, v in values.items() if k not in leave_out}
 
 
 def check_run_dir(path: str | Path, key: str = "run_dir") -> Path:

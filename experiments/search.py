@@ -65,7 +65,7 @@ from experiments.cli import fail_clearly
 from experiments.proxy_data import proxy_context
 from experiments.sections import section_dataclass
 from posenets import build_model
-from posenets.io import save_standalone
+from posenets.io import write_standalone
 from posetrain.interrupts import Interrupted, requested, stop_on_signals
 from search_space import ArchConfigError, UnknownNameError
 from search_space.errors import SettingError
@@ -242,7 +242,7 @@ def exporter(proxy, context: ProxyContext, predictor: LatencyPredictor | None = 
 
     def export(config, folder: Path) -> None:
         model = proxy.subnet(config, context) if isinstance(proxy, SupernetProxy) else None
-        save_standalone(model if model is not None else build_model(config), config, folder)
+        write_standalone(model if model is not None else build_model(config), config, folder, True)
         if predictor is not None:
             write_latency_record(config, predictor, folder)
 

@@ -288,9 +288,12 @@ def _arch(change: Callable[[dict], object]) -> Callable[[Path], Path]:
 
 
 def _full_folder(folder: Path) -> Path:
+    """An earlier export's folder, posearch's marker included (search_space.folders)."""
+    from search_space.folders import staged
+
     out = folder / "out"
-    out.mkdir()
-    (out / "model.onnx").write_bytes(b"another export")
+    with staged(out, "model", "export", {}) as stage:
+        (stage / "model.onnx").write_bytes(b"another export")
     return out
 
 
