@@ -25,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
 from posetrain.interrupts import Interrupted
-from search_space.errors import UserError
+from search_space.errors import SettingError, UserError
 from search_space.folders import OutputFolderError
 
 
@@ -68,6 +68,14 @@ def settings(cfg: Any, leave_out: tuple[str, ...] = ("overwrite", "progress")) -
     node = cfg if isinstance(cfg, DictConfig) else OmegaConf.structured(cfg)
     values = OmegaConf.to_container(node, resolve=True)
     return {k: v for k, v in values.items() if k not in leave_out}
+
+
+def check_seed(value: int, key: str = "seed") -> int:
+    """A seed every generator posearch seeds accepts (numpy and Optuna: 0 to 2**32 - 1); a
+    negative one was a ValueError traceback from deep inside."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**32:
+        raise SettingError(f"{key}={value}: must be an integer from 0 to 2**32 - 1")
+    return value
 
 
 def check_run_dir(path: str | Path, key: str = "run_dir") -> Path:

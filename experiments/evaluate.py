@@ -21,6 +21,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig
 
 from bottomup.codec import DecodeOptions
+from evaluators.memory import check_memory
 from evaluators.pose_eval import evaluate_model
 from experiments.cli import fail_clearly
 from experiments.data import load_datasets
@@ -53,10 +54,18 @@ def run(cfg: DictConfig) -> dict:
     # The model first: a missing or refused file, or a wrong arch, should not wait for data.
     if not cfg.checkpoint and not cfg.arch:
         raise SettingError("give checkpoint=<file or folder> or arch=<preset or arch file>")
+    if cfg.max_images is not None and cfg.max_images < 1:
+        raise SettingError(
+            f"max_images={cfg.max_images}: must be >= 1 (or null for the whole split); an AP "
+            "of no images is no score"
+        )
+    if cfg.input_size is not None and cfg.input_size < 1:
+        raise SettingError(f"input_size={cfg.input_size}: must be >= 1 (or null)")
     decode = decode_options(cfg.decode)
     loaded = load_standalone(cfg.checkpoint) if cfg.checkpoint else None
     if not loaded:
-        resolve_arch(cfg.arch)
+        # As export does: refuse a network this machine cannot hold before building it.
+        check_memory(resolve_arch(cfg.arch), "evaluate")
     _, val_set = load_datasets(cfg.dataset)
     if loaded:
         model, config = loaded

@@ -42,7 +42,7 @@ from torch import nn
 from arch_search.trained_proxies import SupernetProxy
 from bottomup.transforms import resize_for_test
 from evaluators.memory import check_memory
-from experiments.cli import fail_clearly, settings
+from experiments.cli import check_seed, fail_clearly, settings
 from experiments.data import load_datasets
 from experiments.proxy_data import proxy_context
 from posenets import build_model
@@ -79,6 +79,7 @@ def export(cfg: ExportConfig) -> Path:
         check_precision(precision)
     if set(precisions) - {"fp32"} and not cfg.onnx:
         raise SettingError(f"precision={precisions} converts the ONNX model: drop onnx=false")
+    check_seed(cfg.seed)
     if cfg.calibration_images < 1:
         raise SettingError(f"calibration_images={cfg.calibration_images}: must be >= 1")
     # out= is checked and locked before any work, and written whole at the end.

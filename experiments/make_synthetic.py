@@ -23,7 +23,7 @@ from bottomup.datasets.cache import COMPLETE_MARKER, FolderNotWritable, build_on
 from bottomup.datasets.coco_format import DatasetError
 from bottomup.datasets.registry import synthetic_folder
 from bottomup.datasets.synthetic import SyntheticOptions, generate
-from experiments.cli import fail_clearly
+from experiments.cli import check_seed, fail_clearly
 from search_space.folders import OutputFolderError
 
 _HINTS = typing.get_type_hints(SyntheticOptions)
@@ -43,6 +43,7 @@ ConfigStore.instance().store(name="make_synthetic_schema", node=MakeSyntheticCon
 def run(cfg) -> str:
     values = OmegaConf.to_container(cfg, resolve=True)
     out, progress = values.pop("out"), values.pop("progress")
+    check_seed(values["seed"])
     options = SyntheticOptions(**values)
     if out is None:
         return str(synthetic_folder(options, progress=progress))

@@ -61,7 +61,7 @@ from evaluators.latency_table import (
     space_fingerprint,
 )
 from evaluators.proxies import ProxyContext, get_proxy, list_proxies
-from experiments.cli import fail_clearly
+from experiments.cli import check_seed, fail_clearly
 from experiments.proxy_data import proxy_context
 from experiments.sections import section_dataclass
 from posenets import build_model
@@ -115,6 +115,7 @@ ConfigStore.instance().store(name="search_schema", node=SearchConfig)
 
 def search(cfg: SearchConfig) -> Path:
     run_dir = Path(cfg.run_dir)
+    check_seed(cfg.seed)
     proxy = get_proxy_checked(cfg)
     rule = section_dataclass(ResolutionRule, cfg.resolution_rule, "resolution_rule")
     space = search_space(cfg, proxy, rule)

@@ -81,6 +81,27 @@ class TrainerConfig:
                 raise SettingError(f"trainer.{name}={getattr(self, name)}: must be >= 1")
         if self.lr <= 0:
             raise SettingError(f"trainer.lr={self.lr}: must be > 0")
+        # Numbers that cannot be right (NaN passes every comparison; max_steps=-1 trained 0
+        # steps, gamma=-1 a negative learning rate, both with exit status 0).
+        _check_number("lr", self.lr, 0, strict=True)
+        _check_number("gamma", self.gamma, 0, strict=True)
+        _check_number("weight_decay", self.weight_decay, 0)
+        for name in ("warmup_steps", "seed", "num_workers"):
+            _check_number(name, getattr(self, name), 0)
+        if self.max_steps is not None:
+            _check_number("max_steps", self.max_steps, 1)
+        if self.grad_clip is not None:
+            _check_number("grad_clip", self.grad_clip, 0, strict=True)
+        for i, milestone in enumerate(self.milestones):
+            _check_number(f"milestones[{i}]", milestone, 0, strict=True)
+
+
+def _check_number(name: str, value, low: float, strict: bool = False) -> None:
+    """``trainer.<name>`` a finite number >= ``low`` (> with ``strict``)."""
+    if not math.isfinite(value) or value < low or (strict and value == low):
+        raise SettingError(
+            f"trainer.{name}={value}: must be a finite number {'>' if strict else '>='} {low}"
+        )
 
 
 @dataclass
