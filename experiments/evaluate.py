@@ -89,7 +89,7 @@ def run(cfg: DictConfig) -> dict:
         decode=decode,
     )
     if cfg.format == "json":
-        print(json.dumps(ap.stats))
+        print(json.dumps(ap.json_stats()))
     else:
         print(ap.table())
     return ap.stats

@@ -81,6 +81,8 @@ def _fixed(*overrides: str) -> Callable[[Path], list[str]]:
     return lambda folder: list(overrides)
 
 
+HUGE_INTEGER_JSON = '{"images": ' + "9" * 5000 + "}"
+
 SCORING = [
     Case(
         "detection category_id 0 (0-based)",
@@ -191,6 +193,84 @@ SCORING = [
         _fixed(f"results={COCO_DETS}", f"gt={COCO_GT}", "dataset=crowdpose"),
         r"annotation 0 has 17 keypoints \(51 values\), but dataset=crowdpose has 14; "
         r"is it coco ground truth\? then pass dataset=coco",
+    ),
+    Case(
+        "ground-truth annotation id twice",
+        "score",
+        _gt(lambda gt: gt["annotations"][5].__setitem__("id", gt["annotations"][2]["id"])),
+        r"annotation 5: id \d+ is also annotation 2's: ids must be unique",
+    ),
+    Case(
+        "ground-truth num_keypoints a string",
+        "score",
+        _gt(lambda gt: gt["annotations"][1].__setitem__("num_keypoints", "12")),
+        r"annotation 1: num_keypoints='12': must be an integer from 0 to 17",
+    ),
+    Case(
+        "ground-truth area 0 (COCO)",
+        "score",
+        _gt(lambda gt: gt["annotations"][0].__setitem__("area", 0)),
+        r"annotation 0: area=0 for a person with \d+ labelled joints: OKS divides by the area",
+    ),
+    *[
+        Case(
+            f"ground truth without {key}",
+            "score",
+            _gt(lambda gt, key=key: gt["annotations"][2].pop(key)),
+            rf"annotation 2 \(id .*\) has no '{key}'",
+        )
+        for key in ("num_keypoints", "id", "category_id", "iscrowd")
+    ],
+    Case(
+        "ground-truth annotation id a string",
+        "score",
+        _gt(lambda gt: gt["annotations"][0].__setitem__("id", "a1")),
+        r"annotation 0: id='a1': must be an integer",
+    ),
+    Case(
+        "ground-truth image id a float",
+        "score",
+        _gt(lambda gt: gt["images"][0].__setitem__("id", 1.5)),
+        r"image 0: id=1\.5: must be an integer",
+    ),
+    Case(
+        "ground-truth image_id a string",
+        "score",
+        _gt(lambda gt: gt["annotations"][0].__setitem__("image_id", "1")),
+        r"annotation 0: image_id='1': must be an integer id",
+    ),
+    Case(
+        "ground truth with nobody to score",
+        "score",
+        _gt(lambda gt: [a.__setitem__("num_keypoints", 0) for a in gt["annotations"]]),
+        r"nothing to score: every annotation is a crowd or has num_keypoints 0",
+    ),
+    Case(
+        "ground truth nested 100000 deep",
+        "score",
+        lambda f: [f"results={COCO_DETS}", f"gt={_text(f, 'gt.json', '[' * 10**5 + ']' * 10**5)}"],
+        r"ground-truth file .* is nested too deeply",
+    ),
+    Case(
+        "ground truth with a 5000-digit integer",
+        "score",
+        lambda f: [
+            f"results={COCO_DETS}",
+            f"gt={_text(f, 'gt.json', HUGE_INTEGER_JSON)}",
+        ],
+        r"ground-truth file .* holds an unreadable number",
+    ),
+    Case(
+        "detection with an absurd bbox",
+        "score",
+        _dets(lambda d: d[4].__setitem__("bbox", [0, 0, 1e9, 1e9])),
+        r"detection 4 has 'bbox': pycocotools would read the file as box results",
+    ),
+    Case(
+        "detection with a segmentation",
+        "score",
+        _dets(lambda d: d[0].__setitem__("segmentation", [[0, 0, 1, 1]])),
+        r"detection 0 has 'segmentation'",
     ),
     Case(
         "CrowdPose image without crowdIndex",
