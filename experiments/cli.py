@@ -6,6 +6,11 @@ and the fix in their message; a traceback would only bury it: exit status 2. A S
 honoured at a safe point (``posetrain.interrupts``) says what was kept: exit status 128 + the
 signal, as a shell reports it. Anything else is a bug and keeps its traceback.
 
+Every entry point's ``--help`` is its module docstring (what it does, its main options, examples),
+the config groups it composes and every setting with its value: its config's defaults list names
+``override hydra/help: posearch`` (:func:`command_help`), instead of Hydra's generic page that
+listed every group of ``conf/`` whether the command used it or not.
+
 An entry point that writes a run folder names :class:`RunDirCheck` among its config's
 ``hydra.callbacks``: the folder is checked before Hydra makes it and before any data is generated
 or anything trained, so a ``run_dir=`` that cannot be written fails in a second with one line.
@@ -13,6 +18,7 @@ or anything trained, so a ``run_dir=`` that cannot be written fails in a second 
 
 from __future__ import annotations
 
+import ast
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -20,6 +26,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import yaml
+from hydra.core.config_store import ConfigStore
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
@@ -111,3 +119,52 @@ class RunDirCheck(Callback):
         if path is not None:
             with fail_clearly(config.hydra.job.name):
                 check_run_dir(path, self.key)
+
+
+CONF = Path(__file__).with_name("conf")
+
+
+def command_help(command: str) -> str:
+    """The ``--help`` page of ``python -m experiments.<command>``: its docstring (read from the
+    source, not imported), the config groups its defaults list composes with their options, and
+    Hydra's ``$CONFIG`` (every setting, as the overrides given leave it)."""
+    source = Path(__file__).with_name(f"{command}.py")
+    doc = ast.get_docstring(ast.parse(source.read_text())) or f"python -m experiments.{command}"
+    lines = [doc.strip().replace("$", "$$"), ""]
+    groups = _groups(command)
+    if groups:
+        lines.append("Config groups (group=option):")
+        for group, default in groups.items():
+            options = sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+            lines.append(f"  {group}: {', '.join(options)} (default: {default})")
+        lines.append("")
+    lines += [
+        "Settings (override any as key=value; `--cfg job` prints them resolved):",
+        "$CONFIG",
+        "Hydra's own options: --hydra-help",
+    ]
+    return "\n".join(lines)
+
+
+def _groups(command: str) -> dict[str, str]:
+    """``{group: default option}`` of the command's defaults list (Hydra's own groups left out)."""
+    primary = CONF / f"{command}.yaml"
+    if not primary.is_file():
+        primary = CONF / command / f"{command}.yaml"  # score keeps its own folder
+    defaults = (yaml.safe_load(primary.read_text()) or {}).get("defaults", [])
+    return {
+        group: option
+        for entry in defaults
+        if isinstance(entry, dict)
+        for group, option in entry.items()
+        if not group.startswith(("override", "hydra")) and (CONF / group).is_dir()
+    }
+
+
+if not OmegaConf.has_resolver("posearch_help"):
+    OmegaConf.register_new_resolver("posearch_help", command_help)
+ConfigStore.instance().store(
+    group="hydra/help",
+    name="posearch",
+    node={"app_name": "${hydra.job.name}", "template": "${posearch_help:${hydra.job.name}}"},
+)

@@ -63,7 +63,7 @@ from evaluators.latency_table import (
 from evaluators.proxies import ProxyContext, get_proxy, list_proxies
 from experiments.cli import check_seed, fail_clearly
 from experiments.proxy_data import proxy_context
-from experiments.sections import section_dataclass
+from experiments.sections import LossSchema, section_dataclass
 from posenets import build_model
 from posenets.io import write_standalone
 from posetrain.interrupts import Interrupted, requested, stop_on_signals
@@ -107,7 +107,7 @@ class SearchConfig:
     progress: bool = True
     proxy_options: dict[str, Any] = field(default_factory=dict)
     dataset: Any = None  # the dataset group (data proxies only)
-    loss: Any = None  # pose-loss weights (data proxies only)
+    loss: LossSchema | None = None  # the group, typed (experiments.sections)
 
 
 ConfigStore.instance().store(name="search_schema", node=SearchConfig)

@@ -32,7 +32,13 @@ from evaluators.memory import check_memory
 from evaluators.pose_eval import ap_evaluator
 from experiments.cli import fail_clearly
 from experiments.data import load_datasets
-from experiments.sections import loss_config, section_dataclass, trainer_config
+from experiments.sections import (
+    LossSchema,
+    TrainerSchema,
+    loss_config,
+    section_dataclass,
+    trainer_config,
+)
 from posenets import build_model
 from posetrain.distillation import DistillationStep, check_teacher, fingerprint, load_teacher
 from posetrain.distributed import init_distributed, shutdown
@@ -56,8 +62,8 @@ class TrainConfig:
     teacher: str | None = MISSING
     distill: dict[str, Any] = MISSING  # bottomup.losses.DistillationConfig's fields
     dataset: Any = None  # the config groups; their sections are read by experiments.sections
-    trainer: Any = None
-    loss: Any = None
+    trainer: TrainerSchema | None = None  # the group, typed (experiments.sections)
+    loss: LossSchema | None = None  # the group, typed (experiments.sections)
 
 
 ConfigStore.instance().store(name="train_schema", node=TrainConfig)

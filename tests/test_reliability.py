@@ -828,6 +828,13 @@ def test_every_error_an_entry_point_reports_is_a_user_error():
         ("train", "eval_max_images=two", "eval_max_images"),
         ("train_supernet", "threads=many", "threads"),
         ("evaluate", "flip=sometimes", "flip"),
+        ("train", "trainer.lr=fast", "trainer.lr"),
+        ("train", "trainer.batch_size=1.5", "trainer.batch_size"),
+        ("train", "loss.push_weight=abc", "loss.push_weight"),
+        ("train_supernet", "trainer.gamma=low", "trainer.gamma"),
+        ("search", "loss.pull_weight=x", "loss.pull_weight"),
+        ("ground_truth", "loss.heatmap_weights=[a,b]", "loss.heatmap_weights"),
+        ("train", "trainer.lrr=0.1", "lrr"),
     ],
 )
 def test_a_mistyped_override_fails_when_the_config_is_composed(command, override, key, tmp_path):
