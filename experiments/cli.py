@@ -161,8 +161,19 @@ def _groups(command: str) -> dict[str, str]:
     }
 
 
-if not OmegaConf.has_resolver("posearch_help"):
-    OmegaConf.register_new_resolver("posearch_help", command_help)
+def run_name(arch: str) -> str:
+    """The run folder's name for ``arch`` (``conf/train.yaml``'s ``run_dir``): a preset's name,
+    an architecture file's stem (its folder's name for a search export's ``arch.json``), never
+    the file's whole path (``model=/a/b.json`` ran in ``outputs/train//a/b.json``)."""
+    path = Path(str(arch))
+    if path.suffix in (".json", ".yaml", ".yml"):
+        return path.parent.name if path.stem == "arch" and path.parent.name else path.stem
+    return path.name or str(arch)
+
+
+for _name, _resolver in (("posearch_help", command_help), ("posearch_run_name", run_name)):
+    if not OmegaConf.has_resolver(_name):
+        OmegaConf.register_new_resolver(_name, _resolver)
 ConfigStore.instance().store(
     group="hydra/help",
     name="posearch",

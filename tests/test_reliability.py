@@ -754,7 +754,10 @@ def _run(command: str, overrides: list[str]) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
 def test_bad_input_gets_one_clear_line_and_exit_2(case, tmp_path):
-    result = _run(case.command, case.make(tmp_path))
+    overrides = case.make(tmp_path)
+    if case.command in RUN_DIR_COMMANDS and not any(o.startswith("run_dir=") for o in overrides):
+        overrides.append(f"run_dir={tmp_path / 'run'}")  # never the repository's outputs/
+    result = _run(case.command, overrides)
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr, result.stderr
     # The error is the last line; before it only progress bars (training makes its data first).

@@ -26,3 +26,22 @@ def test_help_says_what_the_command_does_with_an_example(command):
     used = set(_groups(command))
     listed = {g for g in GROUPS if f"\n  {g}: " in result.stdout.split("Settings (")[0]}
     assert listed == used, (listed, used)
+
+
+@pytest.mark.parametrize(
+    "model, folder",
+    [
+        ("litepose_xs", "outputs/train/litepose_xs"),
+        ("/data/archs/my_net.yaml", "outputs/train/my_net"),
+        ("runs/search/exports/S/arch.json", "outputs/train/S"),
+    ],
+)
+def test_train_runs_in_a_folder_named_after_the_model_not_its_path(model, folder):
+    """``model=<file>`` ran in ``outputs/train/<the file's whole path>/``."""
+    from hydra import compose, initialize_config_dir
+
+    import experiments.train  # noqa: F401 (its schema)
+
+    with initialize_config_dir(config_dir=str(EXPERIMENTS / "conf"), version_base="1.3"):
+        cfg = compose("train", overrides=[f"model={model}"])
+    assert cfg.run_dir == folder
