@@ -24,7 +24,7 @@ from typing import Any
 import hydra
 import torch
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, DictConfig
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 from bottomup.losses import BottomUpLoss, DistillationConfig, DistillationLoss
 from bottomup.training_data import TrainingSamples
@@ -96,6 +96,8 @@ def run(cfg: DictConfig) -> None:
     losses = loss_config(cfg.loss)
     loss_fn = BottomUpLoss(config.num_joints, losses)
     extra_state = {"arch": to_dict(config), "teacher": None}
+    # The data it was trained on: experiments.evaluate's default for this checkpoint.
+    extra_state["dataset"] = OmegaConf.to_container(cfg.dataset, resolve=True)
     step = None
     if teacher is not None:
         check_teacher(cfg.teacher, teacher_config, config)

@@ -58,6 +58,13 @@ def save_standalone(
 def load_standalone(path: str | Path) -> tuple[nn.Module, ArchConfig]:
     """A model from a standalone folder or a ``model.pt`` file (any checkpoint carrying
     ``arch`` and ``model``)."""
+    model, config, _ = load_standalone_state(path)
+    return model, config
+
+
+def load_standalone_state(path: str | Path) -> tuple[nn.Module, ArchConfig, dict]:
+    """:func:`load_standalone` plus the checkpoint's other entries (a training checkpoint's
+    ``dataset``: the data it was trained on, which ``experiments.evaluate`` defaults to)."""
     path = Path(path)
     file = path / MODEL_FILE if path.is_dir() else path
     state = load_checkpoint(file)
@@ -73,8 +80,15 @@ def load_standalone(path: str | Path) -> tuple[nn.Module, ArchConfig]:
         )
     config = from_dict(state["arch"])
     model = build_model(config)
-    model.load_state_dict(state["model"])
-    return model, config
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as err:  # weights of another architecture than its 'arch' says
+        first = next((line.strip() for line in str(err).splitlines()[1:] if line.strip()), "")
+        raise CheckpointError(
+            f"checkpoint {file}: its weights do not fit its architecture ({first[:200]}); it "
+            "was not written by posearch for this network: point at another checkpoint"
+        ) from None
+    return model, config, {k: v for k, v in state.items() if k not in ("arch", "model")}
 
 
 def fold_batchnorm(model: nn.Module) -> nn.Module:
