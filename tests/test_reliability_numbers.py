@@ -85,6 +85,14 @@ def _wide_arch(folder: Path) -> list[str]:
     return [f"arch={folder / 'wide.json'}", f"dataset.root={folder / 'data'}", *TINY_DATA]
 
 
+def _pareto(content: bytes) -> Callable[[Path], list[str]]:
+    def make(folder: Path) -> list[str]:
+        (folder / "trials.csv").write_bytes(content)
+        return [f"runs=[{folder / 'trials.csv'}]", f"out={folder / 'out'}"]
+
+    return make
+
+
 DISTRIBUTED = {"MASTER_ADDR": "127.0.0.1"}
 
 CASES = [
@@ -147,6 +155,12 @@ CASES = [
     Case("a JSON arch with a 5000-digit integer", "export",
          _arch_text("huge.json", '{"input_size": ' + "9" * 5000 + "}"),
          r"huge\.json=.*: holds an unreadable number"),
+    Case("pareto of a file that is not a CSV", "pareto",
+         _pareto(b'"unclosed,\n\x00\xff\xfe' * 3), r"runs\[0\]=.*: not a readable CSV file"),
+    Case("pareto of a trials.csv with a word for MACs", "pareto",
+         _pareto(b"number,state,hash,macs,macs_paper,params_score\n0,COMPLETE,ab,12e6,1e7,0.5\n"
+                 b"1,COMPLETE,cd,lots,1e7,0.4\n"),
+         r"runs\[0\]=.*: row 3, column macs='lots': must be a number"),
 ]  # fmt: skip
 
 
