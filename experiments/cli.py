@@ -19,6 +19,7 @@ or anything trained, so a ``run_dir=`` that cannot be written fails in a second 
 from __future__ import annotations
 
 import ast
+import logging
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -120,6 +121,14 @@ class RunDirCheck(Callback):
             with fail_clearly(config.hydra.job.name):
                 check_run_dir(path, self.key)
 
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        """The run folder's ``<command>.log`` (``hydra/job_logging: posearch``) starts with the
+        command that wrote it; it used to stay empty."""
+        hydra = config.hydra
+        logging.getLogger("posearch").info(
+            "python -m experiments.%s %s", hydra.job.name, " ".join(hydra.overrides.task)
+        )
+
 
 CONF = Path(__file__).with_name("conf")
 
@@ -178,4 +187,31 @@ ConfigStore.instance().store(
     group="hydra/help",
     name="posearch",
     node={"app_name": "${hydra.job.name}", "template": "${posearch_help:${hydra.job.name}}"},
+)
+# Library INFO lines go to the run folder's <command>.log, never into a result table on stdout;
+# warnings and errors still reach the console (stderr).
+ConfigStore.instance().store(
+    group="hydra/job_logging",
+    name="posearch",
+    node={
+        "version": 1,
+        "formatters": {
+            "simple": {"format": "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"}
+        },
+        "handlers": {
+            "console": {
+                "class": "logging.StreamHandler",
+                "formatter": "simple",
+                "stream": "ext://sys.stderr",
+                "level": "WARNING",
+            },
+            "file": {
+                "class": "logging.FileHandler",
+                "formatter": "simple",
+                "filename": "${hydra.runtime.output_dir}/${hydra.job.name}.log",
+            },
+        },
+        "root": {"level": "INFO", "handlers": ["console", "file"]},
+        "disable_existing_loggers": False,
+    },
 )

@@ -86,3 +86,15 @@ def test_a_checkpoint_whose_weights_are_of_another_architecture_is_one_line(tmp_
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "its weights do not fit its architecture" in lines[0], lines
     assert not (tmp_path / "data").exists()
+
+
+def test_the_run_folder_log_names_the_command_that_wrote_it(tmp_path):
+    """train.log / rank_proxies.log were empty (every line of posearch is printed)."""
+    run = tmp_path / "run"
+    result = commands.run(
+        "train", "trainer.lr=0", f"run_dir={run}", f"dataset.root={tmp_path / 'data'}"
+    )
+    assert result.returncode == 2, result.stderr
+    log = (run / "train.log").read_text()
+    assert "python -m experiments.train trainer.lr=0 run_dir=" in log, log
+    assert "INFO" not in result.stdout + result.stderr
