@@ -7,9 +7,9 @@
 
 A training checkpoint carries the data it was trained on (``dataset``), and is scored on it unless
 ``dataset=...`` (or any ``dataset.<key>=``) says otherwise; ``arch=`` and standalone folders use
-``dataset`` (synthetic by default). Prints the AP table (or one JSON object with ``format=json``). ``decode.*`` are the fields of
-``bottomup.codec.DecodeOptions`` (``refine``, ``adjust``: quarter / dark / none, ``score``:
-refined / grouped; ``docs/codec.md``).
+``dataset`` (synthetic by default). Prints the AP table (or one JSON object with
+``format=json``). ``decode.*`` are the fields of ``bottomup.codec.DecodeOptions`` (``refine``,
+``adjust``: quarter / dark / none, ``score``: refined / grouped; ``docs/codec.md``).
 """
 
 from __future__ import annotations
