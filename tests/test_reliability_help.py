@@ -98,3 +98,23 @@ def test_the_run_folder_log_names_the_command_that_wrote_it(tmp_path):
     log = (run / "train.log").read_text()
     assert "python -m experiments.train trainer.lr=0 run_dir=" in log, log
     assert "INFO" not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("part", ["kernels", "weights"])
+def test_an_incomplete_supernet_checkpoint_is_one_line(tmp_path, part):
+    from posenets.checkpoint import save_checkpoint
+    from search_space import get_preset, to_dict
+
+    state = {"supernet_arch": to_dict(get_preset("litepose_xs"))}
+    if part == "weights":
+        state |= {"supernet_kernels": [3, 5, 7], "model": {"stem.0.weight": [1.0]}}
+    path = save_checkpoint(state, tmp_path / "supernet.pt")
+    result = commands.run(
+        "export", "arch=litepose_xs", f"supernet={path}", "recalibrate=false",
+        f"out={tmp_path / 'out'}",
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    expect = "incomplete supernet checkpoint" if part == "kernels" else "do not fit"
+    assert len(lines) == 1 and expect in lines[0], lines
+    assert not (tmp_path / "out").exists()
