@@ -40,10 +40,10 @@ from hydra.core.config_store import ConfigStore
 from torch import nn
 
 from arch_search.trained_proxies import SupernetProxy
-from bottomup.transforms import resize_for_test
 from evaluators.memory import check_memory
 from experiments.cli import check_seed, fail_clearly, settings
 from experiments.data import load_datasets
+from experiments.families import calibration_inputs
 from experiments.proxy_data import proxy_context
 from posenets import build_model
 from posenets.io import KIND, ONNX_FILE, load_standalone, write_standalone
@@ -127,11 +127,9 @@ def _from_supernet(cfg: ExportConfig, config: ArchConfig) -> nn.Module:
 
 def calibration_images(cfg: ExportConfig, config: ArchConfig) -> list[np.ndarray]:
     """``cfg.calibration_images`` training images, evenly spaced over the split, each
-    ``(3, H, W)`` normalised at the model's input size as at test time (``resize_for_test``)."""
+    ``(3, H, W)`` normalised as at test time (a top-down model: a person crop of each)."""
     train, _ = load_datasets(cfg.dataset)
-    count = min(cfg.calibration_images, len(train))
-    picks = np.linspace(0, len(train) - 1, count).round().astype(int)
-    return [resize_for_test(train[int(i)].image, config.input_size)[0].numpy() for i in picks]
+    return calibration_inputs(config, train, cfg.calibration_images)
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="export")
