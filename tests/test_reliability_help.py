@@ -118,3 +118,27 @@ def test_an_incomplete_supernet_checkpoint_is_one_line(tmp_path, part):
     expect = "incomplete supernet checkpoint" if part == "kernels" else "do not fit"
     assert len(lines) == 1 and expect in lines[0], lines
     assert not (tmp_path / "out").exists()
+
+
+def test_a_nan_in_the_training_data_is_blamed_on_the_data_not_the_learning_rate(tmp_path):
+    """It said "Lower trainer.lr" and named a last.pt that had never been written."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from toy_training import ToyData, ToyLoss, ToyNet
+
+    from posetrain.trainer import Trainer, TrainerConfig, TrainingDiverged
+
+    class NanTarget(ToyData):
+        def __getitem__(self, key):
+            item = super().__getitem__(key)
+            item["h"] = item["h"].clone()  # a view of the image in ToyData
+            item["h"][0, 0, 0] = float("nan")  # a target made from a NaN keypoint
+            return item
+
+    config = TrainerConfig(epochs=1, max_steps=2, batch_size=4, progress=False, amp=False)
+    with pytest.raises(TrainingDiverged) as failed:
+        Trainer(ToyNet(), ToyLoss(), NanTarget(), config, tmp_path).fit()
+    message = str(failed.value)
+    assert "holds NaN or infinite values in 'h'" in message and "not a learning-rate" in message
+    assert "no checkpoint was saved" in message and "last.pt" not in message
