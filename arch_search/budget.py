@@ -6,6 +6,7 @@ budget's unit, ``limit`` the budget, ``column`` the trials-table column the cost
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -42,8 +43,8 @@ class Budget:
                 f"convention={self.convention!r}: must be one of {CONVENTIONS} (MACs), or "
                 f"{LATENCY!r} with table=<latency table> for a latency budget"
             )
-        if self.macs <= 0:
-            raise BudgetError(f"budget={self.macs}: must be positive")
+        if not math.isfinite(self.macs) or self.macs <= 0:
+            raise BudgetError(f"budget={self.macs}: must be a positive number of MACs")
 
     @property
     def column(self) -> str:
@@ -86,8 +87,8 @@ class LatencyBudget:
     column: str = "latency_pred_ms"
 
     def __post_init__(self) -> None:
-        if self.ms <= 0:
-            raise BudgetError(f"budget={self.ms}ms: must be positive")
+        if not math.isfinite(self.ms) or self.ms <= 0:
+            raise BudgetError(f"budget={self.ms}ms: must be a positive number of milliseconds")
 
     @property
     def limit(self) -> float:
@@ -118,15 +119,25 @@ def parse_latency_ms(text: str | float | int) -> float:
 
 
 def parse_macs(text: str | float | int) -> float:
-    """``'5.0G'`` -> 5e9, ``'800M'`` -> 8e8, ``1.2e9`` -> 1.2e9."""
+    """``'5.0G'`` -> 5e9, ``'800M'`` -> 8e8, ``1.2e9`` -> 1.2e9. A bare number below a million
+    is refused: no pose network fits in it, and ``budgets=5.0`` meant 5.0G, not 5 MACs."""
+    if isinstance(text, bool):
+        raise BudgetError(f"budget={text!r}: write a number of MACs (e.g. 5.0G)")
     if isinstance(text, int | float):
-        return float(text)
-    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([KMG]?)\s*", str(text))
-    if not match:
+        value, unit = float(text), ""
+    else:
+        match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+(?:[eE][-+]?[0-9]+)?)\s*([KMG]?)\s*", str(text))
+        if not match:
+            raise BudgetError(
+                f"budget={text!r}: write a number with an optional K, M or G suffix (e.g. 5.0G)"
+            )
+        value, unit = float(match.group(1)), match.group(2)
+    if not unit and math.isfinite(value) and 0 < value < 1e6:
         raise BudgetError(
-            f"budget={text!r}: write a number with an optional K, M or G suffix (e.g. 5.0G)"
+            f"budget={text!r} has no unit and would be {value:g} MACs: write {value:g}G for "
+            f"{value:g} GMACs (or a K or M suffix)"
         )
-    return float(match.group(1)) * _UNITS[match.group(2)]
+    return value * _UNITS[unit]
 
 
 def check_reachable(budget: Budget | LatencyBudget, smallest: FastMacs, config=None) -> None:

@@ -14,6 +14,7 @@ from arch_search.tables import WORST, best_within, pareto_front
 from evaluators.figures import save_figure, subplots
 from search_space import from_dict, save_arch
 from search_space.errors import SettingError
+from search_space.folders import staged
 
 # Published LitePose CrowdPose mAP (reference section 1); with the published GMACs (paper
 # convention, PAPER_BUDGETS) they are the paper's points on accuracy-vs-MACs plots.
@@ -175,7 +176,8 @@ def export_winners(
     exporter=None,
 ) -> dict[str, Path | None]:
     """For each named budget, the best trial that fits it: ``exports/<name>/arch.json`` (with
-    its hash) and, when ``exporter(config, folder)`` is given, weights and ONNX. Restrict
+    its hash) and, when ``exporter(config, folder)`` is given, weights and ONNX (written into
+    the folder it is given, the staged one; ``search_space.folders``). Restrict
     ``table`` first to export only within a further budget (a latency search: its feasible
     trials)."""
     written: dict[str, Path | None] = {}
@@ -186,23 +188,21 @@ def export_winners(
             continue
         config = from_dict(json.loads(row["arch"]))
         folder = run_dir / "exports" / name
-        save_arch(config, folder / "arch.json")
-        (folder / "trial.json").write_text(
-            json.dumps(
-                {
-                    "number": int(row["number"]),
-                    objective: float(row[objective]),
-                    "macs": int(row["macs"]),
-                    "macs_paper": int(row["macs_paper"]),
-                    **_predicted_latency(row),
-                    "budget": str(budget),
-                },
-                indent=2,
-            )
-            + "\n"
-        )
-        if exporter is not None:
-            exporter(config, folder)
+        trial = {
+            "number": int(row["number"]),
+            objective: float(row[objective]),
+            "macs": int(row["macs"]),
+            "macs_paper": int(row["macs_paper"]),
+            **_predicted_latency(row),
+            "budget": str(budget),
+        }
+        # Written whole (a kill leaves the old winner or the new one, never a mix); the
+        # workers of one search wait for each other rather than fail.
+        with staged(folder, "model", "search", trial, key=f"exports/{name}", wait=True) as stage:
+            save_arch(config, stage / "arch.json")
+            (stage / "trial.json").write_text(json.dumps(trial, indent=2) + "\n")
+            if exporter is not None:
+                exporter(config, stage)
         written[name] = folder
     return written
 

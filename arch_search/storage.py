@@ -12,7 +12,15 @@ import warnings
 import optuna
 from optuna.exceptions import ExperimentalWarning
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
-from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError, ProgrammingError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import (
+    ArgumentError,
+    DatabaseError,
+    IntegrityError,
+    NoSuchModuleError,
+    OperationalError,
+    ProgrammingError,
+)
 
 from search_space.errors import SettingError
 
@@ -21,6 +29,7 @@ def make_storage(url: str, heartbeat_s: int) -> optuna.storages.BaseStorage:
     """The storage at ``url``: an ``sqlite://``, ``postgresql://`` or ``mysql://`` URL (with
     heartbeats every ``heartbeat_s`` seconds), or ``journal:<path>`` for a journal file."""
     if url.startswith(("sqlite", "postgresql", "mysql")):
+        check_database_url(url)
         return _rdb_storage(url, heartbeat_s)
     if url.startswith("journal:"):
         from optuna.storages.journal import JournalFileBackend, JournalStorage
@@ -30,6 +39,33 @@ def make_storage(url: str, heartbeat_s: int) -> optuna.storages.BaseStorage:
         f"storage={url!r}: use an sqlite://, postgresql:// or mysql:// URL, or "
         "journal:<path> for a journal file"
     )
+
+
+def check_database_url(url: str) -> None:
+    """A database URL SQLAlchemy can parse, of a dialect it knows, whose Python driver is
+    installed: each was a traceback (``sqlite:/x.db``, ``postgresql+nosuch://``, ``mysql://``
+    without MySQLdb)."""
+    try:
+        parsed = make_url(url)
+        if parsed.get_backend_name() == "sqlite" and (parsed.host or not parsed.database):
+            raise ArgumentError("an SQLite URL names a file after three slashes")
+        parsed.get_dialect().import_dbapi()
+    except NoSuchModuleError:  # an ArgumentError too: first
+        raise SettingError(
+            f"storage={url!r}: SQLAlchemy knows no such database or driver; e.g. sqlite:///<path>, "
+            "postgresql+psycopg://user@host/db, mysql+pymysql://user@host/db"
+        ) from None
+    except ArgumentError:
+        raise SettingError(
+            f"storage={url!r}: not a database URL; write sqlite:///<path> (three slashes, "
+            "four for an absolute path), postgresql+psycopg://user@host/db or "
+            "mysql+pymysql://user@host/db"
+        ) from None
+    except ModuleNotFoundError as err:
+        raise SettingError(
+            f"storage={url!r} needs the Python database driver {err.name!r}, which is not "
+            "installed: install it, or name an installed one in the URL (postgresql+psycopg://)"
+        ) from None
 
 
 def _rdb_storage(url: str, heartbeat_s: int, attempts: int = 5) -> RDBStorage:

@@ -22,6 +22,11 @@ from search_space.errors import UserError
 MAX_ABS_COORDINATE = 1e6
 
 
+# Keys that make pycocotools' loadRes read a results file as another task's (it looks at the
+# first detection only), and that task.
+OTHER_RESULT_KEYS = {"caption": "caption", "bbox": "box", "segmentation": "segmentation"}
+
+
 class ResultsError(UserError, ValueError):
     """Detections or ground truth that cannot be scored."""
 
@@ -33,6 +38,32 @@ def read_json(path: Path, what: str) -> Any:
         return json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ResultsError(f"{what} {path} is not valid JSON ({err})") from None
+    except RecursionError:
+        raise ResultsError(f"{what} {path} is nested too deeply to be COCO-format JSON") from None
+    except ValueError as err:  # an integer of more than Python's 4300 digits
+        raise ResultsError(f"{what} {path} holds an unreadable number ({err})") from None
+
+
+def is_id(value: object) -> bool:
+    """An integer id, as COCO's files have them (``True`` is not one, nor ``"3"`` or ``3.0``)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _unique_ids(items: list, where: str, what: str) -> set:
+    """The ``id`` of every item, each an integer and none twice: pycocotools indexes by id and
+    silently keeps one of two items that share it (a duplicated annotation moved AP)."""
+    seen: dict[int, int] = {}
+    for i, item in enumerate(items):
+        value = item["id"]
+        if not is_id(value):
+            raise ResultsError(f"{where}: {what} {i}: id={value!r}: must be an integer")
+        if value in seen:
+            raise ResultsError(
+                f"{where}: {what} {i}: id {value} is also {what} {seen[value]}'s: ids must be "
+                "unique (pycocotools would keep only one of them)"
+            )
+        seen[value] = i
+    return set(seen)
 
 
 def is_number(value: object) -> bool:
@@ -79,10 +110,12 @@ def check_ground_truth(data: object, layout: KeypointLayout, source: str) -> Non
     categories = data["categories"]
     if not categories or not all(isinstance(c, dict) and "id" in c for c in categories):
         raise ResultsError(f"ground truth {source}: categories must be objects with an 'id'")
+    _unique_ids(categories, f"ground truth {source}", "category")
     if not data["annotations"]:
         raise ResultsError(f"ground truth {source} has no keypoint annotations")
     for i, ann in enumerate(data["annotations"]):
         _check_annotation(ann, f"ground truth {source}: annotation {i}", layout)
+    _unique_ids(data["annotations"], f"ground truth {source}", "annotation")
     for i, image in enumerate(data["images"]):
         where = f"ground truth {source}: image {i}"
         if not isinstance(image, dict) or "id" not in image:
@@ -92,14 +125,25 @@ def check_ground_truth(data: object, layout: KeypointLayout, source: str) -> Non
                 f"{where}: crowdIndex={image.get('crowdIndex')!r}: CrowdPose's easy / medium / "
                 "hard split needs a finite number"
             )
+    _unique_ids(data["images"], f"ground truth {source}", "image")
+    if not any(a["num_keypoints"] > 0 and not a["iscrowd"] for a in data["annotations"]):
+        raise ResultsError(
+            f"ground truth {source}: nothing to score: every annotation is a crowd or has "
+            "num_keypoints 0 (AP would be -1)"
+        )
 
 
 def _check_annotation(ann: object, where: str, layout: KeypointLayout) -> None:
     if not isinstance(ann, dict):
         raise ResultsError(f"{where} must be an object, not {ann!r}")
-    for key in ("image_id", "keypoints", "bbox"):
+    for key in ("id", "image_id", "category_id", "iscrowd", "num_keypoints", "keypoints", "bbox"):
         if key not in ann:
             raise ResultsError(f"{where} (id {ann.get('id')}) has no {key!r}")
+    for key in ("image_id", "category_id"):
+        if not is_id(ann[key]):
+            raise ResultsError(f"{where}: {key}={ann[key]!r}: must be an integer id")
+    if ann["iscrowd"] not in (0, 1) or isinstance(ann["iscrowd"], float):
+        raise ResultsError(f"{where}: iscrowd={ann['iscrowd']!r}: must be 0 or 1")
     keypoints = ann["keypoints"]
     if isinstance(keypoints, list) and len(keypoints) != 3 * layout.num_joints:
         joints = len(keypoints) / 3
@@ -108,12 +152,27 @@ def _check_annotation(ann: object, where: str, layout: KeypointLayout) -> None:
             f"{layout.name} has {layout.num_joints}{_layout_hint(len(keypoints) // 3, layout)}"
         )
     _numbers(where, "keypoints", keypoints, 3 * layout.num_joints)
-    _numbers(where, "bbox", ann["bbox"], 4)
-    if layout.name == "coco" and not (is_number(ann.get("area")) and ann["area"] >= 0):
-        # COCO's OKS divides by the area; CrowdPose's evaluator uses the bbox instead.
+    count = ann["num_keypoints"]
+    if not is_id(count) or not 0 <= count <= layout.num_joints:
         raise ResultsError(
-            f"{where}: area={ann.get('area')!r}: COCO keypoint AP needs a finite number >= 0"
+            f"{where}: num_keypoints={count!r}: must be an integer from 0 to "
+            f"{layout.num_joints} (the labelled joints; 0 marks a person to ignore)"
         )
+    bbox = _numbers(where, "bbox", ann["bbox"], 4)
+    if bbox[2] < 0 or bbox[3] < 0:
+        raise ResultsError(f"{where}: bbox={bbox}: width and height must be >= 0")
+    if layout.name == "coco":
+        # COCO's OKS divides by the area; CrowdPose's evaluator uses the bbox instead.
+        area = ann.get("area")
+        if not (is_number(area) and area >= 0):
+            raise ResultsError(
+                f"{where}: area={area!r}: COCO keypoint AP needs a finite number >= 0"
+            )
+        if area == 0 and count > 0 and not ann["iscrowd"]:
+            raise ResultsError(
+                f"{where}: area=0 for a person with {count} labelled joints: OKS divides by "
+                "the area, so every detection would miss it; give its segmentation's area"
+            )
 
 
 def default_category(data: dict) -> int:
@@ -136,6 +195,14 @@ def check_results(results: list, data: dict, layout: KeypointLayout) -> None:
         for key in ("image_id", "keypoints", "score"):
             if key not in det:
                 raise ResultsError(f"{where} has no {key!r}")
+        other = [key for key in OTHER_RESULT_KEYS if key in det]
+        if other:
+            raise ResultsError(
+                f"{where} has {other[0]!r}: pycocotools would read the file as "
+                f"{OTHER_RESULT_KEYS[other[0]]} results (a detection's box, not its keypoints, "
+                f"would decide its area range; an absurd box moved AP); keypoint results carry "
+                f"image_id, category_id, keypoints and score: drop {other[0]!r}"
+            )
         if isinstance(det["image_id"], bool) or det["image_id"] not in image_ids:
             raise ResultsError(f"{where}: image_id {det['image_id']!r} is not in the ground truth")
         category = det.get("category_id", default_category(data))

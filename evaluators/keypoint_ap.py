@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ COCO_STATS = ("AP", "AP50", "AP75", "AP_M", "AP_L", "AR", "AR50", "AR75", "AR_M"
 CROWDPOSE_STATS = ("AP", "AP50", "AP75", "AR", "AR50", "AR75", "AP_easy", "AP_medium", "AP_hard")
 DATASETS = ("coco", "crowdpose")
 ALL_ZERO_SCORE_FLOOR = 1e-6
+NO_GROUND_TRUTH = -1  # what pycocotools / xtcocotools report for a statistic with no ground truth
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,14 @@ class KeypointAP:
         return pd.DataFrame([self.stats])
 
     def table(self) -> str:
-        return self.to_frame().to_string(index=False, float_format=lambda v: f"{v:.4f}")
+        """Every statistic; one without ground truth (NaN) reads n/a."""
+        return self.to_frame().to_string(
+            index=False, float_format=lambda v: f"{v:.4f}", na_rep="n/a"
+        )
+
+    def json_stats(self) -> dict[str, float | None]:
+        """The statistics for JSON, which has no NaN: a statistic without ground truth is null."""
+        return {k: None if math.isnan(v) else v for k, v in self.stats.items()}
 
 
 def load_ground_truth(gt: str | Path | Any, dataset: str):
@@ -102,7 +111,19 @@ def evaluate_keypoints(gt, results, dataset: str, image_ids: list[int] | None = 
         else:
             stats = _crowdpose_stats(gt, results, image_ids)
     names = COCO_STATS if dataset == "coco" else CROWDPOSE_STATS
-    return KeypointAP(dataset, {n: float(v) for n, v in zip(names, stats, strict=True)})
+    if stats[0] == NO_GROUND_TRUTH:
+        scored = "every image" if image_ids is None else f"the {len(image_ids)} images scored"
+        raise ResultsError(
+            f"nothing to score: {scored} hold no ground-truth person with labelled keypoints "
+            "(the evaluator would report AP -1)"
+        )
+    return KeypointAP(dataset, {n: _or_nan(v) for n, v in zip(names, stats, strict=True)})
+
+
+def _or_nan(value: float) -> float:
+    """The evaluators' -1 ("no ground truth in this area range or crowd split", e.g. AP_hard of
+    a set without crowded images) is no score: NaN, never a number to average or compare."""
+    return math.nan if value == NO_GROUND_TRUTH else float(value)
 
 
 def empty_result(dataset: str) -> KeypointAP:

@@ -39,6 +39,7 @@ import csv
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import platform
 import statistics
@@ -208,6 +209,16 @@ class LatencyTable:
                     raise LatencyTableError(
                         f"latency table {path}: row {number} of the CSV is malformed: {row}"
                     ) from None
+                continue
+            entry = entries[row["key"]]
+            if not (math.isfinite(entry.latency_us) and entry.latency_us >= 0 and entry.runs >= 1):
+                raise LatencyTableError(
+                    f"latency table {path}: row {number} has latency_us={row['latency_us']}, "
+                    f"runs={row['runs']}: a measured layer takes a finite time >= 0 over >= 1 run"
+                )
+        constant = header.constant_us
+        if constant is not None and not math.isfinite(constant):
+            raise LatencyTableError(f"latency table {path}: constant_us={constant} is not finite")
         return cls(header, entries, path)
 
     def write(self, path: str | Path | None = None) -> Path:
@@ -620,7 +631,14 @@ class LatencyPredictor:
         return total
 
     def predict_us(self, config) -> float:
-        return self.layer_sum_us(config) + self.constant_us
+        predicted = self.layer_sum_us(config) + self.constant_us
+        if predicted <= 0:  # a hand-edited constant: every network would fit every budget
+            raise LatencyTableError(
+                f"latency table {self.table.path} predicts {predicted:.1f} us for a network "
+                f"(its layers sum to {predicted - self.constant_us:.1f} us, constant_us="
+                f"{self.constant_us:g}): a latency is positive; measure the table again"
+            )
+        return predicted
 
     def predict_ms(self, config) -> float:
         return self.predict_us(config) / 1e3

@@ -45,7 +45,7 @@ from evaluators.macs import count_params
 from evaluators.macs_fast import fast_macs
 from experiments.cli import fail_clearly
 from experiments.deconv_figure import plot_deconv_ablation
-from experiments.sections import section_dataclass
+from experiments.sections import LossSchema, section_dataclass
 from experiments.tables import to_markdown
 from posenets import build_model
 from search_space import SettingError, UnknownNameError, get_preset, list_presets, to_json
@@ -78,7 +78,7 @@ class DeconvAblationConfig:
     resolution_rule: dict[str, Any] = MISSING  # search_space.resolution.ResolutionRule's fields
     run_dir: str = MISSING
     dataset: Any = None  # the config groups
-    loss: Any = None
+    loss: LossSchema | None = None  # the group, typed (experiments.sections)
 
 
 ConfigStore.instance().store(name="deconv_ablation_schema", node=DeconvAblationConfig)

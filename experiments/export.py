@@ -23,8 +23,9 @@ costs in AP and time). INT8 calibrates on ``calibration_images`` training images
 time.
 
 The folder is written whole or not at all: built as a temporary sibling and renamed into place at
-the end (``posenets.io.staged_folder``). A non-empty ``out=`` is refused unless ``overwrite=true``,
-which replaces it whole, so one folder never holds the files of two exports.
+the end (``search_space.folders.staged``), and carries posearch's marker. A non-empty ``out=`` is
+refused unless ``overwrite=true``, which replaces it whole, so one folder never holds the files of
+two exports; a folder posearch did not make (no marker, or files added to it) is never replaced.
 """
 
 from __future__ import annotations
@@ -40,21 +41,16 @@ from torch import nn
 
 from arch_search.trained_proxies import SupernetProxy
 from evaluators.memory import check_memory
-from experiments.cli import fail_clearly
+from experiments.cli import check_seed, fail_clearly, settings
 from experiments.data import load_datasets
 from experiments.families import calibration_inputs
 from experiments.proxy_data import proxy_context
 from posenets import build_model
-from posenets.io import (
-    ONNX_FILE,
-    check_out_folder,
-    load_standalone,
-    staged_folder,
-    write_standalone,
-)
+from posenets.io import KIND, ONNX_FILE, load_standalone, write_standalone
 from posenets.precision import check_precision, convert
 from search_space import ArchConfig, resolve_arch
 from search_space.errors import SettingError
+from search_space.folders import staged
 from supernet.checkpoint import open_supernet
 
 
@@ -83,12 +79,13 @@ def export(cfg: ExportConfig) -> Path:
         check_precision(precision)
     if set(precisions) - {"fp32"} and not cfg.onnx:
         raise SettingError(f"precision={precisions} converts the ONNX model: drop onnx=false")
+    check_seed(cfg.seed)
     if cfg.calibration_images < 1:
         raise SettingError(f"calibration_images={cfg.calibration_images}: must be >= 1")
-    check_out_folder(cfg.out, cfg.overwrite)
-    model, config = _model(cfg)
-    calibration = calibration_images(cfg, config) if "int8" in precisions else ()
-    with staged_folder(cfg.out) as stage:
+    # out= is checked and locked before any work, and written whole at the end.
+    with staged(cfg.out, KIND, "export", settings(cfg), overwrite=cfg.overwrite) as stage:
+        model, config = _model(cfg)
+        calibration = calibration_images(cfg, config) if "int8" in precisions else ()
         write_standalone(model, config, stage, cfg.onnx)
         for precision in precisions:
             convert(stage / ONNX_FILE, precision, calibration)

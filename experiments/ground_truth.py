@@ -55,7 +55,7 @@ from arch_search.records import JsonlRecords
 from arch_search.report import plot_ground_truth
 from experiments.cli import fail_clearly
 from experiments.proxy_data import proxy_context
-from experiments.sections import section_dataclass
+from experiments.sections import LossSchema, section_dataclass
 from experiments.short_training import train_one
 from experiments.tables import to_markdown
 from search_space import to_json
@@ -89,7 +89,7 @@ class GroundTruthConfig:
     run_dir: str = MISSING
     progress: bool = MISSING
     dataset: Any = None  # the config groups
-    loss: Any = None
+    loss: LossSchema | None = None  # the group, typed (experiments.sections)
 
 
 ConfigStore.instance().store(name="ground_truth_schema", node=GroundTruthConfig)

@@ -11,7 +11,7 @@ without complaint whenever the tensor counts happened to agree. The joint count 
 read from the weights' output layers, so CrowdPose (14) and COCO (17) heads need no option.
 
 The file is read with ``torch.load(..., weights_only=True)``: a downloaded checkpoint is data and
-must not be able to run code. The folder is written whole (``posenets.io.staged_folder``); a
+must not be able to run code. The folder is written whole (``search_space.folders.staged``); a
 non-empty ``out=`` is refused unless ``overwrite=true``, which replaces it whole.
 """
 
@@ -26,12 +26,13 @@ import hydra
 from hydra.core.config_store import ConfigStore
 from torch import Tensor
 
-from experiments.cli import fail_clearly
+from experiments.cli import fail_clearly, settings
 from posenets import build_model
 from posenets.checkpoint import CheckpointError, read_torch_file
-from posenets.io import check_out_folder, staged_folder, write_standalone
+from posenets.io import KIND, write_standalone
 from search_space import ArchConfigError, LitePoseConfig, UserError, resolve_arch
 from search_space.errors import MissingFileError
+from search_space.folders import staged
 
 # The release's module names -> ours (posenets/litepose.py), applied in order to each key.
 RELEASE_RENAMES: tuple[tuple[str, str], ...] = (
@@ -144,16 +145,15 @@ def head_sizes(release: dict[str, Tensor]) -> tuple[int, int]:
 
 
 def import_release(cfg: ImportReleaseConfig) -> Path:
-    check_out_folder(cfg.out, cfg.overwrite)
-    release = read_release_weights(cfg.weights)
-    config = resolve_arch(cfg.arch)
-    if not isinstance(config, LitePoseConfig):
-        raise ArchConfigError("arch", cfg.arch, "must be a LitePose architecture")
-    joints, tag_dim = head_sizes(release)
-    config = dataclasses.replace(config, num_joints=joints, tag_dim=tag_dim)
-    model = build_model(config)
-    model.load_state_dict(map_release_state(release, model.state_dict()))
-    with staged_folder(cfg.out) as stage:
+    with staged(cfg.out, KIND, "import_release", settings(cfg), overwrite=cfg.overwrite) as stage:
+        release = read_release_weights(cfg.weights)
+        config = resolve_arch(cfg.arch)
+        if not isinstance(config, LitePoseConfig):
+            raise ArchConfigError("arch", cfg.arch, "must be a LitePose architecture")
+        joints, tag_dim = head_sizes(release)
+        config = dataclasses.replace(config, num_joints=joints, tag_dim=tag_dim)
+        model = build_model(config)
+        model.load_state_dict(map_release_state(release, model.state_dict()))
         write_standalone(model.eval(), config, stage, cfg.onnx)
     return Path(cfg.out)
 

@@ -13,16 +13,18 @@ from __future__ import annotations
 
 import dataclasses
 import typing
+from pathlib import Path
 
 import hydra
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
-from bottomup.datasets.cache import FolderNotWritable, build_once
+from bottomup.datasets.cache import COMPLETE_MARKER, FolderNotWritable, build_once, is_complete
 from bottomup.datasets.coco_format import DatasetError
 from bottomup.datasets.registry import synthetic_folder
 from bottomup.datasets.synthetic import SyntheticOptions, generate
-from experiments.cli import fail_clearly
+from experiments.cli import check_seed, fail_clearly
+from search_space.folders import OutputFolderError
 
 _HINTS = typing.get_type_hints(SyntheticOptions)
 # The schema is SyntheticOptions' fields plus where to write, so a new option or a typo in an
@@ -41,9 +43,11 @@ ConfigStore.instance().store(name="make_synthetic_schema", node=MakeSyntheticCon
 def run(cfg) -> str:
     values = OmegaConf.to_container(cfg, resolve=True)
     out, progress = values.pop("out"), values.pop("progress")
+    check_seed(values["seed"])
     options = SyntheticOptions(**values)
     if out is None:
         return str(synthetic_folder(options, progress=progress))
+    check_out(Path(out))
     try:
         folder = build_once(
             out, lambda tmp: generate(options, tmp, progress=progress), dataclasses.asdict(options)
@@ -52,6 +56,21 @@ def run(cfg) -> str:
         message = f"out={out}: cannot write there ({err.reason}); give a writable out="
         raise DatasetError(message) from None
     return str(folder)
+
+
+def check_out(out: Path) -> None:
+    """A complete dataset folder is kept as it is; any other non-empty folder is the user's:
+    ``build_once`` would move it aside and delete it (``out=.`` was the working folder)."""
+    if out.exists() and not out.is_dir():
+        raise OutputFolderError(f"out={out} is a file, not a folder: give another out=")
+    if out.is_dir() and not is_complete(out) and any(out.iterdir()):
+        held = sorted(p.name for p in out.iterdir())
+        shown = ", ".join(held[:5]) + (", ..." if len(held) > 5 else "")
+        raise OutputFolderError(
+            f"out={out} holds files that are not a synthetic dataset (holds {shown}; no "
+            f"{COMPLETE_MARKER}): posearch writes a dataset only into a new or empty folder; "
+            "give another out="
+        )
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="make_synthetic")

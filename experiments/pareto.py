@@ -67,13 +67,28 @@ def load_runs(cfg: ParetoConfig) -> tuple[list[Run], str]:
     for index, path in enumerate(paths):
         if not path.is_file():
             raise SettingError(f"runs[{index}]={str(path)!r}: no such file (a trials.csv)")
-        table = pd.read_csv(path)
+        where = f"runs[{index}]={str(path)!r}"
+        try:
+            table = pd.read_csv(path)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise SettingError(f"{where}: not a readable CSV file ({first})") from None
         scores = [c for c in table.columns if c.endswith(SCORE_SUFFIX)]
         if len(scores) != 1 or not {"state", "hash", "macs", "macs_paper"} <= set(table.columns):
             raise SettingError(
-                f"runs[{index}]={str(path)!r}: not a trials.csv of experiments.search (it needs "
+                f"{where}: not a trials.csv of experiments.search (it needs "
                 "state, hash, macs, macs_paper and one <proxy>_score column)"
             )
+        for column in ("macs", "macs_paper", scores[0]):
+            numbers = pd.to_numeric(table[column], errors="coerce")
+            bad = table[column][numbers.isna() & table[column].notna()]
+            if len(bad):
+                row = int(bad.index[0])
+                raise SettingError(
+                    f"{where}: row {row + 2}, column {column}={bad.iloc[0]!r}: must be a number "
+                    "(a trials.csv of experiments.search, edited or cut?)"
+                )
+            table[column] = numbers
         objectives[str(path)] = scores[0]
         style = cfg.styles[index] if cfg.styles else "front"
         if style not in STYLES:

@@ -40,6 +40,7 @@ from evaluators.proxies import get_proxy, list_proxies
 from evaluators.rank_agreement import agreement, grouped_correlation, seed_ceiling
 from experiments.cli import fail_clearly
 from experiments.proxy_data import proxy_context
+from experiments.sections import LossSchema
 from experiments.tables import to_markdown
 from search_space.errors import UnknownNameError
 from search_space.resolution import ResolutionRule
@@ -62,7 +63,7 @@ class RankProxiesConfig:
     run_dir: str = MISSING
     progress: bool = MISSING
     dataset: Any = None  # the config groups
-    loss: Any = None
+    loss: LossSchema | None = None  # the group, typed (experiments.sections)
 
 
 ConfigStore.instance().store(name="rank_proxies_schema", node=RankProxiesConfig)

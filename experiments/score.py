@@ -3,8 +3,10 @@
     python -m experiments.score results=dets.json gt=person_keypoints_val2017.json dataset=coco
     python -m experiments.score results=dets.json gt=crowdpose_test.json dataset=crowdpose
 
-The table lists every statistic; ``format=json`` prints one JSON object with AP, AP50, AP75, AR,
-AR50, AR75 (and AP_easy, AP_medium, AP_hard for CrowdPose).
+The table and ``format=json`` (one JSON object) list every statistic: AP, AP50, AP75, AP_M, AP_L,
+AR, AR50, AR75, AR_M, AR_L for COCO; AP, AP50, AP75, AR, AR50, AR75, AP_easy, AP_medium, AP_hard
+for CrowdPose. A statistic without ground truth (no medium persons, no crowded image for AP_hard)
+is n/a in the table and null in JSON, never -1; ground truth with nobody to score is an error.
 """
 
 from __future__ import annotations
@@ -18,11 +20,6 @@ from hydra.core.config_store import ConfigStore
 
 from evaluators.keypoint_ap import evaluate_keypoints
 from experiments.cli import fail_clearly
-
-JSON_KEYS = {
-    "coco": ("AP", "AP50", "AP75", "AR", "AR50", "AR75"),
-    "crowdpose": ("AP", "AP50", "AP75", "AR", "AR50", "AR75", "AP_easy", "AP_medium", "AP_hard"),
-}
 
 
 class Dataset(str, Enum):
@@ -53,7 +50,7 @@ def main(cfg: ScoreConfig) -> None:
     with fail_clearly("score"):
         ap = evaluate_keypoints(cfg.gt, cfg.results, dataset)
     if cfg.format == OutputFormat.json:
-        print(json.dumps({k: ap.stats[k] for k in JSON_KEYS[dataset]}))
+        print(json.dumps(ap.json_stats()))
     else:
         print(ap.table())
 

@@ -61,11 +61,11 @@ from evaluators.latency_table import (
     space_fingerprint,
 )
 from evaluators.proxies import ProxyContext, get_proxy, list_proxies
-from experiments.cli import fail_clearly
+from experiments.cli import check_seed, fail_clearly
 from experiments.proxy_data import proxy_context
-from experiments.sections import section_dataclass
+from experiments.sections import LossSchema, section_dataclass
 from posenets import build_model
-from posenets.io import save_standalone
+from posenets.io import write_standalone
 from posetrain.interrupts import Interrupted, requested, stop_on_signals
 from search_space import ArchConfigError, UnknownNameError
 from search_space.errors import SettingError
@@ -107,7 +107,7 @@ class SearchConfig:
     progress: bool = True
     proxy_options: dict[str, Any] = field(default_factory=dict)
     dataset: Any = None  # the dataset group (data proxies only)
-    loss: Any = None  # pose-loss weights (data proxies only)
+    loss: LossSchema | None = None  # the group, typed (experiments.sections)
 
 
 ConfigStore.instance().store(name="search_schema", node=SearchConfig)
@@ -115,6 +115,7 @@ ConfigStore.instance().store(name="search_schema", node=SearchConfig)
 
 def search(cfg: SearchConfig) -> Path:
     run_dir = Path(cfg.run_dir)
+    check_seed(cfg.seed)
     proxy = get_proxy_checked(cfg)
     rule = section_dataclass(ResolutionRule, cfg.resolution_rule, "resolution_rule")
     space = search_space(cfg, proxy, rule)
@@ -242,7 +243,7 @@ def exporter(proxy, context: ProxyContext, predictor: LatencyPredictor | None = 
 
     def export(config, folder: Path) -> None:
         model = proxy.subnet(config, context) if isinstance(proxy, SupernetProxy) else None
-        save_standalone(model if model is not None else build_model(config), config, folder)
+        write_standalone(model if model is not None else build_model(config), config, folder, True)
         if predictor is not None:
             write_latency_record(config, predictor, folder)
 

@@ -30,7 +30,7 @@ from typing import Any
 import hydra
 import torch
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, DictConfig
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 from bottomup.losses import DistillationConfig, DistillationLoss
 from evaluators.memory import check_memory
@@ -38,7 +38,14 @@ from experiments.cli import fail_clearly
 from experiments.data import load_datasets, load_selection_split
 from experiments.families import arch_with, refuse_for_topdown, training_parts
 from experiments.report import report
-from experiments.sections import loss_config, recipe_config, section_dataclass, trainer_config
+from experiments.sections import (
+    LossSchema,
+    TrainerSchema,
+    loss_config,
+    recipe_config,
+    section_dataclass,
+    trainer_config,
+)
 from posenets import build_model
 from posetrain.distillation import DistillationStep, check_teacher, fingerprint, load_teacher
 from posetrain.distributed import init_distributed, shutdown
@@ -62,8 +69,8 @@ class TrainConfig:
     teacher: str | None = MISSING
     distill: dict[str, Any] = MISSING  # bottomup.losses.DistillationConfig's fields
     dataset: Any = None  # the config groups; their sections are read by experiments.sections
-    trainer: Any = None
-    loss: Any = None
+    trainer: TrainerSchema | None = None  # the group, typed (experiments.sections)
+    loss: LossSchema | None = None  # the group, typed (experiments.sections)
     recipe: Any = None  # bottomup.recipe.Recipe's fields (conf/recipe/)
 
 
@@ -99,6 +106,8 @@ def run(cfg: DictConfig) -> None:
         recipe,
     )  # fmt: skip
     extra_state = {"arch": to_dict(config), "teacher": None}
+    # The data it was trained on: experiments.evaluate's default for this checkpoint.
+    extra_state["dataset"] = OmegaConf.to_container(cfg.dataset, resolve=True)
     step = None
     if teacher is not None:
         check_teacher(cfg.teacher, teacher_config, config)

@@ -51,7 +51,7 @@ from evaluators.macs_fast import fast_macs
 from evaluators.pose_eval import ap_evaluator, evaluate_model
 from experiments.cli import fail_clearly
 from experiments.data import load_datasets
-from experiments.sections import loss_config, trainer_config
+from experiments.sections import LossSchema, TrainerSchema, loss_config, trainer_config
 from posenets import build_model
 from posenets.checkpoint import CheckpointError, load_checkpoint
 from posetrain.distributed import init_distributed, shutdown
@@ -85,8 +85,8 @@ class TrainSupernetConfig:
     report: bool = MISSING
     report_subnets: list[str] = MISSING
     dataset: Any = None  # the config groups; their sections are read by experiments.sections
-    trainer: Any = None
-    loss: Any = None
+    trainer: TrainerSchema | None = None  # the group, typed (experiments.sections)
+    loss: LossSchema | None = None  # the group, typed (experiments.sections)
 
 
 ConfigStore.instance().store(name="train_supernet_schema", node=TrainSupernetConfig)

@@ -13,6 +13,7 @@ beyond what that loader accepts, so no extra globals are allowed.
 
 from __future__ import annotations
 
+import errno
 import os
 import pickle
 from pathlib import Path
@@ -33,11 +34,21 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    with open(tmp, "wb") as handle:
-        torch.save({"format": FORMAT, **state}, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as handle:
+            torch.save({"format": FORMAT, **state}, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException as err:  # a full disk, a kill: no partial file, the old one kept
+        tmp.unlink(missing_ok=True)
+        if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS):
+            kept = "the previous one is kept" if path.exists() else "nothing was written"
+            raise CheckpointError(
+                f"cannot write checkpoint {path} ({err.strerror}; {kept}): free some space "
+                "and rerun the same command to resume"
+            ) from None
+        raise
     return path
 
 

@@ -5,19 +5,15 @@ machinery: the architecture (with its canonical hash) and the weights. The ONNX 
 of any height and width (multiples of the net's stride), as test-time decoding needs.
 
 A folder is never mixed or half-written: it is built as a temporary sibling and renamed into place
-when complete (:func:`staged_folder`), so a failure or a kill leaves the previous folder as it was,
-and a folder of one model never gains the files of another. The entry points refuse a non-empty
-``out=`` unless ``overwrite=true`` (:func:`check_out_folder`).
+when complete (``search_space.folders.staged``), so a failure or a kill leaves the previous folder
+as it was, and a folder of one model never gains the files of another. It carries posearch's
+marker; a folder without one is never replaced (the entry points' ``overwrite=true`` included).
 """
 
 from __future__ import annotations
 
 import copy
-import os
-import shutil
 import warnings
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -26,62 +22,13 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from posenets.builder import build_model
 from posenets.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from search_space import ArchConfig, UserError, from_dict, save_arch, to_dict
-from search_space.errors import SettingError
+from search_space import ArchConfig, from_dict, save_arch, to_dict
+from search_space.folders import OutputFolderError, staged  # noqa: F401 (its old home)
 
 MODEL_FILE = "model.pt"
 ARCH_FILE = "arch.json"
 ONNX_FILE = "model.onnx"
-
-
-class OutputFolderError(UserError, ValueError):
-    """An output folder that would be overwritten or cannot be one."""
-
-
-def check_out_folder(folder: str | Path, overwrite: bool) -> None:
-    """Refuse an ``out=`` that is a file, or a non-empty folder unless ``overwrite`` (which
-    replaces it whole): what it holds is the user's, and mixing two exports misleads."""
-    folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise OutputFolderError(f"out={folder} is a file, not a folder")
-    held = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
-    if held and not overwrite:
-        shown = ", ".join(held[:5]) + (", ..." if len(held) > 5 else "")
-        raise OutputFolderError(
-            f"out={folder} is not empty (holds {shown}): give overwrite=true to replace it "
-            "whole, or another out="
-        )
-
-
-@contextmanager
-def staged_folder(folder: str | Path, carry: Iterable[str] = ()) -> Iterator[Path]:
-    """An empty temporary sibling of ``folder`` to write into. When the block ends without error
-    it replaces ``folder`` whole (a rename); on an error it is deleted and ``folder`` is left as
-    it was. ``carry``: names of files of the old folder copied in first.
-
-    Between the two renames that swap the folders, a kill leaves the old one as
-    ``.<name>.old-<pid>`` beside where it was; nothing is ever half-written."""
-    folder = Path(folder).absolute()
-    stage = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
-    old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
-    shutil.rmtree(stage, ignore_errors=True)
-    try:
-        stage.mkdir(parents=True)
-    except OSError as err:  # read-only, a file in the way, a missing mount
-        raise SettingError(
-            f"out={folder}: cannot write there ({err.strerror}); give a writable out="
-        ) from None
-    try:
-        for name in carry:
-            shutil.copy2(folder / name, stage / name)
-        yield stage
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
-    if folder.exists():
-        os.replace(folder, old)
-    os.replace(stage, folder)
-    shutil.rmtree(old, ignore_errors=True)
+KIND = "model"  # the marker kind of a standalone folder (search_space.folders)
 
 
 def write_standalone(model: nn.Module, config: ArchConfig, folder: Path, onnx: bool) -> None:
@@ -94,34 +41,30 @@ def write_standalone(model: nn.Module, config: ArchConfig, folder: Path, onnx: b
 
 
 def save_standalone(
-    model: nn.Module, config: ArchConfig, folder: str | Path, onnx: bool = True
+    model: nn.Module,
+    config: ArchConfig,
+    folder: str | Path,
+    onnx: bool = True,
+    command: str = "posenets.io.save_standalone",
 ) -> Path:
-    """Write ``folder`` whole (:func:`staged_folder`): the model's files replace any model files
-    it held (an old ``model.onnx`` or ``model.int8.onnx`` is dropped, never left beside other
-    weights); other files (the ``trial.json`` a search writes beside its winners) are kept. The
-    entry points refuse a non-empty ``out=`` first (:func:`check_out_folder`)."""
+    """Write ``folder`` whole (``search_space.folders.staged``): a folder posearch did not make
+    is refused, one it made is replaced whole, so it never holds the files of two models."""
     folder = Path(folder)
-    with staged_folder(folder, _companions(folder)) as stage:
+    with staged(folder, KIND, command, {"arch": to_dict(config), "onnx": onnx}) as stage:
         write_standalone(model, config, stage, onnx)
     return folder
-
-
-def _companions(folder: Path) -> list[str]:
-    """The files of ``folder`` that are not a standalone model's."""
-    check_out_folder(folder, overwrite=True)  # a file is refused
-    if not folder.is_dir():
-        return []
-    own = (ARCH_FILE, MODEL_FILE)
-    return [
-        p.name
-        for p in sorted(folder.iterdir())
-        if p.is_file() and p.name not in own and not p.name.endswith(".onnx")
-    ]
 
 
 def load_standalone(path: str | Path) -> tuple[nn.Module, ArchConfig]:
     """A model from a standalone folder or a ``model.pt`` file (any checkpoint carrying
     ``arch`` and ``model``)."""
+    model, config, _ = load_standalone_state(path)
+    return model, config
+
+
+def load_standalone_state(path: str | Path) -> tuple[nn.Module, ArchConfig, dict]:
+    """:func:`load_standalone` plus the checkpoint's other entries (a training checkpoint's
+    ``dataset``: the data it was trained on, which ``experiments.evaluate`` defaults to)."""
     path = Path(path)
     file = path / MODEL_FILE if path.is_dir() else path
     state = load_checkpoint(file)
@@ -137,8 +80,15 @@ def load_standalone(path: str | Path) -> tuple[nn.Module, ArchConfig]:
         )
     config = from_dict(state["arch"])
     model = build_model(config)
-    model.load_state_dict(state["model"])
-    return model, config
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as err:  # weights of another architecture than its 'arch' says
+        first = next((line.strip() for line in str(err).splitlines()[1:] if line.strip()), "")
+        raise CheckpointError(
+            f"checkpoint {file}: its weights do not fit its architecture ({first[:200]}); it "
+            "was not written by posearch for this network: point at another checkpoint"
+        ) from None
+    return model, config, {k: v for k, v in state.items() if k not in ("arch", "model")}
 
 
 def fold_batchnorm(model: nn.Module) -> nn.Module:

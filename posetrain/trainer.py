@@ -81,6 +81,27 @@ class TrainerConfig:
                 raise SettingError(f"trainer.{name}={getattr(self, name)}: must be >= 1")
         if self.lr <= 0:
             raise SettingError(f"trainer.lr={self.lr}: must be > 0")
+        # Numbers that cannot be right (NaN passes every comparison; max_steps=-1 trained 0
+        # steps, gamma=-1 a negative learning rate, both with exit status 0).
+        _check_number("lr", self.lr, 0, strict=True)
+        _check_number("gamma", self.gamma, 0, strict=True)
+        _check_number("weight_decay", self.weight_decay, 0)
+        for name in ("warmup_steps", "seed", "num_workers"):
+            _check_number(name, getattr(self, name), 0)
+        if self.max_steps is not None:
+            _check_number("max_steps", self.max_steps, 1)
+        if self.grad_clip is not None:
+            _check_number("grad_clip", self.grad_clip, 0, strict=True)
+        for i, milestone in enumerate(self.milestones):
+            _check_number(f"milestones[{i}]", milestone, 0, strict=True)
+
+
+def _check_number(name: str, value, low: float, strict: bool = False) -> None:
+    """``trainer.<name>`` a finite number >= ``low`` (> with ``strict``)."""
+    if not math.isfinite(value) or value < low or (strict and value == low):
+        raise SettingError(
+            f"trainer.{name}={value}: must be a finite number {'>' if strict else '>='} {low}"
+        )
 
 
 @dataclass
@@ -287,6 +308,31 @@ class Trainer:
             if self.step >= self.total_steps:
                 break
 
+    def _diverged(self, loss: float, batch: dict[str, torch.Tensor]) -> TrainingDiverged:
+        """Blame the data when the batch itself is not finite (a NaN keypoint used to be blamed
+        on the learning rate), and name a checkpoint only where one exists."""
+        where = f"at step {self.step + 1} (epoch {self.epoch})"
+        last = self.checkpoint_dir / "last.pt"
+        kept = (
+            f"the last good checkpoint is {last}" if last.is_file() else "no checkpoint was saved"
+        )
+        bad = [
+            key
+            for key, value in batch.items()
+            if torch.is_tensor(value) and value.is_floating_point() and not value.isfinite().all()
+        ]
+        if bad:
+            return TrainingDiverged(
+                f"loss became {loss} {where} because the training batch holds NaN or infinite "
+                f"values in {bad[0]!r}: the dataset has a non-finite keypoint or pixel (not a "
+                f"learning-rate problem); fix its annotations; {kept}"
+            )
+        return TrainingDiverged(
+            f"loss became {loss} {where}; nothing was saved after it, {kept}. Lower trainer.lr "
+            f"(now {self.config.lr}) or set trainer.grad_clip (e.g. 1.0), then rerun the same "
+            "command to resume."
+        )
+
     def _train_step(self, batch: dict[str, torch.Tensor]) -> dict[str, float]:
         device = self.ctx.device
         image = batch.pop("image").to(device, non_blocking=True)
@@ -297,12 +343,7 @@ class Trainer:
         parts = self.step_fn(self.train_model, image, targets, self.step)
         loss = parts["loss"]
         if not torch.isfinite(loss):
-            raise TrainingDiverged(
-                f"loss became {loss.item()} at step {self.step + 1} (epoch {self.epoch}); "
-                f"nothing was saved after it, the last good checkpoint is "
-                f"{self.checkpoint_dir / 'last.pt'}. Lower trainer.lr (now {self.config.lr}) "
-                "or set trainer.grad_clip (e.g. 1.0), then rerun the same command to resume."
-            )
+            raise self._diverged(loss.item(), {"image": image, **targets})
         if self.ctx.distributed and self.step_fn.manages_ddp:
             _all_reduce_gradients(self.model, self.ctx.world_size)
         if self.config.grad_clip:

@@ -154,11 +154,7 @@ def to_json(config: ArchConfig, indent: int | None = 2) -> str:
 
 
 def from_json(text: str) -> ArchConfig:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise ArchConfigError("<json>", text[:60], f"is not valid JSON ({err})") from None
-    return from_dict(data)
+    return from_dict(_parse(text, "json", "<json>"))
 
 
 def to_yaml(config: ArchConfig) -> str:
@@ -166,11 +162,99 @@ def to_yaml(config: ArchConfig) -> str:
 
 
 def from_yaml(text: str) -> ArchConfig:
+    return from_dict(_parse(text, "yaml", "<yaml>"))
+
+
+# An architecture file is a few hundred values: these bounds are far above any real one and far
+# below what exhausts memory (a 1.7 kB YAML file of nested aliases expanded to ~10^9 numbers).
+MAX_FILE_CHARS = 1_000_000
+MAX_VALUES = 100_000
+
+
+class _Refused(Exception):
+    """A structure ``_parse`` refuses; the message says why."""
+
+
+def _parse(text: str, kind: str, source: str) -> Any:
+    """The data of an architecture file's text, read safely: JSON or YAML (``safe_load``: no
+    tags that build objects), each key once per mapping, YAML aliases expanding to at most
+    ``MAX_VALUES`` values, no recursive alias, no nesting deep enough to exhaust the stack."""
+    if len(text) > MAX_FILE_CHARS:
+        raise ArchConfigError(
+            source, f"<{len(text)} characters>", f"is too large for an architecture file "
+            f"(at most {MAX_FILE_CHARS} characters)"
+        )  # fmt: skip
     try:
-        data = yaml.safe_load(text)
+        if kind == "json":
+            return json.loads(text, object_pairs_hook=_unique_keys)
+        return yaml.load(text, Loader=_ArchLoader)  # a SafeLoader: no object tags
+    except json.JSONDecodeError as err:
+        raise ArchConfigError(source, text[:60], f"is not valid JSON ({err})") from None
     except yaml.YAMLError as err:
-        raise ArchConfigError("<yaml>", text[:60], f"is not valid YAML ({err})") from None
-    return from_dict(data)
+        where = getattr(err, "problem_mark", None)
+        line = f" at line {where.line + 1}" if where is not None else ""
+        problem = getattr(err, "problem", None) or err
+        raise ArchConfigError(source, text[:60], f"is not valid YAML{line} ({problem})") from None
+    except _Refused as err:
+        raise ArchConfigError(source, text[:60], str(err)) from None
+    except RecursionError:
+        raise ArchConfigError(source, text[:60], "is nested too deeply") from None
+    except ValueError as err:  # an integer of more than Python's 4300 digits
+        raise ArchConfigError(source, text[:60], f"holds an unreadable number ({err})") from None
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in data:
+            raise _Refused(f"has the key {key!r} twice in one object: give each key once")
+        data[key] = value
+    return data
+
+
+class _ArchLoader(yaml.SafeLoader):
+    """``yaml.safe_load`` that refuses duplicate keys and bounds what aliases expand to."""
+
+    def construct_document(self, node):
+        _count_values(node, {}, set())
+        return super().construct_document(node)
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            if isinstance(key_node, yaml.ScalarNode) and key_node.value in seen:
+                raise _Refused(
+                    f"has the key {key_node.value!r} twice in one mapping (line "
+                    f"{key_node.start_mark.line + 1}): give each key once"
+                )
+            if isinstance(key_node, yaml.ScalarNode):
+                seen.add(key_node.value)
+        return super().construct_mapping(node, deep)
+
+
+def _count_values(node, counted: dict[int, int], open_nodes: set[int]) -> int:
+    """How many values ``node`` stands for once every alias is expanded (each shared node
+    counted once per use); refused above ``MAX_VALUES`` or when an alias contains itself."""
+    if id(node) in counted:
+        return counted[id(node)]
+    if id(node) in open_nodes:
+        raise _Refused("holds a recursive alias (an anchor used inside itself)")
+    open_nodes.add(id(node))
+    if isinstance(node, yaml.SequenceNode):
+        children = list(node.value)
+    elif isinstance(node, yaml.MappingNode):
+        children = [n for pair in node.value for n in pair]
+    else:
+        children = []
+    total = 1 + sum(_count_values(child, counted, open_nodes) for child in children)
+    open_nodes.discard(id(node))
+    if total > MAX_VALUES:
+        raise _Refused(
+            f"expands to more than {MAX_VALUES} values (YAML aliases repeat what they name): "
+            "write the architecture out"
+        )
+    counted[id(node)] = total
+    return total
 
 
 def arch_hash(config: ArchConfig) -> str:
@@ -199,20 +283,7 @@ def load_arch(path: str | Path) -> ArchConfig:
         raise ArchConfigError(
             str(path), "<binary>", "is not a text file: give a JSON or YAML architecture file"
         ) from None
-    if path.suffix in (".yaml", ".yml"):
-        try:
-            data = yaml.safe_load(text)
-        except yaml.YAMLError as err:
-            where = getattr(err, "problem_mark", None)
-            line = f" at line {where.line + 1}" if where is not None else ""
-            raise ArchConfigError(
-                str(path), text[:60], f"is not valid YAML{line} ({getattr(err, 'problem', err)})"
-            ) from None
-    else:
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as err:
-            raise ArchConfigError(str(path), text[:60], f"is not valid JSON ({err})") from None
+    data = _parse(text, "yaml" if path.suffix in (".yaml", ".yml") else "json", str(path))
     if isinstance(data, dict) and "backbone_setting" in data:
         return from_litepose_release(data)
     return from_dict(data)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from posenets.checkpoint import CheckpointError, load_checkpoint
 from search_space import LitePoseConfig, from_dict, to_dict
+from search_space.errors import UserError
 from search_space.space import LitePoseSpace
 from supernet.litepose_supernet import LitePoseSupernet
 
@@ -105,15 +106,31 @@ def open_supernet(path: str | Path) -> SupernetCheckpoint:
             f"checkpoint {path} is not a supernet checkpoint (no "
             f"'{SUPERNET_KEY}'); train one with experiments.train_supernet"
         )
+    missing = [key for key in ("supernet_kernels", "model") if key not in state]
+    if missing:
+        raise CheckpointError(
+            f"checkpoint {path} is an incomplete supernet checkpoint (no {missing[0]!r}); "
+            "train one with experiments.train_supernet"
+        )
     largest = from_dict(state[SUPERNET_KEY])
     if not isinstance(largest, LitePoseConfig):
         raise CheckpointError(f"checkpoint {path}: the supernet architecture must be litepose")
-    net = LitePoseSupernet(largest, tuple(state["supernet_kernels"]))
-    net.load_state_dict(migrate_supernet_state(state["model"]))
-    space = None
-    if SPACE_KEY in state:
-        choices = {k: tuple(v) for k, v in state[SPACE_KEY].items()}
-        space = LitePoseSpace(largest=largest, **choices)
+    try:
+        net = LitePoseSupernet(largest, tuple(state["supernet_kernels"]))
+        net.load_state_dict(migrate_supernet_state(state["model"]))
+        space = None
+        if SPACE_KEY in state:
+            choices = {k: tuple(v) for k, v in state[SPACE_KEY].items()}
+            space = LitePoseSpace(largest=largest, **choices)
+    except (RuntimeError, TypeError, ValueError, KeyError, AttributeError) as err:
+        if isinstance(err, UserError):
+            raise
+        first = next((line.strip() for line in str(err).splitlines() if line.strip()), "")
+        raise CheckpointError(
+            f"checkpoint {path}: its supernet weights, kernels or space do not fit its "
+            f"architecture ({type(err).__name__}: {first[:200]}); train one with "
+            "experiments.train_supernet"
+        ) from None
     return SupernetCheckpoint(net, space)
 
 

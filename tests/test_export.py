@@ -19,9 +19,9 @@ from posenets.io import (
     fold_batchnorm,
     load_standalone,
     save_standalone,
-    staged_folder,
 )
 from search_space import arch_hash, get_preset, to_dict
+from search_space.folders import MARKER, staged
 from search_space.space import LitePoseSpace
 from supernet import LitePoseSupernet
 from supernet.checkpoint import supernet_state
@@ -234,22 +234,15 @@ def test_export_refuses_a_member_outside_the_stored_space_by_gene(tmp_path):
 
 
 def test_reexport_replaces_the_folder_whole_and_bad_precisions_fail(tmp_path):
-    (tmp_path / "out").mkdir()
-    stale = tmp_path / "out" / "model.int8.onnx"
-    stale.write_bytes(b"old weights")
-    refused = _export("arch=litepose_xs", f"out={tmp_path / 'out'}", "precision=fp16")
+    out = tmp_path / "out"
+    assert _export("arch=litepose_xs", f"out={out}", "precision=fp16").returncode == 0
+    old = (out / "model.fp16.onnx").read_bytes()
+    refused = _export("arch=litepose_xs", f"out={out}")
     assert refused.returncode == 2 and "overwrite=true" in refused.stderr
-    assert stale.read_bytes() == b"old weights", "a refused export leaves the folder alone"
-    result = _export(
-        "arch=litepose_xs", f"out={tmp_path / 'out'}", "precision=fp16", "overwrite=true"
-    )
+    assert (out / "model.fp16.onnx").read_bytes() == old, "a refused export leaves it alone"
+    result = _export("arch=litepose_xs", f"out={out}", "overwrite=true")
     assert result.returncode == 0, result.stderr
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-        "arch.json",
-        "model.fp16.onnx",
-        "model.onnx",
-        "model.pt",
-    ]
+    assert sorted(p.name for p in out.iterdir()) == [MARKER, "arch.json", "model.onnx", "model.pt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"], "no staging folder is left"
     result = _export("arch=litepose_xs", f"out={tmp_path / 'x'}", "precision=fp8")
     assert result.returncode == 2 and "'int8'" in result.stderr
@@ -259,25 +252,27 @@ def test_reexport_replaces_the_folder_whole_and_bad_precisions_fail(tmp_path):
 
 def test_a_failed_write_leaves_the_old_folder_and_no_staging_folder(tmp_path):
     folder = tmp_path / "out"
-    folder.mkdir()
-    (folder / "model.onnx").write_bytes(b"old")
+    with staged(folder, "model", "test", {}) as stage:
+        (stage / "model.onnx").write_bytes(b"old")
     with pytest.raises(RuntimeError, match="killed mid-write"):
-        with staged_folder(folder) as stage:
+        with staged(folder, "model", "test", {}) as stage:
             (stage / "model.onnx").write_bytes(b"new, half")
             raise RuntimeError("killed mid-write")
     assert (folder / "model.onnx").read_bytes() == b"old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
-def test_save_standalone_drops_other_model_files_and_keeps_companions(tmp_path):
-    """What a search relies on: it writes arch.json and trial.json, then the weights."""
+def test_save_standalone_replaces_its_own_folder_whole_and_refuses_others(tmp_path):
     config = get_preset("litepose_xs", input_size=64)
     folder = tmp_path / "winner"
     folder.mkdir()
-    (folder / "trial.json").write_text("{}")
     (folder / "model.int8.onnx").write_bytes(b"another model's weights")
+    with pytest.raises(OutputFolderError, match="holds files posearch did not write"):
+        save_standalone(build_model(config), config, folder, onnx=False)
+    (folder / "model.int8.onnx").unlink()
+    save_standalone(build_model(config), config, folder, onnx=True)
     save_standalone(build_model(config), config, folder, onnx=False)
-    assert sorted(p.name for p in folder.iterdir()) == ["arch.json", "model.pt", "trial.json"]
+    assert sorted(p.name for p in folder.iterdir()) == [MARKER, "arch.json", "model.pt"]
     (tmp_path / "file").write_text("")
     with pytest.raises(OutputFolderError, match="is a file"):
         save_standalone(build_model(config), config, tmp_path / "file", onnx=False)

@@ -81,6 +81,8 @@ def _fixed(*overrides: str) -> Callable[[Path], list[str]]:
     return lambda folder: list(overrides)
 
 
+HUGE_INTEGER_JSON = '{"images": ' + "9" * 5000 + "}"
+
 SCORING = [
     Case(
         "detection category_id 0 (0-based)",
@@ -193,6 +195,84 @@ SCORING = [
         r"is it coco ground truth\? then pass dataset=coco",
     ),
     Case(
+        "ground-truth annotation id twice",
+        "score",
+        _gt(lambda gt: gt["annotations"][5].__setitem__("id", gt["annotations"][2]["id"])),
+        r"annotation 5: id \d+ is also annotation 2's: ids must be unique",
+    ),
+    Case(
+        "ground-truth num_keypoints a string",
+        "score",
+        _gt(lambda gt: gt["annotations"][1].__setitem__("num_keypoints", "12")),
+        r"annotation 1: num_keypoints='12': must be an integer from 0 to 17",
+    ),
+    Case(
+        "ground-truth area 0 (COCO)",
+        "score",
+        _gt(lambda gt: gt["annotations"][0].__setitem__("area", 0)),
+        r"annotation 0: area=0 for a person with \d+ labelled joints: OKS divides by the area",
+    ),
+    *[
+        Case(
+            f"ground truth without {key}",
+            "score",
+            _gt(lambda gt, key=key: gt["annotations"][2].pop(key)),
+            rf"annotation 2 \(id .*\) has no '{key}'",
+        )
+        for key in ("num_keypoints", "id", "category_id", "iscrowd")
+    ],
+    Case(
+        "ground-truth annotation id a string",
+        "score",
+        _gt(lambda gt: gt["annotations"][0].__setitem__("id", "a1")),
+        r"annotation 0: id='a1': must be an integer",
+    ),
+    Case(
+        "ground-truth image id a float",
+        "score",
+        _gt(lambda gt: gt["images"][0].__setitem__("id", 1.5)),
+        r"image 0: id=1\.5: must be an integer",
+    ),
+    Case(
+        "ground-truth image_id a string",
+        "score",
+        _gt(lambda gt: gt["annotations"][0].__setitem__("image_id", "1")),
+        r"annotation 0: image_id='1': must be an integer id",
+    ),
+    Case(
+        "ground truth with nobody to score",
+        "score",
+        _gt(lambda gt: [a.__setitem__("num_keypoints", 0) for a in gt["annotations"]]),
+        r"nothing to score: every annotation is a crowd or has num_keypoints 0",
+    ),
+    Case(
+        "ground truth nested 100000 deep",
+        "score",
+        lambda f: [f"results={COCO_DETS}", f"gt={_text(f, 'gt.json', '[' * 10**5 + ']' * 10**5)}"],
+        r"ground-truth file .* is nested too deeply",
+    ),
+    Case(
+        "ground truth with a 5000-digit integer",
+        "score",
+        lambda f: [
+            f"results={COCO_DETS}",
+            f"gt={_text(f, 'gt.json', HUGE_INTEGER_JSON)}",
+        ],
+        r"ground-truth file .* holds an unreadable number",
+    ),
+    Case(
+        "detection with an absurd bbox",
+        "score",
+        _dets(lambda d: d[4].__setitem__("bbox", [0, 0, 1e9, 1e9])),
+        r"detection 4 has 'bbox': pycocotools would read the file as box results",
+    ),
+    Case(
+        "detection with a segmentation",
+        "score",
+        _dets(lambda d: d[0].__setitem__("segmentation", [[0, 0, 1, 1]])),
+        r"detection 0 has 'segmentation'",
+    ),
+    Case(
         "CrowdPose image without crowdIndex",
         "score",
         _gt(lambda gt: gt["images"][0].pop("crowdIndex"), CROWDPOSE_GT, CROWDPOSE_DETS),
@@ -288,9 +368,12 @@ def _arch(change: Callable[[dict], object]) -> Callable[[Path], Path]:
 
 
 def _full_folder(folder: Path) -> Path:
+    """An earlier export's folder, posearch's marker included (search_space.folders)."""
+    from search_space.folders import staged
+
     out = folder / "out"
-    out.mkdir()
-    (out / "model.onnx").write_bytes(b"another export")
+    with staged(out, "model", "export", {}) as stage:
+        (stage / "model.onnx").write_bytes(b"another export")
     return out
 
 
@@ -671,7 +754,10 @@ def _run(command: str, overrides: list[str]) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
 def test_bad_input_gets_one_clear_line_and_exit_2(case, tmp_path):
-    result = _run(case.command, case.make(tmp_path))
+    overrides = case.make(tmp_path)
+    if case.command in RUN_DIR_COMMANDS and not any(o.startswith("run_dir=") for o in overrides):
+        overrides.append(f"run_dir={tmp_path / 'run'}")  # never the repository's outputs/
+    result = _run(case.command, overrides)
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr, result.stderr
     # The error is the last line; before it only progress bars (training makes its data first).
@@ -745,6 +831,13 @@ def test_every_error_an_entry_point_reports_is_a_user_error():
         ("train", "eval_max_images=two", "eval_max_images"),
         ("train_supernet", "threads=many", "threads"),
         ("evaluate", "flip=sometimes", "flip"),
+        ("train", "trainer.lr=fast", "trainer.lr"),
+        ("train", "trainer.batch_size=1.5", "trainer.batch_size"),
+        ("train", "loss.push_weight=abc", "loss.push_weight"),
+        ("train_supernet", "trainer.gamma=low", "trainer.gamma"),
+        ("search", "loss.pull_weight=x", "loss.pull_weight"),
+        ("ground_truth", "loss.heatmap_weights=[a,b]", "loss.heatmap_weights"),
+        ("train", "trainer.lrr=0.1", "lrr"),
     ],
 )
 def test_a_mistyped_override_fails_when_the_config_is_composed(command, override, key, tmp_path):
