@@ -43,13 +43,15 @@ from typing import Any
 import hydra
 import optuna
 from hydra.core.config_store import ConfigStore
+from omegaconf import OmegaConf
 
 from arch_search.admission import finished_trials
 from arch_search.budget import LATENCY, LatencyBudget, parse_budgets, parse_latency_ms
 from arch_search.calibration import ap_estimator, ground_truth_ap
 from arch_search.driver import SearchSettings, run_search
+from arch_search.evolution import EvolutionSettings
 from arch_search.report import export_winners, plot_pareto, write_tables
-from arch_search.tables import objective_column, trials_table
+from arch_search.tables import format_winners, objective_column, trials_table, winners_table
 from arch_search.trained_proxies import SupernetProxy
 from evaluators.latency_table import (
     LatencyPredictor,
@@ -90,7 +92,12 @@ class SearchConfig:
     study_name: str = "posearch"
     seed: int = 0
     run_dir: str = "outputs/search"
-    sampler: str = "nsga2"  # on (score, MACs): fewest trials to every budget (docs/search.md)
+    # evolution: regularized evolution within each budget, every candidate drawn within the
+    # budget whose turn it is (docs/search.md: measured against random_within, random, nsga2, tpe)
+    sampler: str = "evolution"
+    # population / tournament / mutation / crossover (arch_search.evolution.EvolutionSettings;
+    # {} = its measured defaults)
+    evolution: dict[str, Any] = field(default_factory=dict)
     multi_objective: bool = True
     seed_paper_models: bool = True
     # Candidates are scored at their resolution gene mapped by this rule (ResolutionRule fields;
@@ -128,10 +135,13 @@ def search(cfg: SearchConfig) -> Path:
         study_name=cfg.study_name,
         seed=cfg.seed,
         sampler=cfg.sampler,
+        evolution=section_dataclass(EvolutionSettings, cfg.evolution, "evolution"),
         multi_objective=cfg.multi_objective,
         seed_paper_models=cfg.seed_paper_models,
         latency_runs=cfg.latency_runs,
         predictor=predictor,
+        proxy=proxy_description(cfg),
+        space=space_fingerprint(space),
     )
     if proxy.needs_data:
         context = proxy_context(cfg.dataset, rule, cfg.seed, cfg.loss)
@@ -155,9 +165,14 @@ def search(cfg: SearchConfig) -> Path:
     exports = export_winners(
         table, objective, budgets, run_dir, exporter(proxy, context, predictor)
     )
-    for name, folder in exports.items():
-        print(f"{name}: {folder if folder else 'no finished trial fits this budget'}")
+    print(format_winners(winners_table(table, objective, budgets, estimator, exports)))
     return run_dir
+
+
+def proxy_description(cfg: SearchConfig) -> str:
+    """The proxy as a study stores it: its name and options (another option, another score)."""
+    options = OmegaConf.to_container(OmegaConf.create(cfg.proxy_options), resolve=True)
+    return cfg.proxy + (json.dumps(options, sort_keys=True) if options else "")
 
 
 def get_proxy_checked(cfg: SearchConfig):
