@@ -4,12 +4,13 @@ One study serves every named budget (by default the paper's XS / S / M / L). Eac
 every gene of the declared space (``trial.suggest_categorical``), decodes the architecture,
 computes its MACs with the exact fast path, and records the widest budget as an Optuna constraint
 (``Trial.set_constraint``: feasible when <= 0). Only a candidate within it is scored by the proxy;
-an infeasible trial completes with the worst score so that the sampler learns where the budget
-lies. With ``multi_objective`` (the default) the study has two objectives, the score and the MACs
-in the budgets' convention, so the sampler (NSGA-II by default) spreads the trials along the whole
-front instead of crowding under the widest budget; each budget's winner is then read from the
-table (``arch_search.tables.best_within``). A candidate whose canonical hash was already scored in
-this study (by any worker) reuses that score (``arch_search.admission``).
+an infeasible trial completes with the worst score. The default sampler
+(``arch_search.evolution``, ``sampler=evolution``) proposes only members within the budget whose
+turn it is and evolves each budget's population; Optuna's own samplers (``nsga2``, ``tpe``,
+``random``) see a study with two objectives, the score and the MACs in the budgets' convention
+(``multi_objective``). Each budget's winner is read from the table
+(``arch_search.tables.best_within``). A candidate whose canonical hash was already scored in this
+study (by any worker) reuses that score (``arch_search.admission``).
 
 The study lives in an Optuna storage (``arch_search.storage``: SQLite in the run folder by default,
 or

@@ -1,20 +1,21 @@
 """Feasible-first proposals for a search under several budgets, and the paper's evolution.
 
-A uniform draw from the space wastes most of a study on the wide budgets: 3.7% of uniform members
-fit XS (1.2 paper GMACs), 70% already fit S. ``BudgetedSampler`` (an Optuna sampler, so storage,
-resume, several workers and dashboards work as for any other) instead gives every trial a
-*target* budget, the budgets taking turns by trial number, and proposes a member that fits it:
+A uniform draw from the space serves the budgets badly: 3.7% of uniform members fit XS (1.2
+paper GMACs), 70% already fit S, 9% lie between M and L. ``BudgetedSampler`` (an Optuna sampler,
+so storage, resume, several workers and dashboards work as for any other) instead gives every
+trial a *target* budget, the budgets taking turns by trial number, and proposes a member within
+it and above the next smaller budget (a member below that already counts for the smaller one,
+and for every larger one when their winners are read):
 
 - until a budget's population is full, or always with ``evolve=False`` ("random within each
   budget"), a uniform member drawn again until it fits (each draw costs one exact fast MACs sum,
-  ``evaluators.macs_fast``, a few milliseconds), repaired by lowering genes if none did;
+  ``evaluators.macs_fast``, 2-3 ms), the last draw repaired by lowering genes if none did;
 - then regularized (aging) evolution (Real et al. 2019): the population of a budget is the
-  ``population`` most recent scored trials that fit it (a member of a smaller budget counts for
-  every larger one, whichever budget it was proposed for); a tournament of ``tournament``
+  ``population`` most recent scored trials proposed for it; a tournament of ``tournament``
   members drawn from it picks the best-scored parent, with probability ``crossover`` a second
-  tournament picks another one to cross with (``LitePoseSpace.crossover``), and the child is the
-  parent mutated gene by gene with probability ``mutation`` (``LitePoseSpace.mutate``), drawn
-  again until it fits the budget.
+  tournament picks another one to cross with (``LitePoseSpace.crossover_genes``), and the child
+  is the parent with each gene drawn anew with probability ``mutation``
+  (``LitePoseSpace.mutate_genes``), drawn again until it fits.
 
 Architectures already in the study (by canonical hash) are drawn again, so trials are not spent
 on reused scores. Nothing is kept in the sampler between trials: a proposal is a function of the
@@ -48,7 +49,7 @@ TARGET_ATTR = "target_budget"  # trial system attribute: the budget a proposal w
 class EvolutionSettings:
     """Regularized evolution's knobs (defaults measured in ``benchmarks/search_budgets.py``)."""
 
-    population: int = 6  # per budget: its most recent scored trials that fit it
+    population: int = 6  # per budget: its most recent scored trials proposed for it
     tournament: int = 3  # members drawn from the population; the best-scored one is a parent
     mutation: float = 0.2  # probability that a gene is drawn anew (the paper: 0.1)
     crossover: float = 0.5  # probability that the child crosses two tournament winners

@@ -198,6 +198,7 @@ def proxy_and_context(name: str) -> tuple[Proxy, ProxyContext]:
         return proxy, ProxyContext(seed=0)
     from hydra import compose, initialize_config_dir
 
+    import experiments.search  # noqa: F401  (registers the config's schema)
     from experiments.proxy_data import proxy_context
     from search_space.resolution import ResolutionRule
 

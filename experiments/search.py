@@ -14,12 +14,18 @@ the proxy's keyword arguments. With ``proxy=supernet`` the space searched is the
 checkpoint stores (``search_space``), not the one around ``supernet``.
 ``experiments.rank_proxies`` measures how well each proxy ranks architectures.
 
-One study serves every budget in ``budgets`` (the paper's XS / S / M / L by default): the search is
-constrained to the widest, NSGA-II spreads trials over (score, MACs), and each budget exports the
-best trial that fits it. Leaves in ``run_dir``: ``study.db`` (unless ``storage`` points
-elsewhere), ``trials.csv`` (with a ``feasible_<name>`` column per budget), ``pareto.csv``,
-``pareto.png`` / ``pareto.pdf`` and, for each budget, ``exports/<budget name>/`` with
-``arch.json``, ``trial.json``, ``model.pt`` and ``model.onnx`` (``exports=false``: none).
+One study serves every budget in ``budgets`` (the paper's XS / S / M / L by default): the budgets
+take turns, every candidate is drawn within the budget whose turn it is and evolved from that
+budget's best (``sampler=evolution``, ``arch_search.evolution``; ``evolution.population`` etc.),
+and each budget exports the best trial that fits it. A progress bar counts the study's finished
+trials against ``n_trials``; at the end one table says, per budget, the trial found, its MACs as a
+fraction of the budget, its score, the estimated AP and the export folder. A rerun continues the
+study; one that changes a setting defining it (proxy and its options, space, sampler, seed,
+budgets, multi_objective) is refused, naming the first that differs.
+Leaves in ``run_dir``: ``study.db`` (unless ``storage`` points elsewhere), ``trials.csv`` (with a
+``feasible_<name>`` column per budget), ``pareto.csv``, ``pareto.png`` / ``pareto.pdf`` and, for
+each budget, ``exports/<budget name>/`` with ``arch.json``, ``trial.json``, ``model.pt`` and
+``model.onnx`` (``exports=false``: none).
 
 ``table`` (a per-layer latency table of this space, ``python -m experiments.latency_table``)
 adds every trial's predicted latency (``latency_pred_ms`` in ``trials.csv``) and, in each

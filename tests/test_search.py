@@ -160,7 +160,7 @@ def _run_cli(
 def test_killed_search_continues_the_same_study(tmp_path):
     proc = _run_cli(tmp_path, 400)
     storage = f"sqlite:///{tmp_path / 'study.db'}"
-    deadline, done_before = time.time() + 120, []
+    deadline, done_before = time.time() + 240, []  # a loaded machine: a few s a trial
     while time.time() < deadline:
         time.sleep(0.5)
         try:

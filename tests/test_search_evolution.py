@@ -112,7 +112,14 @@ def test_the_evolution_resumes_from_storage_with_its_population_and_trial_count(
 def test_two_sqlite_workers_on_one_study_keep_the_exact_trial_count(tmp_path):
     storage = f"storage=sqlite:///{tmp_path / 'shared.db'}"
     workers = [
-        _run_cli(tmp_path / f"w{i}", 12, storage, "exports=false", "+evolution.population=2")
+        _run_cli(
+            tmp_path / f"w{i}",
+            12,
+            storage,
+            "exports=false",
+            "+evolution.population=2",
+            "+evolution.tournament=2",
+        )  # fmt: skip
         for i in range(2)
     ]
     logs = [w.communicate(timeout=300) for w in workers]
