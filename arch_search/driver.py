@@ -4,12 +4,13 @@ One study serves every named budget (by default the paper's XS / S / M / L). Eac
 every gene of the declared space (``trial.suggest_categorical``), decodes the architecture,
 computes its MACs with the exact fast path, and records the widest budget as an Optuna constraint
 (``Trial.set_constraint``: feasible when <= 0). Only a candidate within it is scored by the proxy;
-an infeasible trial completes with the worst score so that the sampler learns where the budget
-lies. With ``multi_objective`` (the default) the study has two objectives, the score and the MACs
-in the budgets' convention, so the sampler (NSGA-II by default) spreads the trials along the whole
-front instead of crowding under the widest budget; each budget's winner is then read from the
-table (``arch_search.tables.best_within``). A candidate whose canonical hash was already scored in
-this study (by any worker) reuses that score (``arch_search.admission``).
+an infeasible trial completes with the worst score. The default sampler
+(``arch_search.evolution``, ``sampler=evolution``) proposes only members within the budget whose
+turn it is and evolves each budget's population; Optuna's own samplers (``nsga2``, ``tpe``,
+``random``) see a study with two objectives, the score and the MACs in the budgets' convention
+(``multi_objective``). Each budget's winner is read from the table
+(``arch_search.tables.best_within``). A candidate whose canonical hash was already scored in this
+study (by any worker) reuses that score (``arch_search.admission``).
 
 The study lives in an Optuna storage (``arch_search.storage``: SQLite in the run folder by default,
 or
@@ -25,10 +26,12 @@ worker), and starts no other: ``run_search`` returns the study with every finish
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import optuna
+from tqdm import tqdm
 
 from arch_search.admission import (
     FINISHED,
@@ -39,19 +42,24 @@ from arch_search.admission import (
     worker_name,
 )
 from arch_search.budget import Budget, LatencyBudget, check_reachable
+from arch_search.evolution import TARGET_ATTR, BudgetedSampler, EvolutionSettings
 from arch_search.storage import make_storage
 from arch_search.tables import WORST
 from evaluators.latency import measure_latency
 from evaluators.latency_table import LatencyPredictor
 from evaluators.macs_fast import fast_macs
+from evaluators.memory import layer_parameters
 from evaluators.proxies import Proxy, ProxyContext
 from posenets import build_model
 from posetrain.interrupts import Interrupted, requested
 from search_space import arch_hash, get_preset, to_dict
 from search_space.errors import SettingError
+from search_space.plan import layer_plan
 from search_space.space import LitePoseSpace
 
-SAMPLERS = ("tpe", "nsga2", "random")  # random: uniform members, a baseline to plot against
+# evolution: regularized evolution within each budget; random_within: uniform members within
+# each budget; random: uniform members of the space (within the widest), a baseline to plot
+SAMPLERS = ("evolution", "random_within", "nsga2", "tpe", "random")
 PAPER_SEEDS = ("litepose_xs", "litepose_s", "litepose_m", "litepose_l")
 
 
@@ -66,7 +74,8 @@ class SearchSettings:
     storage: str | None = None
     study_name: str = "posearch"
     seed: int = 0
-    sampler: str = "nsga2"
+    sampler: str = "evolution"
+    evolution: EvolutionSettings = field(default_factory=EvolutionSettings)
     multi_objective: bool = True
     seed_paper_models: bool = False
     heartbeat_s: int = 10
@@ -74,6 +83,10 @@ class SearchSettings:
     # Predicted latency of every trial (column latency_pred_ms) from a per-layer latency table;
     # a LatencyBudget carries its own.
     predictor: LatencyPredictor | None = None
+    # What else defines the study (proxy name, space fingerprint): stored at its creation and
+    # compared on every resume (``study_settings``).
+    proxy: str = ""
+    space: str = ""
 
     def __post_init__(self) -> None:
         self.run_dir = Path(self.run_dir)
@@ -105,16 +118,36 @@ class SearchSettings:
         return self.storage or f"sqlite:///{(self.run_dir / 'study.db').resolve()}"
 
 
-def open_study(settings: SearchSettings) -> optuna.Study:
-    """Create or load the study; a study made for other budgets or objectives is refused rather
-    than continued under settings its trials were not searched with."""
-    settings.run_dir.mkdir(parents=True, exist_ok=True)
+def study_settings(settings: SearchSettings) -> dict:
+    """The settings a study is made under, in the order a changed one is reported: its trials
+    were proposed and scored under them, so continuing it under others would mix two searches."""
+    defining = {
+        "proxy": settings.proxy,
+        "space": settings.space,
+        "sampler": settings.sampler,
+        "seed": settings.seed,
+        "budgets": settings.described_budgets(),
+        "multi_objective": settings.multi_objective,
+    }
+    return {k: v for k, v in defining.items() if v != ""}
+
+
+def make_sampler(settings: SearchSettings, space: LitePoseSpace) -> optuna.samplers.BaseSampler:
+    if settings.sampler in ("evolution", "random_within"):
+        evolve = settings.sampler == "evolution"
+        return BudgetedSampler(space, settings.budgets, settings.seed, evolve, settings.evolution)
     if settings.sampler == "nsga2":
-        sampler = optuna.samplers.NSGAIISampler(seed=settings.seed)
-    elif settings.sampler == "random":
-        sampler = optuna.samplers.RandomSampler(seed=settings.seed)
-    else:
-        sampler = optuna.samplers.TPESampler(seed=settings.seed, multivariate=True)
+        return optuna.samplers.NSGAIISampler(seed=settings.seed)
+    if settings.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=settings.seed)
+    return optuna.samplers.TPESampler(seed=settings.seed, multivariate=True)
+
+
+def open_study(settings: SearchSettings, space: LitePoseSpace) -> optuna.Study:
+    """Create or load the study; a study made under other settings (``study_settings``) is
+    refused rather than continued under settings its trials were not searched with."""
+    settings.run_dir.mkdir(parents=True, exist_ok=True)
+    sampler = make_sampler(settings, space)
     directions = ["maximize", "minimize"] if settings.multi_objective else ["maximize"]
     storage = make_storage(settings.storage_url, settings.heartbeat_s)
     _check_resumable(storage, settings)
@@ -125,29 +158,29 @@ def open_study(settings: SearchSettings) -> optuna.Study:
         directions=directions,
         load_if_exists=True,
     )
-    if "budgets" not in study.user_attrs:
-        study.set_user_attr("budgets", settings.described_budgets())
-        study.set_user_attr("multi_objective", settings.multi_objective)
+    for key, value in study_settings(settings).items():
+        if key not in study.user_attrs:  # a new study, or one made before this setting was kept
+            study.set_user_attr(key, value)
     return study
 
 
 def _check_resumable(storage: optuna.storages.BaseStorage, settings: SearchSettings) -> None:
+    """One line naming the first defining setting that differs from the stored study's (a study
+    older than a setting's record is compared on the settings it has)."""
     try:
         old = optuna.load_study(study_name=settings.study_name, storage=storage)
     except KeyError:
         return  # a new study
-    asked = {"budgets": settings.described_budgets(), "multi_objective": settings.multi_objective}
-    if len(old.directions) != (2 if settings.multi_objective else 1):
-        stored = {"multi_objective": len(old.directions) == 2}
-    else:
-        stored = {k: old.user_attrs[k] for k in asked if k in old.user_attrs}
-    clash = {k: v for k, v in stored.items() if v != asked[k]}
-    if clash:
-        raise SettingError(
-            f"study_name={settings.study_name!r} in {settings.storage_url} was searched with "
-            f"{clash}, not { ({k: asked[k] for k in clash}) }: rerun with those settings to "
-            "continue it, or give a new study_name (or run_dir) for a new study"
-        )
+    asked = study_settings(settings)
+    stored = {k: old.user_attrs[k] for k in asked if k in old.user_attrs}
+    stored["multi_objective"] = len(old.directions) == 2
+    for key, value in asked.items():
+        if key in stored and stored[key] != value:
+            raise SettingError(
+                f"study_name={settings.study_name!r} in {settings.storage_url} was searched with "
+                f"{key}={stored[key]!r}, not {key}={value!r}: rerun with {key}={stored[key]!r} "
+                "to continue it, or give a new study_name (or run_dir) for a new study"
+            )
 
 
 class SearchObjective:
@@ -205,11 +238,12 @@ class SearchObjective:
                 if key in previous.user_attrs:
                     trial.set_user_attr(key, previous.user_attrs[key])
             return self._values(previous.values[0], measured)
-        model = build_model(config)
-        trial.set_user_attr("params", sum(p.numel() for p in model.parameters()))
+        # From the layer plan, equal to the built model's count: building the model only to count
+        # (~0.2 s) cost as much as a cheap proxy's whole score.
+        trial.set_user_attr("params", sum(layer_parameters(layer) for layer in layer_plan(config)))
         if self.latency_runs:
             timed = measure_latency(
-                model,
+                build_model(config),
                 config.input_size,
                 runs=self.latency_runs,
                 warmup=1,
@@ -237,7 +271,7 @@ def run_search(
         check_reachable(budget, fast_macs(smallest), smallest)
     latency = [b.predictor for b in settings.budgets.values() if isinstance(b, LatencyBudget)]
     predictor = settings.predictor or (latency[0] if latency else None)
-    study = open_study(settings)
+    study = open_study(settings, space)
     if settings.seed_paper_models and not study.trials:
         for name in PAPER_SEEDS:
             config = get_preset(name)
@@ -256,17 +290,40 @@ def run_search(
             predictor,
         )
         stop = optuna.study.MaxTrialsCallback(settings.n_trials, states=FINISHED)
+        callbacks = [stop, _stop_when_asked]
+        bar = TrialsBar(study, settings.n_trials) if progress else None
         try:
             study.optimize(
                 objective,
                 n_trials=remaining,
-                callbacks=[stop, _stop_when_asked],
+                callbacks=callbacks + ([bar] if bar else []),
                 catch=(SurplusTrial,),
-                show_progress_bar=progress,
             )
         except Interrupted:
             pass  # raised inside a trial, which Optuna has recorded as failed
+        finally:
+            if bar is not None:
+                bar.close()
     return study
+
+
+class TrialsBar:
+    """A progress bar of the study's finished trials (every worker's) against ``n_trials``:
+    Optuna's own bar counts this process's trials against what was left when it started."""
+
+    def __init__(self, study: optuna.Study, n_trials: int):
+        self.bar = tqdm(total=n_trials, initial=finished_trials(study), unit="trial", desc="search")
+
+    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        self.bar.n = min(finished_trials(study), self.bar.total)
+        target = trial.system_attrs.get(TARGET_ATTR)
+        if trial.values:
+            score = f"{trial.values[0]:.4g}" if math.isfinite(trial.values[0]) else "over budget"
+            self.bar.set_postfix_str(f"trial {trial.number}: {target or ''} {score}".strip())
+        self.bar.refresh()
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 def _stop_when_asked(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:

@@ -68,9 +68,10 @@ def check_database_url(url: str) -> None:
         ) from None
 
 
-def _rdb_storage(url: str, heartbeat_s: int, attempts: int = 5) -> RDBStorage:
+def _rdb_storage(url: str, heartbeat_s: int, attempts: int = 8) -> RDBStorage:
     """Workers started together on an empty database race to create Optuna's tables: the loser
-    gets a unique-key error from the server and, on a retry, finds the tables made."""
+    gets a unique-key error from the server (SQLite: "table ... already exists", or "database is
+    locked" while another creates them) and, on a retry, finds the tables made."""
     for attempt in range(attempts):
         try:
             with warnings.catch_warnings():
@@ -87,6 +88,9 @@ def _rdb_storage(url: str, heartbeat_s: int, attempts: int = 5) -> RDBStorage:
                 raise
             time.sleep(0.2 * (attempt + 1))
         except (OperationalError, DatabaseError) as err:  # a missing folder, no server, no db
+            if _lost_a_race(err) and attempt < attempts - 1:
+                time.sleep(0.2 * (attempt + 1))
+                continue
             reason = " ".join(str(err.orig).split())  # drivers' messages span lines
             raise SettingError(
                 f"storage={url!r}: cannot open this database ({reason}); check the path "
@@ -94,3 +98,9 @@ def _rdb_storage(url: str, heartbeat_s: int, attempts: int = 5) -> RDBStorage:
                 "<run_dir>/study.db"
             ) from None
     raise AssertionError("unreachable")
+
+
+def _lost_a_race(err: Exception) -> bool:
+    """Whether another worker was creating the same tables at this moment."""
+    message = str(getattr(err, "orig", err)).lower()
+    return "already exists" in message or "database is locked" in message

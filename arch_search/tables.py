@@ -78,3 +78,40 @@ def best_within(table: pd.DataFrame, objective: str, budget: Budget | LatencyBud
     if done.empty:
         return None
     return done.sort_values([objective, column], ascending=[False, True]).iloc[0]
+
+
+def winners_table(
+    table: pd.DataFrame,
+    objective: str,
+    budgets: dict[str, Budget | LatencyBudget],
+    estimator=None,
+    folders: dict | None = None,
+) -> pd.DataFrame:
+    """What the search found, one row per budget: its best trial (``best_within``), the cost
+    as a fraction of the budget, the score, the AP estimate (``estimator``: an
+    ``arch_search.calibration.ApEstimator`` or None) and the export folder."""
+    rows = []
+    for name, budget in budgets.items():
+        best = best_within(table, objective, budget)
+        row = {"budget": f"{name} ({budget})", "trial": None, "cost / budget": None}
+        if best is not None:
+            row |= {
+                "trial": int(best["number"]),
+                "cost / budget": float(best[budget.column]) / budget.limit,
+                "score": float(best[objective]),
+            }
+            if estimator is not None:
+                row["estimated AP"] = float(estimator.estimate([best[objective]])[0])
+        folder = (folders or {}).get(name)
+        row["export"] = str(folder) if folder else "none: no finished trial fits this budget"
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def format_winners(winners: pd.DataFrame) -> str:
+    """The console's end-of-search table."""
+    shown = winners.copy()
+    if "cost / budget" in shown:
+        shown["cost / budget"] = ["" if pd.isna(v) else f"{v:.1%}" for v in shown["cost / budget"]]
+    shown["trial"] = ["" if pd.isna(v) else int(v) for v in shown["trial"]]
+    return shown.to_string(index=False, na_rep="", float_format=lambda v: f"{v:.4g}")

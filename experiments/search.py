@@ -14,12 +14,18 @@ the proxy's keyword arguments. With ``proxy=supernet`` the space searched is the
 checkpoint stores (``search_space``), not the one around ``supernet``.
 ``experiments.rank_proxies`` measures how well each proxy ranks architectures.
 
-One study serves every budget in ``budgets`` (the paper's XS / S / M / L by default): the search is
-constrained to the widest, NSGA-II spreads trials over (score, MACs), and each budget exports the
-best trial that fits it. Leaves in ``run_dir``: ``study.db`` (unless ``storage`` points
-elsewhere), ``trials.csv`` (with a ``feasible_<name>`` column per budget), ``pareto.csv``,
-``pareto.png`` / ``pareto.pdf`` and, for each budget, ``exports/<budget name>/`` with
-``arch.json``, ``trial.json``, ``model.pt`` and ``model.onnx`` (``exports=false``: none).
+One study serves every budget in ``budgets`` (the paper's XS / S / M / L by default): the budgets
+take turns, every candidate is drawn within the budget whose turn it is and evolved from that
+budget's best (``sampler=evolution``, ``arch_search.evolution``; ``evolution.population`` etc.),
+and each budget exports the best trial that fits it. A progress bar counts the study's finished
+trials against ``n_trials``; at the end one table says, per budget, the trial found, its MACs as a
+fraction of the budget, its score, the estimated AP and the export folder. A rerun continues the
+study; one that changes a setting defining it (proxy and its options, space, sampler, seed,
+budgets, multi_objective) is refused, naming the first that differs.
+Leaves in ``run_dir``: ``study.db`` (unless ``storage`` points elsewhere), ``trials.csv`` (with a
+``feasible_<name>`` column per budget), ``pareto.csv``, ``pareto.png`` / ``pareto.pdf`` and, for
+each budget, ``exports/<budget name>/`` with ``arch.json``, ``trial.json``, ``model.pt`` and
+``model.onnx`` (``exports=false``: none).
 
 ``table`` (a per-layer latency table of this space, ``python -m experiments.latency_table``)
 adds every trial's predicted latency (``latency_pred_ms`` in ``trials.csv``) and, in each
@@ -43,13 +49,15 @@ from typing import Any
 import hydra
 import optuna
 from hydra.core.config_store import ConfigStore
+from omegaconf import OmegaConf
 
 from arch_search.admission import finished_trials
 from arch_search.budget import LATENCY, LatencyBudget, parse_budgets, parse_latency_ms
 from arch_search.calibration import ap_estimator, ground_truth_ap
 from arch_search.driver import SearchSettings, run_search
+from arch_search.evolution import EvolutionSettings
 from arch_search.report import export_winners, plot_pareto, write_tables
-from arch_search.tables import objective_column, trials_table
+from arch_search.tables import format_winners, objective_column, trials_table, winners_table
 from arch_search.trained_proxies import SupernetProxy
 from evaluators.latency_table import (
     LatencyPredictor,
@@ -90,7 +98,12 @@ class SearchConfig:
     study_name: str = "posearch"
     seed: int = 0
     run_dir: str = "outputs/search"
-    sampler: str = "nsga2"  # on (score, MACs): fewest trials to every budget (docs/search.md)
+    # evolution: regularized evolution within each budget, every candidate drawn within the
+    # budget whose turn it is (docs/search.md: measured against random_within, random, nsga2, tpe)
+    sampler: str = "evolution"
+    # population / tournament / mutation / crossover (arch_search.evolution.EvolutionSettings;
+    # {} = its measured defaults)
+    evolution: dict[str, Any] = field(default_factory=dict)
     multi_objective: bool = True
     seed_paper_models: bool = True
     # Candidates are scored at their resolution gene mapped by this rule (ResolutionRule fields;
@@ -129,10 +142,13 @@ def search(cfg: SearchConfig) -> Path:
         study_name=cfg.study_name,
         seed=cfg.seed,
         sampler=cfg.sampler,
+        evolution=section_dataclass(EvolutionSettings, cfg.evolution, "evolution"),
         multi_objective=cfg.multi_objective,
         seed_paper_models=cfg.seed_paper_models,
         latency_runs=cfg.latency_runs,
         predictor=predictor,
+        proxy=proxy_description(cfg),
+        space=space_fingerprint(space),
     )
     if proxy.needs_data:
         context = proxy_context(cfg.dataset, rule, cfg.seed, cfg.loss)
@@ -156,9 +172,14 @@ def search(cfg: SearchConfig) -> Path:
     exports = export_winners(
         table, objective, budgets, run_dir, exporter(proxy, context, predictor)
     )
-    for name, folder in exports.items():
-        print(f"{name}: {folder if folder else 'no finished trial fits this budget'}")
+    print(format_winners(winners_table(table, objective, budgets, estimator, exports)))
     return run_dir
+
+
+def proxy_description(cfg: SearchConfig) -> str:
+    """The proxy as a study stores it: its name and options (another option, another score)."""
+    options = OmegaConf.to_container(OmegaConf.create(cfg.proxy_options), resolve=True)
+    return cfg.proxy + (json.dumps(options, sort_keys=True) if options else "")
 
 
 def get_proxy_checked(cfg: SearchConfig):

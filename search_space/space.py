@@ -198,18 +198,25 @@ class LitePoseSpace:
         self, config: LitePoseConfig, rng: np.random.Generator, probability: float = 0.1
     ) -> LitePoseConfig:
         """Resample each gene with ``probability`` (the paper's evolution uses 0.1)."""
-        genes = self.encode(config)
-        for name, allowed in self.choices().items():
-            if rng.random() < probability:
-                genes[name] = _pick(rng, allowed)
-        return self.decode(genes)
+        return self.decode(self.mutate_genes(self.encode(config), rng, probability))
 
     def crossover(
         self, a: LitePoseConfig, b: LitePoseConfig, rng: np.random.Generator
     ) -> LitePoseConfig:
         """Each gene from either parent with equal chance."""
-        ga, gb = self.encode(a), self.encode(b)
-        return self.decode({n: ga[n] if rng.random() < 0.5 else gb[n] for n in ga})
+        return self.decode(self.crossover_genes(self.encode(a), self.encode(b), rng))
+
+    def mutate_genes(self, genes: Genes, rng: np.random.Generator, probability: float) -> Genes:
+        """``mutate`` on genes: the kernels of blocks beyond a depth are kept as they were (a
+        config's ``encode`` would reset them), so a depth grown back recovers them."""
+        out = dict(genes)
+        for name, allowed in self.choices().items():
+            if rng.random() < probability:
+                out[name] = _pick(rng, allowed)
+        return out
+
+    def crossover_genes(self, a: Genes, b: Genes, rng: np.random.Generator) -> Genes:
+        return {n: a[n] if rng.random() < 0.5 else b[n] for n in self.choices()}
 
 
 # ---------------------------------------------------------------------------------- membership
