@@ -159,6 +159,8 @@ def main() -> None:
                             "decoder": decoder, "persons": persons, "network_ms": network,
                             "maps_ms": maps, "decode_ms": ms, "fps": 1e3 / total,
                         })  # fmt: skip
+        shown = pd.DataFrame([r for r in rows if r["model"] == name.upper()])
+        print(shown.to_string(index=False, float_format=lambda v: f"{v:.2f}"))
         print(f"{name}: done, load average {os.getloadavg()[0]:.1f}", flush=True)
     table = pd.DataFrame(rows)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.2f}"))

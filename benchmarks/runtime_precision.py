@@ -157,7 +157,9 @@ def main() -> None:
     rows = []
     for name in args.models:
         with tempfile.TemporaryDirectory() as folder:
-            rows += latency_rows(args, name, Path(folder))
+            done = latency_rows(args, name, Path(folder))
+        rows += done
+        print(pd.DataFrame(done).to_string(index=False, float_format=lambda v: f"{v:.2f}"))
         print(f"{name}: done, load average {os.getloadavg()[0]:.1f}", flush=True)
     table = pd.DataFrame(rows)
     base = table[(table.runtime == "onnx") & (table.precision == "fp32")]

@@ -283,3 +283,29 @@ def test_latency_search_settings_fail_clearly(tmp_path):
         latency_predictor(cfg, LitePoseSpace(get_preset("litepose_supernet_multibranch")))
     with pytest.raises(BudgetError, match="'latency' with table="):
         Budget(1e9, "fvcore")
+
+
+@pytest.mark.parametrize("runtime", ["openvino", "executorch"])
+def test_an_edge_runtime_times_units_and_whole_networks(tmp_path, monkeypatch, runtime):
+    """The [edge] runtimes time the same units and fit the same predictor (where installed)."""
+    from posenets.runtimes import available
+
+    if not available(runtime):
+        pytest.skip(f"{runtime} is not installed here (the [edge] extra: pip install -e .[edge])")
+    import evaluators.latency_builder as builder
+
+    space = LitePoseSpace(_largest(1, 0), (0.5,), (3,), (0,), (32,))
+    units = space_units(space)
+    keep = dict(list(units.items())[:6])  # a few units: lowering each takes a while
+    out = tmp_path / "t.csv"
+    monkeypatch.setattr(builder, "TARGET_TIMED_MS", 0.0)
+    header = TableHeader.for_device(runtime, 1, space_fingerprint(space), "tiny", "cpu")
+    table = LatencyTable(header)
+    table.write(out)
+    done = list(builder.measure_layers(table, [u.spec() for u in keep.values()], progress=False))
+    assert done == list(keep)
+    entries = LatencyTable.read(out).entries
+    assert all(entries[k].latency_us > 0 and entries[k].runs >= builder.MIN_RUNS for k in keep)
+    assert LatencyTable.read(out).header.runtime_version
+    config = space.smallest()
+    assert builder.measure_network_us(config, runtime, 1, runs=2, clock="cpu") > 0
