@@ -38,11 +38,13 @@ STRIDE = 2  # the aggregated maps are at 1/2 of the input
 
 
 def scene(
-    rng: np.random.Generator, codec: HeatmapTagCodec, size: int, tag_dim: int
+    rng: np.random.Generator, codec: HeatmapTagCodec, size: int, tag_dim: int,
+    persons: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """heat (K, size, size) and tags (K, D, size, size) of one image (see the module docstring)."""
+    """heat (K, size, size) and tags (K, D, size, size) of one image (see the module docstring);
+    ``persons``: how many (default: 1-12 at random)."""
     k = codec.config.num_joints
-    persons = int(rng.integers(1, 13))
+    persons = persons or int(rng.integers(1, 13))
     centres = rng.uniform(16, STRIDE * size - 16, (persons, 1, 2))
     keypoints = np.concatenate(
         [

@@ -4,15 +4,17 @@
         [--members 50] [--seed 1] [--runs 10] [--out <path stem>]
 
 The networks are the LitePose presets the table's space contains and ``--members`` random members
-(seed ``--seed``; the table's constant was fitted on the presets and random members of seed 0).
-Each is predicted by ``evaluators.latency_table.LatencyPredictor`` (sum of its layers' entries
-plus the fitted constant) and measured whole (``measure_network_us``: the same runtime, thread
-count and clock as the table, median of ``--runs`` after warm-up). One JSON line per network is
-recorded as it is measured (a rerun resumes), with the 1-minute load average at that moment,
-since a shared machine inflates wall-clock measurements unevenly. Then writes ``<out>.csv`` and
-the scatter figure ``<out>.png``, and prints Spearman's rho and the median absolute percentage
-error against the targets (rho >= 0.9, error <= 10%), with the rank correlation of true MACs for
-comparison. Exits non-zero when a target is missed.
+(seed ``--seed``; the table's fit was made on the presets and random members of seed 0). Each is
+predicted by ``evaluators.latency_table.LatencyPredictor`` (the table's affine fit of the sum of
+its layers' entries; recomputed from the table on every run, so a refitted table is validated on
+the measurements already recorded) and measured whole (``measure_network_us``: the same runtime,
+thread count and clock as the table, median of ``--runs`` after warm-up). One JSON line per
+network is recorded as it is measured (a rerun resumes), with the 1-minute load average at that
+moment, since a shared machine inflates wall-clock measurements unevenly. Then writes
+``<out>.csv`` and the scatter figure ``<out>.png``, and prints Spearman's rho and the median
+absolute percentage error, on all networks and out of sample (those the fit did not see), with
+the rank correlation of true MACs for comparison. Exits non-zero when an out-of-sample target
+(rho >= 0.95, error <= 15%) is missed.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from evaluators.macs_fast import fast_macs  # noqa: E402
 from search_space import arch_hash, to_json  # noqa: E402
 from search_space.space import LitePoseSpace, largest_member_of  # noqa: E402
 
-RHO_TARGET, ERROR_TARGET = 0.9, 10.0
+RHO_TARGET, ERROR_TARGET = 0.95, 15.0  # issue 28 (stretch: 10%)
 
 
 def main() -> None:
@@ -79,9 +81,13 @@ def main() -> None:
         )
         print(f"{i + 1}/{len(members)} {name}: {records.done[digest]['measured_ms']:.1f} ms")
     rows = pd.DataFrame([records.done[arch_hash(c)] for _, c in members]).drop(columns="arch")
+    # the measurements stay valid when the table's fit changes: predict with the table as it is
+    rows["predicted_ms"] = [predictor.predict_us(c) / 1e3 for _, c in members]
+    rows["in_fit"] = [name in {r[0] for r in h.calibration} for name, _ in members]
     rows["error_pct"] = 100 * (rows["predicted_ms"] - rows["measured_ms"]) / rows["measured_ms"]
     rows.to_csv(out.with_suffix(".csv"), index=False)
     summary = summarize(rows)
+    held_out = summarize(rows[~rows["in_fit"]])
     plot(rows, summary, h, out)
     print(rows.drop(columns="hash").to_string(index=False, float_format=lambda v: f"{v:.2f}"))
     print(
@@ -92,7 +98,12 @@ def main() -> None:
         f"(target <= {ERROR_TARGET}%), load average {summary['load_min']:.1f}-"
         f"{summary['load_max']:.1f} while measuring"
     )
-    if summary["rho"] < RHO_TARGET or summary["median_abs_error"] > ERROR_TARGET:
+    print(
+        f"out of sample ({int((~rows['in_fit']).sum())} networks the fit (scale "
+        f"{h.scale:.4f}, constant {(h.constant_us or 0) / 1e3:.1f} ms, {h.fit}) did not see): "
+        f"Spearman rho {held_out['rho']:.3f}, median |error| {held_out['median_abs_error']:.1f}%"
+    )
+    if held_out["rho"] < RHO_TARGET or held_out["median_abs_error"] > ERROR_TARGET:
         raise SystemExit("latency prediction target missed")
 
 
@@ -127,7 +138,7 @@ def plot(rows: pd.DataFrame, summary: dict, header, out: Path) -> None:
     ax.set_xlim(0, top)
     ax.set_ylim(0, top)
     ax.set_xlabel(f"measured latency (ms; {header.runtime}, {header.threads} thread(s))")
-    ax.set_ylabel("predicted: sum of table entries + constant (ms)")
+    ax.set_ylabel(f"predicted: {header.scale:.3f} x sum of entries + constant (ms)")
     ax.set_title(
         f"rho {summary['rho']:.3f}, median |error| {summary['median_abs_error']:.1f}%",
         fontsize=10,

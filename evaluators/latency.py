@@ -166,17 +166,11 @@ def measure_latency(
 
 
 def onnx_session(path: str | Path, threads: int | None = None):
-    """An ONNX Runtime CPU session with all graph optimisations on; ``threads``: intra-op
-    threads (one inter-op thread), None for ONNX Runtime's default. The one way posearch opens a
-    session for timing, so whole networks and single layers run under the same settings."""
-    import onnxruntime as ort
+    """The ONNX Runtime session whole networks, single layers and evaluations are timed in
+    (``posenets.runtimes.onnx.session``: all graph optimisations, ``threads`` intra-op threads)."""
+    from posenets.runtimes.onnx import session
 
-    options = ort.SessionOptions()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    if threads is not None:
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return session(path, threads)
 
 
 def measure_onnx_latency(
@@ -193,18 +187,41 @@ def measure_onnx_latency(
     """The same measurement for an ONNX file run by ONNX Runtime on the CPU (all graph
     optimisations on; ``threads``: intra-op threads, None for ONNX Runtime's default, reported
     as 0)."""
+    return measure_runtime_latency(
+        path, "onnx", input_size, macs=macs, runs=runs, warmup=warmup, threads=threads,
+        batch_size=batch_size, clock=clock,
+    )  # fmt: skip
+
+
+def measure_runtime_latency(
+    path: str | Path,
+    runtime: str,
+    input_size: int | Size,
+    *,
+    macs: int,
+    runs: int = 10,
+    warmup: int = 3,
+    threads: int | None = None,
+    batch_size: int = 1,
+    clock: str = "wall",
+) -> LatencyReport:
+    """The same measurement for a file of any of ``posenets.runtimes``' runtimes (``onnx``,
+    ``openvino``, ``executorch``), opened by its runner with ``threads`` threads (None: the
+    runtime's default, reported as 0). ``clock="cpu"`` needs one thread: each runtime then runs
+    the network on the calling thread (``tests/test_runtimes.py`` checks that its thread time
+    matches the process's)."""
     import numpy as np
+
+    from posenets.runtimes import open_runner
 
     check_clock(clock, threads)
     size = _as_size(input_size)
-    session = onnx_session(path, threads)
-    name = session.get_inputs()[0].name
+    run = open_runner(path, runtime, threads)
     image = np.random.default_rng(0).random((batch_size, 3, *size), dtype=np.float32)
-    times_ms = time_calls(
-        lambda: session.run(None, {name: image}), warmup, runs, clock=CLOCKS[clock]
-    )
+    times_ms = time_calls(lambda: run(image), warmup, runs, clock=CLOCKS[clock])
     used = threads if threads is not None else 0
-    return _report(times_ms, "onnxruntime-cpu", used, size, batch_size, macs)
+    device = {"onnx": "onnxruntime"}.get(runtime, runtime)
+    return _report(times_ms, f"{device}-cpu", used, size, batch_size, macs)
 
 
 def time_calls(

@@ -2,15 +2,19 @@
 
     python -m experiments.latency_table runtime=onnxruntime threads=1 out=latency_ort_1t.csv
     python -m experiments.latency_table runtime=torch threads=4 out=latency_torch_4t.csv
+    python -m experiments.latency_table runtime=openvino threads=1 out=latency_ov_1t.csv  # [edge]
     python -m experiments.latency_table ... supernet=litepose_supernet   # another space
     python -m experiments.latency_table ... threads=1 clock=cpu   # a machine shared with other jobs
 
 Times every distinct layer the space around ``supernet`` can produce (all its resolutions),
-once, as ``evaluators.latency_table`` describes; then fits the table's constant on whole
-networks (the LitePose presets in the space and ``calibration`` random members). Writes ``out``
-row by row: rerunning the same command resumes it, and a table that is complete is left as it
-is. Copy the file from the target device (a Raspberry Pi, a Jetson) and give it to
-``python -m experiments.search convention=latency budget=40ms table=<file>``.
+once, as ``evaluators.latency_table`` describes; then fits the predictor (an affine function of
+the sum of a network's entries) on whole networks (the LitePose presets in the space and
+``calibration`` random members). Writes ``out`` row by row: rerunning the same command resumes
+it; a table that is complete is left as it is, except that one fitted the old way (a constant
+alone) is refitted from the calibration networks it records, nothing measured again. The
+runtimes are ``onnxruntime`` and ``torch``, and ``openvino`` / ``executorch`` where the
+``[edge]`` extra is installed. Copy the file from the target device (a Raspberry Pi, a Jetson)
+and give it to ``python -m experiments.search convention=latency budget=40ms table=<file>``.
 """
 
 from __future__ import annotations
@@ -29,11 +33,11 @@ from search_space.space import LitePoseSpace, largest_member_of
 
 @dataclass
 class LatencyTableConfig:
-    runtime: str = "onnxruntime"  # onnxruntime | torch
+    runtime: str = "onnxruntime"  # onnxruntime | openvino | executorch | torch
     threads: int = 1
     out: str = MISSING
     supernet: str = "litepose_supernet_multibranch"  # the space's largest member, as in search
-    calibration: int = 8  # random members (besides the presets) the constant is fitted on
+    calibration: int = 8  # random members (besides the presets) the fit is made on
     network_runs: int = 10  # timed runs per calibration network (median)
     clock: str = "wall"  # or cpu: the thread's CPU time (threads=1), for a machine shared by jobs
     progress: bool = True
@@ -57,7 +61,8 @@ def latency_table(cfg: LatencyTableConfig):
     h = table.header
     print(
         f"{cfg.out}: {len(table.entries)} layers, {h.runtime} {h.runtime_version}, "
-        f"{h.threads} thread(s), {h.cpu}; constant {h.constant_us:.0f} us"
+        f"{h.threads} thread(s), {h.clock} clock, {h.cpu}; predicted = {h.scale:.4f} x sum of "
+        f"entries + {h.constant_us:.0f} us ({h.fit} fit on {len(h.calibration)} networks)"
     )
     return table
 

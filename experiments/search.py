@@ -5,7 +5,7 @@
     python -m experiments.search storage=postgresql+psycopg://user@host/db  # many workers
     python -m experiments.search proxy=short_train n_trials=20        # proxies that use data
     python -m experiments.search proxy=supernet +proxy_options.checkpoint=<supernet ckpt>
-    python -m experiments.search budget=40ms convention=latency table=<latency table CSV>
+    python -m experiments.search budget=40ms convention=latency table=<CSV> [runtime=openvino]
 
 Proxies that need data (grad_norm, snip, jacob_cov, short_train, supernet) get it from the
 ``dataset`` settings (the CPU demo's synthetic data by default); every candidate is scored at its
@@ -117,6 +117,8 @@ class SearchConfig:
     ground_truth: str | None = None  # results/ground_truth/table.csv
     table: str | None = None  # per-layer latency table (experiments.latency_table); needed by
     # convention=latency
+    runtime: str | None = None  # the runtime the latency budget is for (onnxruntime, openvino,
+    # executorch, torch): the table must have been measured with it; null: the table's own
     progress: bool = True
     proxy_options: dict[str, Any] = field(default_factory=dict)
     dataset: Any = None  # the dataset group (data proxies only)
@@ -210,6 +212,8 @@ def latency_predictor(cfg: SearchConfig, space: LitePoseSpace) -> LatencyPredict
     if not cfg.table:
         return None
     table = LatencyTable.read(cfg.table)
+    if cfg.runtime is not None:
+        table.check_matches(cfg.runtime, table.header.threads)
     if table.header.space != space_fingerprint(space):
         h = table.header
         raise LatencyTableError(

@@ -26,6 +26,7 @@ from evaluators.latency_table import (
     TableHeader,
     build_table,
     config_units,
+    fit_affine,
     plan_units,
     space_fingerprint,
     space_units,
@@ -102,9 +103,13 @@ def test_units_cover_the_plan_once_each_with_bn_and_activations_fused():
     assert tuple(out.shape[2:]) == unit.layers[-1].out_size
 
 
-def _synthetic_table(space, tmp_path, constant=50.0, runtime="onnxruntime", threads=1):
+def _synthetic_table(
+    space, tmp_path, constant=50.0, runtime="onnxruntime", threads=1, scale=1.0, fit="affine"
+):
     """Every unit of ``space`` with a made-up latency that differs from key to key."""
-    header = TableHeader(runtime, threads, space_fingerprint(space), constant_us=constant)
+    header = TableHeader(
+        runtime, threads, space_fingerprint(space), constant_us=constant, scale=scale, fit=fit
+    )
     entries = {
         key: Entry(u.op, float(int(hashlib.sha1(key.encode()).hexdigest(), 16) % 997 + 1), 0, 7)
         for key, u in space_units(space).items()
@@ -114,18 +119,56 @@ def _synthetic_table(space, tmp_path, constant=50.0, runtime="onnxruntime", thre
     return table
 
 
-def test_predictor_sums_the_table_exactly(tmp_path):
+def test_predictor_is_the_tables_affine_function_of_the_layer_sum(tmp_path):
     space = TINY["kernels"]
-    table = LatencyTable.read(_synthetic_table(space, tmp_path).path)  # through the file
+    table = _synthetic_table(space, tmp_path, scale=0.625)
+    table = LatencyTable.read(table.path)  # through the file
+    assert (table.header.scale, table.header.fit) == (0.625, "affine")
     predictor = LatencyPredictor(table)
     rng = np.random.default_rng(0)
     for _ in range(10):
         config = space.sample(rng)
         keys = [u.key for u in config_units(config)]
-        expected = sum(table.entries[k].latency_us for k in keys) + 50.0
+        expected = 0.625 * sum(table.entries[k].latency_us for k in keys) + 50.0
         assert predictor.predict_us(config) == expected
         assert predictor.predict_ms(config) == expected / 1e3
     assert len({predictor.predict_us(space.sample(rng)) for _ in range(10)}) > 1
+
+
+def test_affine_fit_minimises_relative_error_and_needs_two_sums():
+    sums = [30e3, 160e3, 240e3, 380e3]
+    scale, constant = fit_affine([0.65 * s + 20e3 for s in sums], sums)
+    assert scale == pytest.approx(0.65) and constant == pytest.approx(20e3)
+    # one outlier on the largest network: a relative fit keeps the small ones right
+    measured = [0.65 * s + 20e3 for s in sums[:3]] + [0.65 * sums[3] + 20e3 + 150e3]
+    scale, constant = fit_affine(measured, sums)
+    small = 0.65 * sums[0] + 20e3
+    assert abs(scale * sums[0] + constant - small) / small < 0.15
+    absolute = np.polyfit(sums, measured, 1)  # what an absolute least-squares fit does
+    assert abs(np.polyval(absolute, sums[0]) - small) > abs(scale * sums[0] + constant - small)
+    assert fit_affine([100.0], [80.0]) == (1.0, 20.0)
+
+
+def test_a_table_fitted_with_a_constant_alone_is_refitted_without_measuring(tmp_path, monkeypatch):
+    import evaluators.latency_builder as builder
+
+    space = TINY["kernels"]
+    table = _synthetic_table(space, tmp_path, constant=-5.0, fit="constant")
+    calibration = (("a", 2000.0, 3000.0), ("b", 6000.0, 9000.0), ("c", 4000.0, 6000.0))
+    table.header = dataclasses.replace(table.header, calibration=calibration)
+    table.write()
+
+    def measured(*args, **kwargs):
+        raise AssertionError("nothing is measured for a refit")
+
+    monkeypatch.setattr(builder, "measure_network_us", measured)
+    monkeypatch.setattr(builder, "empty_call_us", measured)
+    refitted = build_table(space, "onnxruntime", 1, table.path, progress=False)
+    h = LatencyTable.read(table.path).header
+    assert h.fit == "affine" and h.calibration == calibration
+    assert h.scale == pytest.approx(2 / 3, abs=1e-5)
+    assert h.constant_us == pytest.approx(0.0, abs=0.1)
+    assert refitted.entries == table.entries
 
 
 def test_wrong_runtime_threads_or_space_and_missing_layers_are_clear_errors(tmp_path):
@@ -151,7 +194,7 @@ def test_wrong_runtime_threads_or_space_and_missing_layers_are_clear_errors(tmp_
 
 
 def test_measured_table_resumes_and_records_the_device(tmp_path, monkeypatch):
-    import evaluators.latency_table as lt
+    import evaluators.latency_builder as lt
 
     monkeypatch.setattr(lt, "TARGET_TIMED_MS", 0.0)  # the minimum of repeats: a fast test
     space = LitePoseSpace(_largest(1, 0), (0.5,), (3,), (0,), (32,))
@@ -238,5 +281,37 @@ def test_latency_search_settings_fail_clearly(tmp_path):
     cfg = OmegaConf.structured(SearchConfig(table=str(table.path)))
     with pytest.raises(LatencyTableError, match="measured for another search space.*supernet="):
         latency_predictor(cfg, LitePoseSpace(get_preset("litepose_supernet_multibranch")))
+    named = OmegaConf.structured(SearchConfig(table=str(table.path), runtime="openvino"))
+    with pytest.raises(LatencyTableError, match=r"runtime='onnxruntime' \(this run: 'openvino'\)"):
+        latency_predictor(named, TINY["kernels"])  # a budget for one runtime, a table of another
+    named = OmegaConf.structured(SearchConfig(table=str(table.path), runtime="onnxruntime"))
+    assert latency_predictor(named, TINY["kernels"]).table.header.runtime == "onnxruntime"
     with pytest.raises(BudgetError, match="'latency' with table="):
         Budget(1e9, "fvcore")
+
+
+@pytest.mark.parametrize("runtime", ["openvino", "executorch"])
+def test_an_edge_runtime_times_units_and_whole_networks(tmp_path, monkeypatch, runtime):
+    """The [edge] runtimes time units and whole networks as ONNX Runtime does (where
+    installed)."""
+    from posenets.runtimes import available
+
+    if not available(runtime):
+        pytest.skip(f"{runtime} is not installed here (the [edge] extra: pip install -e .[edge])")
+    import evaluators.latency_builder as builder
+
+    space = LitePoseSpace(_largest(1, 0), (0.5,), (3,), (0,), (32,))
+    units = space_units(space)
+    keep = dict(list(units.items())[:6])  # a few units: lowering each takes a while
+    out = tmp_path / "t.csv"
+    monkeypatch.setattr(builder, "TARGET_TIMED_MS", 0.0)
+    header = TableHeader.for_device(runtime, 1, space_fingerprint(space), "tiny", "cpu")
+    table = LatencyTable(header)
+    table.write(out)
+    done = list(builder.measure_layers(table, [u.spec() for u in keep.values()], progress=False))
+    assert done == list(keep)
+    entries = LatencyTable.read(out).entries
+    assert all(entries[k].latency_us > 0 and entries[k].runs >= builder.MIN_RUNS for k in keep)
+    assert LatencyTable.read(out).header.runtime_version
+    config = space.smallest()
+    assert builder.measure_network_us(config, runtime, 1, runs=2, clock="cpu") > 0
