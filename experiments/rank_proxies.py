@@ -33,7 +33,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from tqdm import tqdm
 
 from arch_search.budget import PAPER_BUDGETS
-from arch_search.ground_truth import configs_of, load_table, run_records
+from arch_search.ground_truth import budget_bands, configs_of, load_table, run_records
 from arch_search.records import JsonlRecords
 from arch_search.report import plot_agreement, plot_proxy_ranking
 from evaluators.proxies import get_proxy, list_proxies
@@ -82,18 +82,6 @@ class ScoreRecords(JsonlRecords):
             record["seconds"] = time.perf_counter() - start
             self.add(record)
         return self.done[(arch, proxy)]
-
-
-def budget_bands(gmacs: pd.Series, band: float) -> pd.Series:
-    """The paper budget whose +-``band`` MACs window holds each architecture (None outside every
-    window; the nearest budget where windows overlap)."""
-    budgets = {name: macs / 1e9 for name, macs in PAPER_BUDGETS.items()}
-
-    def which(g: float):
-        inside = [(abs(np.log(g / b)), n) for n, b in budgets.items() if abs(g - b) <= band * b]
-        return min(inside)[1] if inside else None
-
-    return gmacs.map(which)
 
 
 def ranking_table(
