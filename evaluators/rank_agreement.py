@@ -103,6 +103,8 @@ def agreement(
     keep = np.isfinite(x) & np.isfinite(y)
     x, y = x[keep], y[keep]
     g = None if groups is None else np.asarray(groups)[keep]
+    if not len(x):
+        return Agreement(float("nan"), float("nan"), float("nan"), 0)
     value = grouped_correlation(x, y, g, statistic)
     rng = np.random.default_rng(seed)
     blocks = [np.arange(len(x))] if g is None else [np.flatnonzero(g == v) for v in np.unique(g)]
@@ -165,6 +167,8 @@ def paired_difference(
     keep = np.isfinite(x) & np.isfinite(b) & np.isfinite(y)
     x, b, y = x[keep], b[keep], y[keep]
     g = None if groups is None else np.asarray(groups)[keep]
+    if not len(x):
+        return Agreement(float("nan"), float("nan"), float("nan"), 0)
 
     def difference(rows: np.ndarray) -> float:
         gr = None if g is None else g[rows]

@@ -346,7 +346,8 @@ def run(cfg: DictConfig) -> pd.DataFrame:
         lines[-1] += (
             f"; {cfg.learned} = ridge over architecture features, log MACs and "
             f"{list(cfg.learned_proxies)}, out of {cfg.folds} folds by architecture (seed "
-            f"{cfg.seed}; penalty per fold by inner cross-validation: {learned['alphas_per_fold']})"
+            f"{cfg.seed}; penalty per fold by inner cross-validation: "
+            f"{learned['alphas_per_fold']}))"
         )
     lines += [
         "",

@@ -58,3 +58,11 @@ def test_the_small_table_path_gives_scipys_values_with_ties_and_constants(statis
         y = x + rng.integers(0, 4, n)
         assert _correlation(x, y, statistic) == pytest.approx(reference(x, y).statistic)
     assert np.isnan(_correlation(np.ones(5), np.arange(5.0), statistic))
+
+
+def test_an_empty_scope_has_no_value_rather_than_an_error():
+    from evaluators.rank_agreement import paired_difference
+
+    empty = agreement([], [], [], n_boot=10)
+    assert empty.n == 0 and np.isnan(empty.value)
+    assert np.isnan(paired_difference([], [], [], [], n_boot=10).value)

@@ -35,7 +35,8 @@ def _run(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess:
     table = tmp_path / "gt" / "table.csv"
     tiny = [
         f"ground_truth={table if table.exists() else _table(tmp_path)}",
-        "proxies=[params,macs]", "combined={both: [params, macs]}", "learned_proxies=[macs]",
+        "proxies=[params,macs]", "combined.combined=[params,macs]",
+        "~combined.combined_all", "learned_proxies=[macs]",
         "folds=2", "n_boot=200", "dataset.synthetic.image_size=64",
         "dataset.synthetic.num_train=4", "dataset.synthetic.num_val=2",
         f"dataset.root={tmp_path / 'data'}", f"run_dir={tmp_path / 'run'}", "progress=false",
@@ -60,9 +61,10 @@ def test_taus_intervals_and_bands_of_a_hand_made_table_and_resume(tmp_path):
     assert len(records) == 4 * 2
     # The rankers: ranks of params (reversed MACs here) and MACs summed, and the learned one
     # out of 2 folds, each beside the baseline with a paired interval.
-    assert {"both", "learned"} <= set(ranking.index.get_level_values("proxy"))
+    assert {"combined", "learned"} <= set(ranking.index.get_level_values("proxy"))
+    assert "combined_all" not in ranking.index.get_level_values("proxy")
     paired = pd.read_csv(tmp_path / "run" / "paired.csv").set_index(["ranker", "scope"])
-    assert set(paired.index.get_level_values("ranker")) == {"params", "both", "learned"}
+    assert set(paired.index.get_level_values("ranker")) == {"params", "combined", "learned"}
     low, high = paired.loc[("params", "whole"), ["low", "high"]]
     assert low <= paired.loc[("params", "whole"), "tau - macs tau"] <= high
     scores = pd.read_csv(tmp_path / "run" / "scores.csv")
