@@ -105,20 +105,33 @@ def agreement(
     g = None if groups is None else np.asarray(groups)[keep]
     if not len(x):
         return Agreement(float("nan"), float("nan"), float("nan"), 0)
-    value = grouped_correlation(x, y, g, statistic)
+
+    def correlation(rows: np.ndarray) -> float:
+        return grouped_correlation(x[rows], y[rows], None if g is None else g[rows], statistic)
+
+    return _bootstrap(correlation, len(x), g, n_boot, confidence, seed)
+
+
+def _bootstrap(
+    statistic_of, n: int, groups: np.ndarray | None, n_boot: int, confidence: float, seed: int
+) -> Agreement:
+    """``statistic_of(rows)`` on all ``n`` rows, and its percentile interval over ``n_boot``
+    resamples of the rows with replacement (within their group when ``groups`` is given)."""
+    value = statistic_of(np.arange(n))
     rng = np.random.default_rng(seed)
-    blocks = [np.arange(len(x))] if g is None else [np.flatnonzero(g == v) for v in np.unique(g)]
-    draws = []
-    for _ in range(n_boot):
-        rows = np.concatenate([rng.choice(block, size=len(block)) for block in blocks])
-        draws.append(
-            grouped_correlation(x[rows], y[rows], None if g is None else g[rows], statistic)
-        )
-    draws = np.asarray(draws)
+    blocks = (
+        [np.arange(n)]
+        if groups is None
+        else [np.flatnonzero(groups == v) for v in np.unique(groups)]
+    )
+    draws = np.asarray([
+        statistic_of(np.concatenate([rng.choice(block, size=len(block)) for block in blocks]))
+        for _ in range(n_boot)
+    ])  # fmt: skip
     draws = draws[np.isfinite(draws)]
     tail = (1 - confidence) / 2 * 100
     low, high = np.percentile(draws, [tail, 100 - tail]) if len(draws) else (np.nan, np.nan)
-    return Agreement(value, float(low), float(high), int(len(x)))
+    return Agreement(float(value), float(low), float(high), int(n))
 
 
 def seed_ceiling(
@@ -176,17 +189,7 @@ def paired_difference(
             b[rows], y[rows], gr, statistic
         )
 
-    value = difference(np.arange(len(x)))
-    rng = np.random.default_rng(seed)
-    blocks = [np.arange(len(x))] if g is None else [np.flatnonzero(g == v) for v in np.unique(g)]
-    draws = np.asarray([
-        difference(np.concatenate([rng.choice(block, size=len(block)) for block in blocks]))
-        for _ in range(n_boot)
-    ])  # fmt: skip
-    draws = draws[np.isfinite(draws)]
-    tail = (1 - confidence) / 2 * 100
-    low, high = np.percentile(draws, [tail, 100 - tail]) if len(draws) else (np.nan, np.nan)
-    return Agreement(float(value), float(low), float(high), int(len(x)))
+    return _bootstrap(difference, len(x), g, n_boot, confidence, seed)
 
 
 def seed_mean_ceiling(
