@@ -10,7 +10,9 @@ search-quality comparison read the table instead of retraining.
   log-spaced MACs bin) and ``n_above`` more above the cap, each drawn at random within its bin.
 * :func:`plan_runs` pairs them with seeds: every architecture with seed 0, ``n_seeded`` of them
   (LitePose-XS and -S first) with ``seeds`` seeds, shuffled so that a table cut short is still
-  an unbiased sample.
+  an unbiased sample; then searched winners (all seeds) and, with ``band_seeds``, the missing
+  seeds of every member within a paper budget's band (:func:`budget_bands`).
+* :func:`check_resumable` refuses to add runs of another schedule, rule or data to a table.
 * :func:`run_records` is the resumable store: ``records.jsonl``, one line per finished run.
 * :func:`summarize` turns records into the table: one row per architecture, AP mean and SD over
   its seeds, MACs in both conventions, the architecture itself as JSON.
@@ -25,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from arch_search.budget import PAPER_BUDGETS
 from arch_search.records import JsonlRecords
 from evaluators.macs_fast import fast_macs
 from search_space import arch_hash, from_json, get_preset, load_arch, to_json
@@ -172,6 +175,19 @@ def searched_archs(
     return planned
 
 
+def budget_bands(gmacs: pd.Series, band: float) -> pd.Series:
+    """The paper budget whose +-``band`` MACs window holds each architecture (paper GMACs; None
+    outside every window; the nearest budget where windows overlap): the members among which a
+    constrained search has to choose."""
+    budgets = {name: macs / 1e9 for name, macs in PAPER_BUDGETS.items()}
+
+    def which(g: float):
+        inside = [(abs(np.log(g / b)), n) for n, b in budgets.items() if abs(g - b) <= band * b]
+        return min(inside)[1] if inside else None
+
+    return gmacs.map(which)
+
+
 def plan_runs(
     archs: list[PlannedArch],
     n_seeded: int = 4,
@@ -179,10 +195,18 @@ def plan_runs(
     seed: int = 0,
     seeded_presets: tuple[str, ...] = ("litepose_xs", "litepose_s"),
     searched: list[PlannedArch] = (),
+    band_seeds: bool = False,
+    band: float = 0.25,
 ) -> list[PlannedRun]:
     """Seed 0 of every architecture and seeds 1.. of ``n_seeded`` of them: ``seeded_presets``
     (the search-quality table compares with them, with an SD), then stratified members spread
-    evenly over MACs; shuffled, so that a table cut short is an unbiased sample of the full one."""
+    evenly over MACs; shuffled, so that a table cut short is an unbiased sample of the full one.
+
+    Then the runs added later, each group after the ones before so that a table that has them
+    resumes: searched winners (all seeds), and with ``band_seeds`` every member within ``band``
+    of a paper budget brought to ``seeds`` seeds (one seed cannot tell members of a band apart:
+    two seeds agree there only to tau 0.37), architecture by architecture in a shuffled order,
+    so that a table cut short has as many complete members as it can."""
     presets = [a for name in seeded_presets for a in archs if a.name == name]
     others = [a for a in archs if a.kind == "stratified"]
     extra = max(0, n_seeded - len(presets))
@@ -193,9 +217,18 @@ def plan_runs(
     order = np.random.default_rng(seed).permutation(len(runs))
     runs = [runs[i] for i in order]
     # Searched winners come after the table (they are added once a search has run), all seeds.
-    planned = {r.key for r in runs}
     extra = [PlannedRun(a, s) for a in searched for s in range(seeds)]
-    return runs + [r for r in dict.fromkeys(extra) if r.key not in planned]
+    if band_seeds:
+        gmacs = pd.Series([fast_macs(a.config).macs_paper / 1e9 for a in archs])
+        inside = [a for a, b in zip(archs, budget_bands(gmacs, band), strict=True) if pd.notna(b)]
+        order = np.random.default_rng([seed, 1]).permutation(len(inside))
+        extra += [PlannedRun(inside[i], s) for i in order for s in range(1, seeds)]
+    keys = {r.key for r in runs}
+    for run in extra:
+        if run.key not in keys:
+            keys.add(run.key)
+            runs.append(run)
+    return runs
 
 
 def run_records(path: str | Path) -> JsonlRecords:
@@ -242,17 +275,25 @@ def summarize(records: list[dict]) -> pd.DataFrame:
     return table.reset_index().sort_values("gmacs_paper").reset_index(drop=True)
 
 
-def search_quality(table: pd.DataFrame, budgets: dict[str, float], searched: dict[str, str]):
-    """Per budget (name -> paper GMACs): the searched winner, the LitePose preset of that budget,
+def search_quality(
+    table: pd.DataFrame, budgets: dict[str, float], searched: dict[str, dict[str, str]]
+) -> pd.DataFrame:
+    """Per budget (name -> paper GMACs): the searched winners, the LitePose preset of that budget,
     the best and the median of the random feasible members near it (kind ``near_<budget>``),
-    AP with SD over seeds and paper GMACs. ``searched`` maps budget names to winner names."""
+    AP with SD over seeds and paper GMACs. ``searched`` maps budget names to {label: winner's
+    arch hash}, e.g. ``{"XS": {"searched": <hash>, "maxmacs": <hash>}}``: each label gets its
+    own columns (a MACs-only search's largest fitting member beside the proxy search's winner).
+    A hash, not a name: a winner that is already in the table (a preset) keeps its row's name."""
+    labels = list(dict.fromkeys(label for names in searched.values() for label in names))
     rows = []
     for budget, gmacs in budgets.items():
         row: dict = {"budget": f"{budget} ({gmacs:g} G)"}
-        for label, part in (
-            ("searched", table[table["name"] == searched.get(budget, "")]),
-            ("preset", table[table["name"] == f"litepose_{budget.lower()}"]),
-        ):
+        parts = [
+            (label, table[table["arch"] == searched.get(budget, {}).get(label, "")])
+            for label in labels
+        ]
+        parts.append(("preset", table[table["name"] == f"litepose_{budget.lower()}"]))
+        for label, part in parts:
             if len(part):
                 hit = part.iloc[0]
                 row.update({
@@ -268,6 +309,49 @@ def search_quality(table: pd.DataFrame, budgets: dict[str, float], searched: dic
             })  # fmt: skip
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def winners_by_budget(winners: list[PlannedArch], names: list[str]) -> dict[str, dict[str, str]]:
+    """Searched winners (as :func:`searched_archs` returns them for the ``searched`` names
+    ``<label>_<budget>``: ``searched_XS``, ``maxmacs_S``) as budget -> {label: arch hash}."""
+    grouped: dict[str, dict[str, str]] = {}
+    for name, winner in zip(names, winners, strict=True):
+        label, _, budget = name.rpartition("_")
+        grouped.setdefault(budget, {})[label or "searched"] = winner.arch
+    return grouped
+
+
+# What a record depends on besides its architecture and seed: runs of another schedule, rule or
+# data are not comparable, so a table refuses them (``dataset.root`` is where the data lives,
+# not what it is).
+RESUME_SETTINGS = ("schedule", "resolution_rule", "dataset", "loss")
+_NOT_COMPARED = {"dataset.root"}
+
+
+def check_resumable(recorded: dict, current: dict, where: str) -> None:
+    """Refuse ``current`` settings (``RESUME_SETTINGS`` sections) that differ from those of the
+    table's ``run.json`` (``recorded``), naming the first differing setting; a setting the record
+    lacks (added to the code since) is accepted."""
+    for section in RESUME_SETTINGS:
+        if section not in recorded:
+            continue
+        old, new = _flat(recorded[section], section), _flat(current[section], section)
+        for key in sorted(old.keys() & new.keys()):
+            if key not in _NOT_COMPARED and old[key] != new[key]:
+                raise SettingError(
+                    f"{key}={new[key]!r}, but the table in {where} was trained with "
+                    f"{key}={old[key]!r}: its records would not be comparable; resume with "
+                    f"{key}={old[key]!r} or start another run_dir"
+                )
+
+
+def _flat(value, prefix: str) -> dict:
+    if isinstance(value, dict):
+        out = {}
+        for key, inner in value.items():
+            out.update(_flat(inner, f"{prefix}.{key}"))
+        return out
+    return {prefix: value}
 
 
 def load_table(path: str | Path) -> pd.DataFrame:

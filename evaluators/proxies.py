@@ -23,7 +23,8 @@ Zero-cost proxies here are adapted to the pose loss (heatmap MSE + associative e
   (Mellor et al. 2021), on the 1/4-resolution features' pre-activations of every ReLU.
 
 Proxies that train or load trained weights (``short_train``, ``supernet``) live in
-``arch_search.trained_proxies``; the registry imports it the first time it is used.
+``arch_search.trained_proxies``, those that combine proxies over a ground truth (``combined``,
+``learned``) in ``arch_search.rankers``; the registry imports them the first time it is used.
 """
 
 from __future__ import annotations
@@ -97,7 +98,7 @@ _PROXIES: dict[str, type[Proxy]] = {}
 # proxies of their own. The registry imports them on first use, never at import time, so that
 # what it holds does not depend on what the caller happened to import, and evaluators do not
 # pull in training or supernet code just to be imported.
-_LATER_STAGE_MODULES = ("arch_search.trained_proxies",)
+_LATER_STAGE_MODULES = ("arch_search.trained_proxies", "arch_search.rankers")
 
 
 def register_proxy(cls: type[Proxy]) -> type[Proxy]:

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import ConstantInputWarning, kendalltau, spearmanr
+from scipy.stats import ConstantInputWarning, kendalltau, rankdata, spearmanr
 
 from search_space.errors import SettingError
 
@@ -31,14 +31,36 @@ class Agreement:
     n: int  # architectures that entered
 
 
+# Up to this many rows, Kendall's tau-b and Spearman's rho are computed here with numpy (the
+# bootstraps call them tens of thousands of times on tables of ~60 rows, where scipy's per-call
+# overhead dominates); the values are scipy's (tests/test_rank_agreement.py).
+_SMALL = 400
+
+
 def _correlation(x: np.ndarray, y: np.ndarray, statistic: str) -> float:
     if len(x) < 2:
         return float("nan")
+    if len(x) <= _SMALL:
+        return _small_correlation(x, y, statistic)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConstantInputWarning)
         if statistic == "kendall":
             return float(kendalltau(x, y).statistic)
         return float(spearmanr(x, y).statistic)
+
+
+def _small_correlation(x: np.ndarray, y: np.ndarray, statistic: str) -> float:
+    """tau-b = (concordant - discordant) / sqrt(pairs untied in x * pairs untied in y); rho =
+    Pearson's r of the mid-ranks. NaN where either is constant, as scipy gives."""
+    if statistic == "kendall":
+        sx = np.sign(x[:, None] - x[None, :])
+        sy = np.sign(y[:, None] - y[None, :])
+        untied = np.count_nonzero(sx) * np.count_nonzero(sy)
+        return float((sx * sy).sum() / np.sqrt(untied)) if untied else float("nan")
+    rx, ry = rankdata(x), rankdata(y)
+    rx, ry = rx - rx.mean(), ry - ry.mean()
+    norm = np.sqrt((rx * rx).sum() * (ry * ry).sum())
+    return float((rx * ry).sum() / norm) if norm else float("nan")
 
 
 def grouped_correlation(
@@ -81,20 +103,35 @@ def agreement(
     keep = np.isfinite(x) & np.isfinite(y)
     x, y = x[keep], y[keep]
     g = None if groups is None else np.asarray(groups)[keep]
-    value = grouped_correlation(x, y, g, statistic)
+    if not len(x):
+        return Agreement(float("nan"), float("nan"), float("nan"), 0)
+
+    def correlation(rows: np.ndarray) -> float:
+        return grouped_correlation(x[rows], y[rows], None if g is None else g[rows], statistic)
+
+    return _bootstrap(correlation, len(x), g, n_boot, confidence, seed)
+
+
+def _bootstrap(
+    statistic_of, n: int, groups: np.ndarray | None, n_boot: int, confidence: float, seed: int
+) -> Agreement:
+    """``statistic_of(rows)`` on all ``n`` rows, and its percentile interval over ``n_boot``
+    resamples of the rows with replacement (within their group when ``groups`` is given)."""
+    value = statistic_of(np.arange(n))
     rng = np.random.default_rng(seed)
-    blocks = [np.arange(len(x))] if g is None else [np.flatnonzero(g == v) for v in np.unique(g)]
-    draws = []
-    for _ in range(n_boot):
-        rows = np.concatenate([rng.choice(block, size=len(block)) for block in blocks])
-        draws.append(
-            grouped_correlation(x[rows], y[rows], None if g is None else g[rows], statistic)
-        )
-    draws = np.asarray(draws)
+    blocks = (
+        [np.arange(n)]
+        if groups is None
+        else [np.flatnonzero(groups == v) for v in np.unique(groups)]
+    )
+    draws = np.asarray([
+        statistic_of(np.concatenate([rng.choice(block, size=len(block)) for block in blocks]))
+        for _ in range(n_boot)
+    ])  # fmt: skip
     draws = draws[np.isfinite(draws)]
     tail = (1 - confidence) / 2 * 100
     low, high = np.percentile(draws, [tail, 100 - tail]) if len(draws) else (np.nan, np.nan)
-    return Agreement(value, float(low), float(high), int(len(x)))
+    return Agreement(float(value), float(low), float(high), int(n))
 
 
 def seed_ceiling(
@@ -122,3 +159,70 @@ def seed_ceiling(
         for _ in range(draws)
     ]
     return float(np.nanmean(values))
+
+
+def paired_difference(
+    x: Sequence[float],
+    baseline: Sequence[float],
+    y: Sequence[float],
+    groups: Sequence | None = None,
+    statistic: str = "kendall",
+    n_boot: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> Agreement:
+    """How much better ``x`` ranks ``y`` than ``baseline`` does: the difference of their
+    correlations with ``y`` and its percentile interval, both computed on the *same* bootstrap
+    resample each time (rows resampled within their group), so the noise of the architectures
+    drawn, which both rankings share, cancels. Rows where any of the three is non-finite are
+    dropped first."""
+    x, b, y = (np.asarray(v, dtype=float) for v in (x, baseline, y))
+    keep = np.isfinite(x) & np.isfinite(b) & np.isfinite(y)
+    x, b, y = x[keep], b[keep], y[keep]
+    g = None if groups is None else np.asarray(groups)[keep]
+    if not len(x):
+        return Agreement(float("nan"), float("nan"), float("nan"), 0)
+
+    def difference(rows: np.ndarray) -> float:
+        gr = None if g is None else g[rows]
+        return grouped_correlation(x[rows], y[rows], gr, statistic) - grouped_correlation(
+            b[rows], y[rows], gr, statistic
+        )
+
+    return _bootstrap(difference, len(x), g, n_boot, confidence, seed)
+
+
+def seed_mean_ceiling(
+    per_seed: np.ndarray,
+    groups: Sequence | None = None,
+    statistic: str = "kendall",
+    draws: int = 500,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> Agreement:
+    """What a truth of seed means can be ranked to, measured rather than modelled: ``per_seed``
+    is architectures x seeds (AP), and each draw resamples every architecture's seeds with
+    replacement twice, independently, and correlates the two resampled means (within
+    ``groups``). The value is the mean over draws, the interval their percentiles. Resampling
+    k seeds with replacement understates their spread by (k - 1) / k, so with 3 seeds this
+    ceiling is somewhat optimistic."""
+    per_seed = np.asarray(per_seed, dtype=float)
+    if per_seed.ndim != 2 or per_seed.shape[1] < 2 or np.isnan(per_seed).any():
+        raise SettingError("seed_mean_ceiling needs architectures x seeds (>= 2), all measured")
+    rng = np.random.default_rng(seed)
+    n, k = per_seed.shape
+    g = None if groups is None else np.asarray(groups)
+    values = []
+    for _ in range(draws):
+        means = [
+            np.take_along_axis(per_seed, rng.integers(k, size=(n, k)), axis=1).mean(axis=1)
+            for _ in range(2)
+        ]
+        values.append(grouped_correlation(means[0], means[1], g, statistic))
+    values = np.asarray(values)
+    values = values[np.isfinite(values)]
+    if not len(values):
+        return Agreement(float("nan"), float("nan"), float("nan"), n)
+    tail = (1 - confidence) / 2 * 100
+    low, high = np.percentile(values, [tail, 100 - tail])
+    return Agreement(float(values.mean()), float(low), float(high), n)

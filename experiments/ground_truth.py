@@ -27,9 +27,11 @@ import os
 import subprocess
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
-from multiprocessing import get_context
+from multiprocessing import active_children, get_context
 from pathlib import Path
 from typing import Any
 
@@ -40,8 +42,10 @@ from tqdm import tqdm
 
 from arch_search.budget import PAPER_BUDGETS
 from arch_search.ground_truth import (
+    RESUME_SETTINGS,
     PlannedRun,
     Schedule,
+    check_resumable,
     plan_architectures,
     plan_runs,
     run_record,
@@ -50,6 +54,7 @@ from arch_search.ground_truth import (
     search_quality,
     searched_archs,
     summarize,
+    winners_by_budget,
 )
 from arch_search.records import JsonlRecords
 from arch_search.report import plot_ground_truth
@@ -58,6 +63,7 @@ from experiments.proxy_data import proxy_context
 from experiments.sections import LossSchema, section_dataclass
 from experiments.short_training import train_one
 from experiments.tables import to_markdown
+from posetrain.interrupts import Interrupted, requested, stop_on_signals
 from search_space import to_json
 from search_space.resolution import ResolutionRule
 from search_space.space import LitePoseSpace, largest_member_of
@@ -80,6 +86,8 @@ class GroundTruthConfig:
     n_seeded: int = MISSING
     seeded_presets: list[str] = MISSING
     seeds: int = MISSING
+    band_seeds: bool = MISSING
+    band: float = MISSING
     seed: int = MISSING
     pool_size: int = MISSING
     schedule: dict[str, Any] = MISSING  # arch_search.ground_truth.Schedule's fields
@@ -96,9 +104,34 @@ ConfigStore.instance().store(name="ground_truth_schema", node=GroundTruthConfig)
 
 
 def _init_worker() -> None:
+    import signal
+
     import torch
 
     torch.set_num_threads(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop (a Ctrl-C
+    # reaches the whole process group)
+
+
+@contextmanager
+def _worker_pool(workers: int) -> Iterator[ProcessPoolExecutor]:
+    """One-thread worker processes; on a second signal (``KeyboardInterrupt``: stop at once) the
+    running trainings are ended rather than waited for."""
+    pool = ProcessPoolExecutor(
+        max_workers=workers, mp_context=get_context("spawn"), initializer=_init_worker
+    )
+    at_once = False
+    try:
+        yield pool
+    except KeyboardInterrupt:
+        at_once = True
+        pool.shutdown(wait=False, cancel_futures=True)
+        for child in active_children():
+            child.terminate()
+        raise
+    finally:
+        if not at_once:
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _git_commit() -> str | None:
@@ -118,16 +151,12 @@ def _write_outputs(run_dir: Path, records: JsonlRecords, cfg: DictConfig) -> Non
     (run_dir / "table.md").write_text(to_markdown(shown) + "\n")
     plot_ground_truth(table, run_dir)
     if cfg.searched:
-        winners = _winners_by_budget(cfg)
+        searched = dict(cfg.searched)
+        winners = winners_by_budget(searched_archs(space_of(cfg), searched, []), list(searched))
         budgets = {b: PAPER_BUDGETS[b] / 1e9 for b in cfg.near_budgets}
         quality = search_quality(table, budgets, winners)
         quality.to_csv(run_dir / "search_quality.csv", index=False)
         (run_dir / "search_quality.md").write_text(to_markdown(quality) + "\n")
-
-
-def _winners_by_budget(cfg: DictConfig) -> dict[str, str]:
-    """Budget -> the searched winner's name: names end in ``_<budget>``."""
-    return {name.rsplit("_", 1)[-1]: name for name in cfg.searched}
 
 
 def _record_session(
@@ -158,6 +187,8 @@ def _record_session(
                 "n_seeded",
                 "seeded_presets",
                 "seeds",
+                "band_seeds",
+                "band",
                 "seed",
                 "pool_size",
                 "searched",
@@ -195,17 +226,40 @@ def planned_runs(cfg: DictConfig) -> list[PlannedRun]:
         cfg.pool_size,
     )
     searched = searched_archs(space, dict(cfg.searched), archs)
-    return plan_runs(archs, cfg.n_seeded, cfg.seeds, cfg.seed, tuple(cfg.seeded_presets), searched)
+    return plan_runs(
+        archs,
+        cfg.n_seeded,
+        cfg.seeds,
+        cfg.seed,
+        tuple(cfg.seeded_presets),
+        searched,
+        cfg.band_seeds,
+        cfg.band,
+    )
 
 
 def space_of(cfg: DictConfig) -> LitePoseSpace:
     return LitePoseSpace(largest=largest_member_of(cfg.supernet, num_joints=cfg.num_joints))
 
 
+def check_resumable_dir(
+    run_dir: Path, cfg: DictConfig, schedule: Schedule, rule: ResolutionRule
+) -> None:
+    """A table in ``run_dir`` is only extended under its own schedule, rule and data."""
+    info = run_dir / "run.json"
+    if not info.exists():
+        return
+    settings = OmegaConf.to_container(cfg, resolve=True)
+    current = {**schedule_dict(schedule, rule), "dataset": settings["dataset"]}
+    current["loss"] = settings["loss"]
+    check_resumable(json.loads(info.read_text()), {k: current[k] for k in RESUME_SETTINGS}, info)
+
+
 def run(cfg: DictConfig) -> None:
     schedule = section_dataclass(Schedule, cfg.schedule, "schedule")
     rule = section_dataclass(ResolutionRule, cfg.resolution_rule, "resolution_rule")
     run_dir = Path(cfg.run_dir)
+    check_resumable_dir(run_dir, cfg, schedule, rule)
     run_dir.mkdir(parents=True, exist_ok=True)
     records = run_records(run_dir / "records.jsonl")
     runs = planned_runs(cfg)
@@ -215,33 +269,38 @@ def run(cfg: DictConfig) -> None:
     loss = OmegaConf.to_container(cfg.loss, resolve=True)
     proxy_context(cfg.dataset, rule, 0, cfg.loss)  # generate the synthetic data once, up front
     started, finished, commit = time.time(), 0, _git_commit()
+    args = (asdict(schedule), asdict(rule), dataset, loss)
+    bar = tqdm(total=len(todo), desc="ground truth", unit="run", disable=not cfg.progress)
     try:
-        with ProcessPoolExecutor(
-            max_workers=cfg.workers, mp_context=get_context("spawn"), initializer=_init_worker
-        ) as pool:
-            futures = {
-                pool.submit(
-                    train_one,
-                    to_json(r.arch.config, indent=None),
-                    r.seed,
-                    asdict(schedule),
-                    asdict(rule),
-                    dataset,
-                    loss,
-                ): r
-                for r in todo
-            }
-            bar = tqdm(total=len(todo), desc="ground truth", unit="run", disable=not cfg.progress)
-            for future in as_completed(futures):
-                planned = futures[future]
-                metrics, seconds = future.result()
-                records.add(run_record(planned, rule, metrics, seconds))
-                summarize(list(records.done.values())).to_csv(run_dir / "table.csv", index=False)
-                finished += 1
-                bar.set_postfix(last=f"{planned.arch.name} AP {metrics['AP']:.3f}")
-                bar.update()
-            bar.close()
+        with stop_on_signals(), _worker_pool(cfg.workers) as pool:
+            waiting, running = list(todo), {}
+            while waiting or running:
+                # Only as many runs in flight as workers: a stop then waits for these alone.
+                while waiting and len(running) < cfg.workers and not requested():
+                    planned = waiting.pop(0)
+                    config = to_json(planned.arch.config, indent=None)
+                    running[pool.submit(train_one, config, planned.seed, *args)] = planned
+                if not running:
+                    break
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    planned = running.pop(future)
+                    metrics, seconds = future.result()
+                    records.add(run_record(planned, rule, metrics, seconds))
+                    summarize(list(records.done.values())).to_csv(
+                        run_dir / "table.csv", index=False
+                    )
+                    finished += 1
+                    bar.set_postfix(last=f"{planned.arch.name} AP {metrics['AP']:.3f}")
+                    bar.update()
+            if requested():
+                raise Interrupted(
+                    requested(),
+                    f"stopped after {finished} runs, the running ones finished and recorded; "
+                    f"{len(todo) - finished} left: rerun the same command to continue",
+                )
     finally:
+        bar.close()
         if records.done:
             _write_outputs(run_dir, records, cfg)
         _record_session(run_dir, cfg, schedule, rule, started, finished, commit)

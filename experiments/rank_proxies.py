@@ -15,6 +15,16 @@ mapped by the rule the table was trained under (its ``run.json``), and writes to
   each band alone; the ``seed ceiling`` rows give what two seeds of the same architectures reach;
 * ``ranking.png`` / ``ranking.pdf`` (each proxy against the truth) and ``agreement.png`` (tau with
   its interval per proxy, whole table and within bands).
+
+Beside the single proxies it ranks with combinations of them (``arch_search.rankers``): each
+rank aggregation of ``combined`` (no fitted weights, so scored on the whole table) and the learned
+ranker over ``learned_proxies`` (scored only out of sample: ``folds`` folds by architecture, fixed
+by ``seed``). ``paired.csv`` / ``paired.md`` give each ranker's tau minus ``baseline``'s (MACs)
+with a paired bootstrap interval, and the ``seed-mean ceiling`` rows what a truth of 3-seed means
+can be ranked to, measured by resampling the seeds of the members that have 3.
+
+A rerun in the same ``run_dir`` reuses its scores, so it must score the same truth with the same
+seed: another ``seed`` or ``ground_truth`` than the folder's ``config.yaml`` is refused.
 """
 
 from __future__ import annotations
@@ -33,19 +43,28 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from tqdm import tqdm
 
 from arch_search.budget import PAPER_BUDGETS
-from arch_search.ground_truth import configs_of, load_table, run_records
+from arch_search.ground_truth import budget_bands, configs_of, load_table, run_records
+from arch_search.rankers import AGGREGATIONS, aggregate_ranks, feature_matrix, out_of_fold
 from arch_search.records import JsonlRecords
 from arch_search.report import plot_agreement, plot_proxy_ranking
 from evaluators.proxies import get_proxy, list_proxies
-from evaluators.rank_agreement import agreement, grouped_correlation, seed_ceiling
+from evaluators.rank_agreement import (
+    agreement,
+    grouped_correlation,
+    paired_difference,
+    seed_ceiling,
+    seed_mean_ceiling,
+)
 from experiments.cli import fail_clearly
 from experiments.proxy_data import proxy_context
 from experiments.sections import LossSchema
 from experiments.tables import to_markdown
-from search_space.errors import UnknownNameError
+from search_space.errors import SettingError, UnknownNameError
 from search_space.resolution import ResolutionRule
 
 TRUTH = "truth_AP"
+MEASURED_CEILING = "seed-mean ceiling"
+CEILING_SEEDS = 3
 
 
 @dataclass
@@ -59,6 +78,13 @@ class RankProxiesConfig:
     proxy_options: dict[str, Any] = MISSING  # proxy name -> its keyword arguments
     supernet_checkpoint: str | None = MISSING
     band: float = MISSING
+    combined: dict[str, list[str]] = MISSING  # ranker name -> the proxies it aggregates
+    aggregation: str = MISSING
+    learned: str = MISSING  # the learned ranker's name ('' = none)
+    learned_proxies: list[str] = MISSING
+    folds: int = MISSING
+    alphas: list[float] = MISSING
+    baseline: str = MISSING
     n_boot: int = MISSING
     run_dir: str = MISSING
     progress: bool = MISSING
@@ -85,18 +111,6 @@ class ScoreRecords(JsonlRecords):
         return self.done[(arch, proxy)]
 
 
-def budget_bands(gmacs: pd.Series, band: float) -> pd.Series:
-    """The paper budget whose +-``band`` MACs window holds each architecture (None outside every
-    window; the nearest budget where windows overlap)."""
-    budgets = {name: macs / 1e9 for name, macs in PAPER_BUDGETS.items()}
-
-    def which(g: float):
-        inside = [(abs(np.log(g / b)), n) for n, b in budgets.items() if abs(g - b) <= band * b]
-        return min(inside)[1] if inside else None
-
-    return gmacs.map(which)
-
-
 def ranking_table(
     scores: pd.DataFrame,
     proxies: list[str],
@@ -105,10 +119,9 @@ def ranking_table(
     seed: int = 0,
 ) -> pd.DataFrame:
     """Per proxy and scope, tau and rho against the truth with bootstrap intervals; then the
-    seed-ceiling rows (what a second seed of the same architectures would reach)."""
-    in_band = scores[scores["band"].notna()]
-    scopes = [("whole", scores, None), ("bands", in_band, "band")]
-    scopes += [(f"band {b}", in_band[in_band["band"] == b], None) for b in PAPER_BUDGETS]
+    seed-ceiling rows (what a second seed of the same architectures would reach). The scope
+    ``bands (3 seeds)`` is the in-band members whose truth is a mean of 3 seeds or more."""
+    scopes = scopes_of(scores)
     rows = []
     for proxy in proxies:
         for scope, part, groups in scopes:
@@ -126,13 +139,117 @@ def ranking_table(
                     {short: a.value, f"{short}_low": a.low, f"{short}_high": a.high, "n": a.n}
                 )
             rows.append(row)
-    for scope, part, groups in scopes:
+    for scope, part, groups in scopes[:-1]:  # the modelled ceiling is of a one-seed truth
         row = {"proxy": "seed ceiling", "scope": scope, "n": len(part)}
         for stat, short in (("kendall", "tau"), ("spearman", "rho")):
             g = None if groups is None else part[groups]
             row[short] = seed_ceiling(part[TRUTH], seed_sd, g, stat, seed=seed)
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def scopes_of(scores: pd.DataFrame) -> list[tuple[str, pd.DataFrame, str | None]]:
+    """(scope, rows, column of the groups to pool within): the whole table, the members of
+    all budget bands pooled within bands, each band, and the in-band members with 3 seeds."""
+    in_band = scores[scores["band"].notna()]
+    scopes = [("whole", scores, None), ("bands", in_band, "band")]
+    scopes += [(f"band {b}", in_band[in_band["band"] == b], None) for b in PAPER_BUDGETS]
+    return scopes + [("bands (3 seeds)", in_band[in_band["n_seeds"] >= CEILING_SEEDS], "band")]
+
+
+def ranker_scores(scores: pd.DataFrame, truth: pd.DataFrame, cfg: DictConfig) -> dict:
+    """The rankers' scores as new columns of ``scores``: each rank aggregation of
+    ``cfg.combined`` over the whole table, and the learned ranker's out-of-fold predictions
+    (folds by architecture, fixed by ``cfg.seed``). Returns what the learned ranker picked."""
+    if cfg.aggregation not in AGGREGATIONS:
+        raise SettingError(f"aggregation={cfg.aggregation!r}: must be one of {AGGREGATIONS}")
+    for name, members in cfg.combined.items():
+        _check_scored(scores, f"combined.{name}", list(members))
+        scores[name] = aggregate_ranks(scores, list(members), cfg.aggregation)
+    if not cfg.learned:
+        return {}
+    members = list(cfg.learned_proxies)
+    _check_scored(scores, "learned_proxies", members)
+    x = feature_matrix(configs_of(truth), scores, members)
+    predicted, alphas = out_of_fold(
+        x.to_numpy(), scores[TRUTH].to_numpy(), scores["arch"], cfg.folds, cfg.seed,
+        alphas=tuple(cfg.alphas),
+    )  # fmt: skip
+    scores[cfg.learned] = predicted
+    return {"features": list(x.columns), "alphas_per_fold": alphas}
+
+
+def _check_scored(scores: pd.DataFrame, setting: str, members: list[str]) -> None:
+    missing = [m for m in members if m not in scores.columns]
+    if missing:
+        raise SettingError(f"{setting}={members}: {missing} not scored; add them to proxies=")
+
+
+def paired_table(
+    scores: pd.DataFrame, rankers: list[str], baseline: str, n_boot: int, seed: int
+) -> pd.DataFrame:
+    """Per ranker and scope, its tau minus ``baseline``'s with the paired bootstrap interval
+    (both correlations on the same resampled architectures)."""
+    rows = []
+    for ranker in rankers:
+        for scope, part, groups in scopes_of(scores):
+            d = paired_difference(
+                part[ranker], part[baseline], part[TRUTH],
+                None if groups is None else part[groups], "kendall", n_boot, seed=seed,
+            )  # fmt: skip
+            rows.append({
+                "ranker": ranker, "scope": scope, f"tau - {baseline} tau": d.value,
+                "low": d.low, "high": d.high, "n": d.n,
+            })  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def measured_ceiling_rows(table_path: Path, scores: pd.DataFrame, seed: int) -> list[dict]:
+    """The seed-mean ceiling of the members with ``CEILING_SEEDS`` seeds (seeds 0, 1, 2 of the
+    ground truth's ``records.jsonl``), whole table and pooled within bands: Kendall and
+    Spearman between two resamplings of their seed means, with percentile intervals."""
+    records_path = table_path.parent / "records.jsonl"
+    if not records_path.exists():
+        return []
+    records = pd.DataFrame(list(run_records(records_path).done.values()))
+    wide = records.pivot_table(index="arch", columns="seed", values="AP")
+    wide = wide[list(range(CEILING_SEEDS))].dropna() if CEILING_SEEDS <= wide.shape[1] else None
+    if wide is None or len(wide) < 2:
+        return []
+    bands = scores.set_index("arch")["band"].reindex(wide.index)
+    rows = []
+    scopes = [("whole (3 seeds)", wide.index, False)]
+    scopes.append(("bands (3 seeds)", bands.index[bands.notna()], True))
+    for scope, members, grouped in scopes:
+        row = {"proxy": MEASURED_CEILING, "scope": scope, "n": len(members)}
+        for stat, short in (("kendall", "tau"), ("spearman", "rho")):
+            c = seed_mean_ceiling(
+                wide.loc[members].to_numpy(), bands.loc[members].to_numpy() if grouped else None,
+                stat, seed=seed,
+            )  # fmt: skip
+            row.update({short: c.value, f"{short}_low": c.low, f"{short}_high": c.high})
+        rows.append(row)
+    return rows
+
+
+def check_same_run(run_dir: Path, cfg: DictConfig) -> None:
+    """The scores in ``run_dir`` were measured for one truth file with one seed; a rerun there
+    with another of either would mix them."""
+    saved = run_dir / "config.yaml"
+    if not saved.exists():
+        return
+    before = OmegaConf.load(saved)
+    if before.get("seed") is not None and before.seed != cfg.seed:
+        raise SettingError(
+            f"seed={cfg.seed}, but the scores in {run_dir} were measured with seed={before.seed}: "
+            f"rerun with seed={before.seed} or another run_dir"
+        )
+    old = before.get("ground_truth")
+    if old is not None and Path(old).resolve() != Path(cfg.ground_truth).resolve():
+        raise SettingError(
+            f"ground_truth={cfg.ground_truth}, but the scores in {run_dir} are of "
+            f"ground_truth={old}: rerun with ground_truth={old} or another run_dir"
+        )
 
 
 def measured_seed_tau(table_path: Path) -> float:
@@ -167,6 +284,7 @@ def run(cfg: DictConfig) -> pd.DataFrame:
     truth = load_table(table_path)
     rule = rule_of(table_path)
     run_dir = Path(cfg.run_dir)
+    check_same_run(run_dir, cfg)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
     context = proxy_context(cfg.dataset, rule, cfg.seed, cfg.loss)
@@ -191,34 +309,70 @@ def run(cfg: DictConfig) -> pd.DataFrame:
         rows.append(scored)
     scores = pd.DataFrame(rows)
     scores["band"] = budget_bands(scores["gmacs_paper"], cfg.band)
+    if cfg.baseline not in proxies:
+        raise SettingError(f"baseline={cfg.baseline!r} is not among proxies={proxies}")
+    learned = ranker_scores(scores, truth, cfg)
+    rankers = list(cfg.combined) + ([cfg.learned] if cfg.learned else [])
     scores.to_csv(run_dir / "scores.csv", index=False)
     seed_sd = float(truth.loc[truth["n_seeds"] > 1, "AP_sd"].median())
-    table = ranking_table(scores, proxies, seed_sd, cfg.n_boot, cfg.seed)
+    table = ranking_table(scores, proxies + rankers, seed_sd, cfg.n_boot, cfg.seed)
+    table = pd.concat(
+        [table, pd.DataFrame(measured_ceiling_rows(table_path, scores, cfg.seed))],
+        ignore_index=True,
+    )
     table.to_csv(run_dir / "ranking.csv", index=False)
+    others = [p for p in proxies + rankers if p != cfg.baseline]
+    paired = paired_table(scores, others, cfg.baseline, cfg.n_boot, cfg.seed)
+    paired.to_csv(run_dir / "paired.csv", index=False)
     seconds = {
         name: float(np.mean([records.done[(a, name)]["seconds"] for a in scores["arch"]]))
         for name in proxies
     }
     seed_tau = measured_seed_tau(table_path)
+    in_band = scores[scores["band"].notna()]
     lines = [
         f"Ground truth: {table_path} ({len(truth)} architectures; median seed SD of AP "
         f"{seed_sd:.4f}; measured tau between two seeds of the multi-seed architectures "
-        f"{seed_tau:.2f}). Proxies scored at the rule {rule.describe()}.",
+        f"{seed_tau:.2f}; {int((in_band['n_seeds'] >= CEILING_SEEDS).sum())} of the "
+        f"{len(in_band)} in-band members with {CEILING_SEEDS} seeds). Proxies scored at the "
+        f"rule {rule.describe()}.",
+        "",
+        "Rankers: "
+        + "; ".join(
+            f"{name} = {cfg.aggregation} over {list(members)}"
+            for name, members in cfg.combined.items()
+        ),
+    ]
+    if cfg.learned:
+        lines[-1] += (
+            f"; {cfg.learned} = ridge over architecture features, log MACs and "
+            f"{list(cfg.learned_proxies)}, out of {cfg.folds} folds by architecture (seed "
+            f"{cfg.seed}; penalty per fold by inner cross-validation: "
+            f"{learned['alphas_per_fold']}))"
+        )
+    lines += [
         "",
         to_markdown(table),
+        "",
+        f"Paired bootstrap (same resampled architectures): Kendall tau minus {cfg.baseline}'s",
+        "",
+        to_markdown(paired),
         "",
         "Seconds per architecture: " + ", ".join(f"{k} {v:.2f}" for k, v in seconds.items()),
     ]
     (run_dir / "ranking.md").write_text("\n".join(lines) + "\n")
-    whole = table[table["scope"] == "whole"].set_index("proxy")
+    (run_dir / "paired.md").write_text(to_markdown(paired) + "\n")
+    shown = table[table["proxy"] != MEASURED_CEILING]
+    whole = shown[shown["scope"] == "whole"].set_index("proxy")
     order = whole.drop(index="seed ceiling")["tau"].sort_values(ascending=False).index
     plot_proxy_ranking(
         scores,
         pd.DataFrame({"proxy": order, "kendall_tau_vs_AP": whole.loc[order, "tau"].to_numpy()}),
         run_dir,
     )
-    plot_agreement(table, run_dir)
+    plot_agreement(shown, run_dir)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
+    print(paired.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     return table
 
 

@@ -8,10 +8,19 @@ from pathlib import Path
 import commands
 import numpy as np
 import pandas as pd
+import pytest
 
-from arch_search.ground_truth import plan_architectures, plan_runs
+from arch_search.ground_truth import (
+    budget_bands,
+    check_resumable,
+    plan_architectures,
+    plan_runs,
+    search_quality,
+    winners_by_budget,
+)
 from evaluators.macs_fast import fast_macs
 from search_space import save_arch
+from search_space.errors import SettingError
 from search_space.space import LitePoseSpace, largest_member_of
 
 SPACE = LitePoseSpace(largest=largest_member_of("litepose_supernet_multibranch", num_joints=14))
@@ -36,6 +45,54 @@ def test_plan_stratifies_over_paper_macs_and_seeds_the_presets():
     seeds = pd.Series([r.arch.name for r in runs]).value_counts()
     assert seeds["litepose_xs"] == seeds["litepose_s"] == 3 and (seeds == 3).sum() == 3
     assert len(runs) == len(archs) + 3 * 2 and len({r.key for r in runs}) == len(runs)
+
+
+def test_band_seeds_seed_every_in_band_member_after_the_runs_already_planned():
+    archs = plan_architectures(
+        SPACE, n_stratified=6, n_above=1, cap_gmacs=7.5, top_gmacs=9.0,
+        presets=("litepose_xs", "litepose_s"), near_budgets={"XS": 1.2}, n_near=2, pool_size=800,
+    )  # fmt: skip
+    before = plan_runs(archs, n_seeded=2, seeds=3)
+    after = plan_runs(archs, n_seeded=2, seeds=3, band_seeds=True, band=0.25)
+    assert [r.key for r in after[: len(before)]] == [r.key for r in before]  # a table resumes
+    gmacs = pd.Series([fast_macs(a.config).macs_paper / 1e9 for a in archs])
+    inside = {a.arch for a, b in zip(archs, budget_bands(gmacs, 0.25), strict=True) if pd.notna(b)}
+    assert len(inside) >= 4
+    seeds = pd.Series([r.arch.arch for r in after]).value_counts()
+    assert all(seeds[a] == 3 for a in inside)
+    assert all(seeds[a.arch] == 1 for a in archs if a.arch not in inside and a.kind != "preset")
+    assert len({r.key for r in after}) == len(after)
+    # Architecture by architecture: each new member's seeds come one after the other.
+    added = [r.arch.arch for r in after[len(before) :]]
+    assert added == [a for i, a in enumerate(added) if i % 2 == 0 for _ in range(2)]
+
+
+def test_a_resume_under_another_schedule_or_rule_is_refused_naming_the_setting():
+    recorded = {"schedule": {"steps": 200, "lr": 0.004}, "resolution_rule": {"offset": 32},
+                "dataset": {"root": None, "synthetic": {"seed": 0}}, "loss": {}}  # fmt: skip
+    same = {**recorded, "dataset": {"root": "/elsewhere", "synthetic": {"seed": 0}}}
+    check_resumable(recorded, same, "gt/run.json")  # the data's location is not its content
+    with pytest.raises(SettingError, match=r"schedule\.steps=100.*steps=200"):
+        check_resumable(recorded, {**recorded, "schedule": {"steps": 100, "lr": 0.004}}, "x")
+    with pytest.raises(SettingError, match=r"resolution_rule\.offset"):
+        check_resumable(recorded, {**recorded, "resolution_rule": {"offset": 16}}, "x")
+    with pytest.raises(SettingError, match=r"dataset\.synthetic\.seed"):
+        check_resumable(recorded, {**recorded, "dataset": {"synthetic": {"seed": 1}}}, "x")
+
+
+def test_search_quality_puts_the_max_macs_member_beside_the_winner_even_when_it_is_a_preset():
+    table = pd.DataFrame({
+        "arch": ["p", "w", "m", "n1", "n2"], "name": ["litepose_xs", "searched_XS", "x", "a", "b"],
+        "kind": ["preset", "searched", "stratified", "near_XS", "near_XS"],
+        "AP": [0.06, 0.08, 0.07, 0.05, 0.04], "AP_sd": 0.01, "n_seeds": [3, 3, 3, 1, 1],
+        "gmacs_paper": [1.19, 1.08, 1.1, 1.0, 0.95],
+    })  # fmt: skip
+    winners = [type("Planned", (), {"arch": h}) for h in ("w", "p")]
+    grouped = winners_by_budget(winners, ["searched_XS", "maxmacs_XS"])
+    assert grouped == {"XS": {"searched": "w", "maxmacs": "p"}}
+    row = search_quality(table, {"XS": 1.2}, grouped).iloc[0]
+    assert row["searched_AP"] == 0.08 and row["maxmacs_AP"] == row["preset_AP"] == 0.06
+    assert row["random_n"] == 2 and row["random_best_AP"] == 0.05
 
 
 def _run(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess:
@@ -74,6 +131,8 @@ def test_runner_writes_the_table_and_a_rerun_trains_only_what_is_missing(tmp_pat
     assert rerun[:5] == records[:5] and len(rerun) == 7
     assert {json.loads(x)["key"] for x in rerun} == {json.loads(x)["key"] for x in records}
     assert len(json.loads((tmp_path / "gt" / "run.json").read_text())["sessions"]) == 2
+    refused = _run(tmp_path, "schedule.lr=0.1")
+    assert refused.returncode == 2 and "schedule.lr=0.1" in refused.stderr
 
     # A search winner joins the table with every seed, and search_quality compares it.
     winner = tmp_path / "winner.json"

@@ -42,3 +42,27 @@ def test_seed_ceiling_falls_with_seed_noise():
     assert seed_ceiling(mean, 0.0, draws=5) == pytest.approx(1.0)
     assert abs(seed_ceiling(mean, 100.0, draws=200)) < 0.05
     assert 0.3 < seed_ceiling(mean, 0.1, draws=200) < 0.95
+
+
+@pytest.mark.parametrize("statistic", ["kendall", "spearman"])
+def test_the_small_table_path_gives_scipys_values_with_ties_and_constants(statistic):
+    from scipy.stats import kendalltau, spearmanr
+
+    from evaluators.rank_agreement import _correlation
+
+    rng = np.random.default_rng(3)
+    reference = kendalltau if statistic == "kendall" else spearmanr
+    for _ in range(20):
+        n = int(rng.integers(2, 40))
+        x = rng.integers(0, 6, n).astype(float)  # many ties, as in a bootstrap resample
+        y = x + rng.integers(0, 4, n)
+        assert _correlation(x, y, statistic) == pytest.approx(reference(x, y).statistic)
+    assert np.isnan(_correlation(np.ones(5), np.arange(5.0), statistic))
+
+
+def test_an_empty_scope_has_no_value_rather_than_an_error():
+    from evaluators.rank_agreement import paired_difference
+
+    empty = agreement([], [], [], n_boot=10)
+    assert empty.n == 0 and np.isnan(empty.value)
+    assert np.isnan(paired_difference([], [], [], [], n_boot=10).value)

@@ -35,7 +35,9 @@ def _run(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess:
     table = tmp_path / "gt" / "table.csv"
     tiny = [
         f"ground_truth={table if table.exists() else _table(tmp_path)}",
-        "proxies=[params,macs]", "n_boot=200", "dataset.synthetic.image_size=64",
+        "proxies=[params,macs]", "combined.combined=[params,macs]",
+        "~combined.combined_all", "learned_proxies=[macs]",
+        "folds=2", "n_boot=200", "dataset.synthetic.image_size=64",
         "dataset.synthetic.num_train=4", "dataset.synthetic.num_val=2",
         f"dataset.root={tmp_path / 'data'}", f"run_dir={tmp_path / 'run'}", "progress=false",
     ]  # fmt: skip
@@ -57,9 +59,25 @@ def test_taus_intervals_and_bands_of_a_hand_made_table_and_resume(tmp_path):
     assert (tmp_path / "run" / "agreement.png").stat().st_size > 10_000
     records = (tmp_path / "run" / "records.jsonl").read_text().splitlines()
     assert len(records) == 4 * 2
+    # The rankers: ranks of params (reversed MACs here) and MACs summed, and the learned one
+    # out of 2 folds, each beside the baseline with a paired interval.
+    assert {"combined", "learned"} <= set(ranking.index.get_level_values("proxy"))
+    assert "combined_all" not in ranking.index.get_level_values("proxy")
+    paired = pd.read_csv(tmp_path / "run" / "paired.csv").set_index(["ranker", "scope"])
+    assert set(paired.index.get_level_values("ranker")) == {"params", "combined", "learned"}
+    low, high = paired.loc[("params", "whole"), ["low", "high"]]
+    assert low <= paired.loc[("params", "whole"), "tau - macs tau"] <= high
+    scores = pd.read_csv(tmp_path / "run" / "scores.csv")
+    assert scores["learned"].notna().all()
     again = _run(tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
     assert (tmp_path / "run" / "records.jsonl").read_text().splitlines() == records
+    other_seed = _run(tmp_path, "seed=1")
+    assert other_seed.returncode == 2 and "seed=1" in other_seed.stderr
+    other_truth = tmp_path / "other.csv"
+    other_truth.write_bytes((tmp_path / "gt" / "table.csv").read_bytes())
+    refused = _run(tmp_path, f"ground_truth={other_truth}")
+    assert refused.returncode == 2 and "ground_truth=" in refused.stderr
 
 
 def test_missing_ground_truth_and_unknown_proxy_are_clear(tmp_path):

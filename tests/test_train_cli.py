@@ -28,9 +28,7 @@ def _run(command: str, *overrides: str) -> subprocess.CompletedProcess:
 
 def test_tiny_training_then_evaluation(tmp_path):
     run_dir = tmp_path / "run"
-    result = _run(
-        "train", f"run_dir={run_dir}", f"dataset.root={tmp_path / 'data'}", *TINY
-    )
+    result = _run("train", f"run_dir={run_dir}", f"dataset.root={tmp_path / 'data'}", *TINY)
     assert result.returncode == 0, result.stderr[-2000:]
     assert (run_dir / "checkpoints" / "last.pt").exists()
     assert (run_dir / ".hydra" / "config.yaml").exists(), "the resolved config is saved"
