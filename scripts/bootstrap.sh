@@ -13,4 +13,4 @@ pip_q numpy cython setuptools wheel
 "$VPY" -c "import xtcocotools._mask" 2>/dev/null || \
   pip_q --no-build-isolation --no-binary xtcocotools "xtcocotools==1.14.3"
 "$VPY" -c "import xtcocotools._mask"
-pip_q -e ".[test]"
+pip_q -e ".[test,openvino]"
