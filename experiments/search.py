@@ -65,6 +65,7 @@ from experiments.cli import fail_clearly
 from experiments.proxy_data import proxy_context
 from experiments.sections import section_dataclass
 from posenets import build_model
+from posenets.inherit import provenance
 from posenets.io import save_standalone
 from posetrain.interrupts import Interrupted, requested, stop_on_signals
 from search_space import ArchConfigError, UnknownNameError
@@ -242,7 +243,16 @@ def exporter(proxy, context: ProxyContext, predictor: LatencyPredictor | None = 
 
     def export(config, folder: Path) -> None:
         model = proxy.subnet(config, context) if isinstance(proxy, SupernetProxy) else None
-        save_standalone(model if model is not None else build_model(config), config, folder)
+        origin = (  # provenance.json: what the folder's weights are
+            provenance(
+                "supernet", proxy.checkpoint, recalibration_batches=proxy.recalibration_batches
+            )
+            if model is not None
+            else provenance("random")
+        )
+        save_standalone(
+            model if model is not None else build_model(config), config, folder, provenance=origin
+        )
         if predictor is not None:
             write_latency_record(config, predictor, folder)
 

@@ -13,10 +13,22 @@ from ``last.pt``. Checkpoints carry the architecture, so ``experiments.evaluate`
 
 ``teacher=`` (a checkpoint of this command or a standalone folder) adds heatmap and tag
 distillation from that fixed network (``posetrain/distillation.py``, ``docs/training.md``).
+
+    python -m experiments.train model=<arch> init=<export folder | checkpoint | supernet checkpoint>
+    python -m experiments.train model=<arch> init=<folder> init_mode=partial init_scope=backbone
+
+``init=`` starts from inherited weights instead of random ones (``experiments/starting_weights.py``,
+``posenets/inherit.py``): strict by name and shape by default; ``init_mode=partial`` copies what
+fits and prints what it copied, sliced and left fresh. A supernet checkpoint gives the ``model=``
+member's weights with BN recalibrated, as ``experiments.export supernet=`` writes them.
+
+A rerun resumes only the run its folder holds: the checkpoints store the settings that define it
+(``experiments/train_settings.py``) and a rerun that changes one is refused, naming it.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,7 +45,11 @@ from evaluators.pose_eval import ap_evaluator
 from experiments.cli import fail_clearly
 from experiments.data import load_datasets
 from experiments.sections import loss_config, section_dataclass, trainer_config
+from experiments.starting_weights import inherit_into
+from experiments.train_settings import LAST, check_train_resume, run_settings
 from posenets import build_model
+from posenets.checkpoint import load_checkpoint
+from posenets.inherit import provenance
 from posetrain.distillation import DistillationStep, check_teacher, fingerprint, load_teacher
 from posetrain.distributed import init_distributed, shutdown
 from posetrain.interrupts import stop_on_signals
@@ -55,6 +71,10 @@ class TrainConfig:
     eval_max_images: int | None = MISSING
     teacher: str | None = MISSING
     distill: dict[str, Any] = MISSING  # bottomup.losses.DistillationConfig's fields
+    init: str | None = MISSING
+    init_mode: str = MISSING
+    init_scope: str = MISSING
+    init_recalibration_batches: int = MISSING
     dataset: Any = None  # the config groups; their sections are read by experiments.sections
     trainer: Any = None
     loss: Any = None
@@ -64,8 +84,11 @@ ConfigStore.instance().store(name="train_schema", node=TrainConfig)
 
 
 def run(cfg: DictConfig) -> None:
-    # A wrong model or trainer setting, or a model too large for this machine's memory at this
-    # batch size, fails before any data is made.
+    # A rerun with other settings than its run folder's, a wrong model or trainer setting, or a
+    # model too large for this machine's memory at this batch size, fails before any data is
+    # made and before anything in the folder is written.
+    run_identity = run_settings(cfg)
+    check_train_resume(cfg, run_identity)
     sized = {"input_size": cfg.input_size} if cfg.input_size else {}
     settings = trainer_config(cfg.trainer)
     check_memory(resolve_arch(cfg.model, **sized), "train", settings.batch_size, training=True)
@@ -89,7 +112,7 @@ def run(cfg: DictConfig) -> None:
 
     losses = loss_config(cfg.loss)
     loss_fn = BottomUpLoss(config.num_joints, losses)
-    extra_state = {"arch": to_dict(config), "teacher": None}
+    extra_state = {"arch": to_dict(config), "teacher": None, "settings": run_identity}
     step = None
     if teacher is not None:
         check_teacher(cfg.teacher, teacher_config, config)
@@ -109,8 +132,10 @@ def run(cfg: DictConfig) -> None:
     # The process starts from a random torch seed: draw the initial weights from ours, before
     # the trainer exists (it seeds torch only after it was handed the built model).
     torch.manual_seed(settings.seed)
+    model = build_model(config)
+    extra_state["init"] = _start_from(cfg, model, config, run_dir, ctx.is_main)
     trainer = Trainer(
-        build_model(config),
+        model,
         loss_fn,
         TrainingSamples(train_set, config.input_size, config.tag_dim, settings.seed),
         settings,
@@ -130,6 +155,32 @@ def run(cfg: DictConfig) -> None:
             )
         print(f"best AP {result.best_score}; checkpoints in {run_dir / 'checkpoints'}")
     shutdown(ctx)
+
+
+def _start_from(cfg: DictConfig, model, config, run_dir: Path, report: bool) -> dict:
+    """Copy ``init=``'s weights into ``model`` (a fresh run only: a resume restores
+    ``last.pt``) and return the provenance record the checkpoints carry; the transfer is printed
+    and written whole to ``init.json``."""
+    if (run_dir / LAST).exists():
+        return load_checkpoint(run_dir / LAST).get("init")
+    if not cfg.init:
+        return provenance("random", seed=cfg.trainer.seed)
+    done, record = inherit_into(
+        model,
+        config,
+        cfg.init,
+        cfg.init_mode,
+        cfg.init_scope,
+        cfg.dataset,
+        cfg.init_recalibration_batches,
+    )
+    if report:
+        print(f"init={cfg.init} ({cfg.init_mode}, scope {cfg.init_scope}):")
+        print("\n".join(done.summary()))
+        (run_dir / "init.json").write_text(
+            json.dumps(record | {"tensors": done.as_dict()}, indent=2) + "\n"
+        )
+    return record
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")

@@ -13,6 +13,7 @@ and a folder of one model never gains the files of another. The entry points ref
 from __future__ import annotations
 
 import copy
+import json
 import os
 import shutil
 import warnings
@@ -32,6 +33,7 @@ from search_space.errors import SettingError
 MODEL_FILE = "model.pt"
 ARCH_FILE = "arch.json"
 ONNX_FILE = "model.onnx"
+PROVENANCE_FILE = "provenance.json"  # where the weights came from (posenets.inherit.provenance)
 
 
 class OutputFolderError(UserError, ValueError):
@@ -84,17 +86,28 @@ def staged_folder(folder: str | Path, carry: Iterable[str] = ()) -> Iterator[Pat
     shutil.rmtree(old, ignore_errors=True)
 
 
-def write_standalone(model: nn.Module, config: ArchConfig, folder: Path, onnx: bool) -> None:
+def write_standalone(
+    model: nn.Module, config: ArchConfig, folder: Path, onnx: bool, provenance: dict | None = None
+) -> None:
     """The standalone files, written into ``folder`` as they are (see :func:`save_standalone`
-    for a folder written whole)."""
+    for a folder written whole). ``provenance`` (``posenets.inherit.provenance``: random,
+    supernet, trained weights...) goes into ``model.pt`` and, for a person, ``provenance.json``."""
     save_arch(config, folder / ARCH_FILE)
-    save_checkpoint({"arch": to_dict(config), "model": model.state_dict()}, folder / MODEL_FILE)
+    state = {"arch": to_dict(config), "model": model.state_dict()}
+    if provenance is not None:
+        state["provenance"] = provenance
+        (folder / PROVENANCE_FILE).write_text(json.dumps(provenance, indent=2) + "\n")
+    save_checkpoint(state, folder / MODEL_FILE)
     if onnx:
         export_onnx(model, config, folder / ONNX_FILE)
 
 
 def save_standalone(
-    model: nn.Module, config: ArchConfig, folder: str | Path, onnx: bool = True
+    model: nn.Module,
+    config: ArchConfig,
+    folder: str | Path,
+    onnx: bool = True,
+    provenance: dict | None = None,
 ) -> Path:
     """Write ``folder`` whole (:func:`staged_folder`): the model's files replace any model files
     it held (an old ``model.onnx`` or ``model.int8.onnx`` is dropped, never left beside other
@@ -102,7 +115,7 @@ def save_standalone(
     entry points refuse a non-empty ``out=`` first (:func:`check_out_folder`)."""
     folder = Path(folder)
     with staged_folder(folder, _companions(folder)) as stage:
-        write_standalone(model, config, stage, onnx)
+        write_standalone(model, config, stage, onnx, provenance)
     return folder
 
 
@@ -111,7 +124,7 @@ def _companions(folder: Path) -> list[str]:
     check_out_folder(folder, overwrite=True)  # a file is refused
     if not folder.is_dir():
         return []
-    own = (ARCH_FILE, MODEL_FILE)
+    own = (ARCH_FILE, MODEL_FILE, PROVENANCE_FILE)
     return [
         p.name
         for p in sorted(folder.iterdir())
