@@ -1,7 +1,7 @@
 """Proxies that look at trained weights: a short training run, or a trained supernet.
 
 They join the zero-cost proxies in ``evaluators.proxies``' registry (which imports this module
-on first use, so they are listed whatever the caller imported) but live here, above ``training``
+on first use, so they are listed whatever the caller imported) but live here, above ``posetrain``
 and ``supernet`` in the data flow, because they train or load trained weights. Both score on
 ``context.val_dataset`` with the real decoder and evaluator, so their numbers are what a search
 would otherwise need full training for:

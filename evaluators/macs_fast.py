@@ -24,7 +24,8 @@ class FastMacs:
 
 def layer_macs(layer: Layer) -> int:
     """fvcore's count for one record: convs per output pixel (bias not counted), transposed
-    convs per *input* pixel, BN 2 and nearest upsampling 1 per output element, the rest 0."""
+    convs per *input* pixel, BN 2 and nearest upsampling 1 per output element, the rest 0
+    (max pooling too: fvcore skips ``aten::max_pool2d``)."""
     out_pixels = layer.out_size[0] * layer.out_size[1]
     if layer.op in ("conv", "dwconv"):
         per_pixel = layer.out_channels * (layer.in_channels // layer.groups) * layer.kernel**2
@@ -54,3 +55,22 @@ def plan_macs(plan: tuple[Layer, ...]) -> FastMacs:
 def fast_macs(config: ArchConfig, input_size: int | Size | None = None) -> FastMacs:
     """True and paper-convention MACs of ``config`` at ``input_size`` (default: its own)."""
     return plan_macs(layer_plan(config, input_size))
+
+
+# HRNet's ``get_model_summary`` (which the SimpleBaseline / HRNet papers' "GFLOPs" use) reports
+# its sum in units of 2**30, not 1e9.
+SUMMARY_GIGA = 2**30
+
+
+def summary_gmacs(config: ArchConfig, input_size: int | Size | None = None) -> float:
+    """MACs in the convention of the SimpleBaseline and HRNet papers' tables (docs/topdown.md):
+    every conv and transposed conv charged its weight count per *output* pixel, nothing else
+    (no BN), in units of 2**30. HRNet-W32 at 256x192 comes to 7.12 of these (published 7.1)."""
+    total = 0
+    for layer in layer_plan(config, input_size):
+        if layer.op in ("conv", "dwconv"):
+            total += layer_macs(layer)
+        elif layer.op == "deconv":  # fvcore's count is per input pixel
+            (hi, wi), (ho, wo) = layer.in_size, layer.out_size
+            total += layer_macs(layer) * (ho * wo) // (hi * wi)
+    return total / SUMMARY_GIGA

@@ -23,7 +23,7 @@ from search_space.errors import SettingError
 from search_space.plan import Layer, layer_plan
 
 BYTES_PER_VALUE = 4  # float32
-ALLOCATING_OPS = ("conv", "dwconv", "deconv", "bn", "upsample", "add", "concat")
+ALLOCATING_OPS = ("conv", "dwconv", "deconv", "bn", "upsample", "maxpool", "add", "concat")
 
 
 class InsufficientMemoryError(SettingError):

@@ -16,6 +16,12 @@ at the preset's size under ``resolution_rule``, 144 px for a 448-px preset) and 
 AP. Each finished width is a line of ``run_dir/trained.jsonl``; a rerun of the same command
 trains only the missing ones.
 The table is written as ``deconv_ablation.csv`` / ``.md`` and drawn as ``deconv_ablation.png``.
+
+A top-down preset (``preset=rethinking_mobile_demo``, ``simplebaseline_resnet50``) sweeps the
+widths of its decoder's deconvolutions instead (``TopDownHeadConfig.deconvs``, kernels kept):
+the ablation of "Rethinking Deconvolution". Its costs are per person crop; ``train=true`` is
+refused for it (the ground truth's short training is bottom-up), train a width with
+``experiments.train model=<arch file>`` (docs/topdown.md).
 """
 
 from __future__ import annotations
@@ -45,6 +51,7 @@ from posenets import build_model
 from search_space import SettingError, UnknownNameError, get_preset, list_presets, to_json
 from search_space.config import LitePoseConfig
 from search_space.resolution import ResolutionRule
+from search_space.topdown import DeconvLayerConfig, TopDownConfig
 
 Widths = tuple[int, int, int]
 STEM = "deconv_ablation"
@@ -91,17 +98,42 @@ def scaled_widths(base: Widths, scales: list[float], multiple: int) -> list[Widt
     return rows
 
 
-def with_head_widths(config: LitePoseConfig, widths: Widths) -> LitePoseConfig:
+def head_widths(config: LitePoseConfig | TopDownConfig) -> Widths:
+    """The widths the sweep scales: LitePose's head channels or a top-down decoder's deconvs."""
+    if isinstance(config, TopDownConfig):
+        return tuple(layer.channels for layer in config.head.deconvs)
+    return tuple(config.head.channels)
+
+
+def with_head_widths(config: LitePoseConfig | TopDownConfig, widths: Widths):
+    if isinstance(config, TopDownConfig):
+        if len(widths) != len(config.head.deconvs):
+            raise SettingError(
+                f"widths {list(widths)}: the decoder has {len(config.head.deconvs)} deconvs"
+            )
+        deconvs = tuple(
+            DeconvLayerConfig(w, layer.kernel)
+            for w, layer in zip(widths, config.head.deconvs, strict=True)
+        )
+        return dataclasses.replace(config, head=dataclasses.replace(config.head, deconvs=deconvs))
     head = dataclasses.replace(config.head, channels=tuple(widths))
     return dataclasses.replace(config, head=head)
 
 
-def base_config(cfg: DictConfig) -> LitePoseConfig:
-    if cfg.preset not in list_presets():
+def base_config(cfg: DictConfig) -> LitePoseConfig | TopDownConfig:
+    if cfg.preset not in list_presets(pipeline=None):
         raise UnknownNameError(
-            f"preset={cfg.preset!r}: unknown; LitePose presets: {list_presets('litepose_*')}"
+            f"preset={cfg.preset!r}: unknown; LitePose presets: {list_presets('litepose_*')}, "
+            f"top-down presets: {list_presets(pipeline='topdown')}"
         )
     config = get_preset(cfg.preset, num_joints=cfg.num_joints)
+    if isinstance(config, TopDownConfig):
+        if cfg.train:
+            raise SettingError(
+                f"train=true trains bottom-up heads; for the top-down preset {cfg.preset!r} train "
+                "each width with experiments.train model=<arch file> (docs/topdown.md)"
+            )
+        return config
     if not isinstance(config, LitePoseConfig):
         raise SettingError(
             f"preset={cfg.preset!r} is a {type(config).__name__}; the deconv head is LitePose's: "
@@ -116,7 +148,7 @@ def planned_widths(cfg: DictConfig, base: LitePoseConfig) -> list[Widths]:
         for row in rows:
             with_head_widths(base, row)  # a bad width fails (validation) before anything runs
         return rows
-    return scaled_widths(base.head.channels, list(cfg.scales), cfg.multiple)
+    return scaled_widths(head_widths(base), list(cfg.scales), cfg.multiple)
 
 
 def cost_record(config: LitePoseConfig, cfg: DictConfig) -> dict:
@@ -124,7 +156,7 @@ def cost_record(config: LitePoseConfig, cfg: DictConfig) -> dict:
     counts = fast_macs(config)
     model = build_model(config)
     record = {
-        "head channels": "-".join(str(w) for w in config.head.channels),
+        "head channels": "-".join(str(w) for w in head_widths(config)),
         "GMACs (true)": counts.macs / 1e9,
         "GMACs (paper conv.)": counts.macs_paper / 1e9,
         "params (M)": count_params(model) / 1e6,
@@ -139,8 +171,9 @@ def cost_record(config: LitePoseConfig, cfg: DictConfig) -> dict:
             threads=cfg.threads,
             macs=fast_macs(config, size).macs,
         )
-        record[f"CPU ms @{size}"] = report.latency_ms
-        record[f"IQR ms @{size}"] = report.iqr_ms
+        label = size if isinstance(size, int) else "x".join(str(side) for side in size)
+        record[f"CPU ms @{label}"] = report.latency_ms
+        record[f"IQR ms @{label}"] = report.iqr_ms
     return record
 
 
@@ -206,7 +239,7 @@ def run(cfg: DictConfig) -> pd.DataFrame:
     if cfg.threads is not None:
         torch.set_num_threads(cfg.threads)
     configs = [with_head_widths(base, row) for row in rows]
-    preset = tuple(base.head.channels)
+    preset = head_widths(base)
     table = pd.DataFrame(
         [
             {"preset": row == preset, **cost_record(c, cfg)}

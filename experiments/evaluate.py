@@ -22,8 +22,10 @@ from omegaconf import MISSING, DictConfig
 
 from bottomup.codec import DecodeOptions
 from evaluators.pose_eval import evaluate_model
+from evaluators.topdown_eval import evaluate_topdown
 from experiments.cli import fail_clearly
 from experiments.data import load_datasets
+from experiments.families import is_topdown
 from experiments.sections import section_dataclass
 from posenets import build_model
 from posenets.io import load_standalone
@@ -43,6 +45,7 @@ class EvaluateConfig:
     max_images: int | None = MISSING
     format: str = MISSING
     decode: dict[str, Any] = MISSING  # bottomup.codec.DecodeOptions' fields
+    boxes: str | None = None  # top-down models: a COCO-format detection file (None: GT boxes)
     dataset: Any = None  # the config group
 
 
@@ -69,16 +72,13 @@ def run(cfg: DictConfig) -> dict:
             f"{val_set.keypoint_layout.num_joints} ({val_set.keypoint_layout.name})"
         )
     size = cfg.input_size or config.input_size
-    ap = evaluate_model(
-        model,
-        val_set,
-        size,
-        config.tag_dim,
-        cfg.flip,
-        cfg.max_images,
-        progress=cfg.format == "table",
-        decode=decode,
-    )
+    if is_topdown(config):  # person crops from boxes (docs/topdown.md); decode.* is bottom-up's
+        ap = evaluate_topdown(model, val_set, config, cfg.flip, cfg.max_images, cfg.boxes)
+    else:
+        ap = evaluate_model(
+            model, val_set, size, config.tag_dim, cfg.flip, cfg.max_images,
+            progress=cfg.format == "table", decode=decode,
+        )  # fmt: skip
     if cfg.format == "json":
         print(json.dumps(ap.stats))
     else:

@@ -41,10 +41,10 @@ import numpy as np
 from hydra.core.config_store import ConfigStore
 from torch import nn
 
-from bottomup.transforms import resize_for_test
 from evaluators.memory import check_memory
 from experiments.cli import fail_clearly
 from experiments.data import load_datasets
+from experiments.families import calibration_inputs
 from experiments.starting_weights import supernet_member, supernet_origin
 from posenets import build_model
 from posenets.inherit import provenance, read_weights
@@ -118,11 +118,9 @@ def _model(cfg: ExportConfig) -> tuple[nn.Module, ArchConfig, dict]:
 
 def calibration_images(cfg: ExportConfig, config: ArchConfig) -> list[np.ndarray]:
     """``cfg.calibration_images`` training images, evenly spaced over the split, each
-    ``(3, H, W)`` normalised at the model's input size as at test time (``resize_for_test``)."""
+    ``(3, H, W)`` normalised as at test time (a top-down model: a person crop of each)."""
     train, _ = load_datasets(cfg.dataset)
-    count = min(cfg.calibration_images, len(train))
-    picks = np.linspace(0, len(train) - 1, count).round().astype(int)
-    return [resize_for_test(train[int(i)].image, config.input_size)[0].numpy() for i in picks]
+    return calibration_inputs(config, train, cfg.calibration_images)
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="export")

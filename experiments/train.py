@@ -38,12 +38,11 @@ import torch
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig
 
-from bottomup.losses import BottomUpLoss, DistillationConfig, DistillationLoss
-from bottomup.training_data import TrainingSamples
+from bottomup.losses import DistillationConfig, DistillationLoss
 from evaluators.memory import check_memory
-from evaluators.pose_eval import ap_evaluator
 from experiments.cli import fail_clearly
 from experiments.data import load_datasets
+from experiments.families import arch_with, refuse_for_topdown, training_parts
 from experiments.sections import loss_config, section_dataclass, trainer_config
 from experiments.starting_weights import inherit_into
 from experiments.train_settings import LAST, check_train_resume, run_settings
@@ -94,6 +93,7 @@ def run(cfg: DictConfig) -> None:
     check_memory(resolve_arch(cfg.model, **sized), "train", settings.batch_size, training=True)
     distill = teacher = None
     if cfg.teacher:  # a wrong teacher file or weight fails before any data is made too
+        refuse_for_topdown(resolve_arch(cfg.model), "teacher= (distillation)")
         distill = section_dataclass(DistillationConfig, cfg.distill, "distill")
         teacher, teacher_config = load_teacher(cfg.teacher)
     ctx = init_distributed(cfg.device)
@@ -101,17 +101,15 @@ def run(cfg: DictConfig) -> None:
     overrides = {"num_joints": train_set.keypoint_layout.num_joints, "tag_dim": cfg.tag_dim}
     if cfg.input_size:
         overrides["input_size"] = cfg.input_size
-    config = resolve_arch(cfg.model, **overrides)
+    config = arch_with(cfg.model, **overrides)  # a top-down config has no tag_dim
     run_dir = Path(cfg.run_dir)
     if ctx.is_main:
         save_arch(config, run_dir / "arch.json")
 
-    evaluate = ap_evaluator(
-        val_set, config.input_size, config.tag_dim, cfg.eval_flip, cfg.eval_max_images
-    )
-
     losses = loss_config(cfg.loss)
-    loss_fn = BottomUpLoss(config.num_joints, losses)
+    samples, loss_fn, evaluate = training_parts(  # the family's samples, loss and AP
+        config, train_set, val_set, losses, settings.seed, cfg.eval_flip, cfg.eval_max_images
+    )
     extra_state = {"arch": to_dict(config), "teacher": None, "settings": run_identity}
     step = None
     if teacher is not None:
@@ -137,7 +135,7 @@ def run(cfg: DictConfig) -> None:
     trainer = Trainer(
         model,
         loss_fn,
-        TrainingSamples(train_set, config.input_size, config.tag_dim, settings.seed),
+        samples,
         settings,
         run_dir,
         ctx=ctx,

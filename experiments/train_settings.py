@@ -21,9 +21,10 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from experiments.cli import fail_clearly
+from experiments.families import arch_with
 from experiments.starting_weights import init_fingerprint
 from posetrain.resume import LABELS, check_resume
-from search_space import ArchConfig, from_dict, resolve_arch, to_dict
+from search_space import ArchConfig, from_dict, to_dict
 
 LAST = Path("checkpoints") / "last.pt"
 
@@ -38,7 +39,7 @@ def architecture_key(config: ArchConfig) -> str:
 def run_settings(cfg: DictConfig) -> dict[str, Any]:
     """What defines the run ``cfg`` asks for, in the order a difference is reported."""
     sized = {"input_size": cfg.input_size} if cfg.input_size else {}
-    config = resolve_arch(cfg.model, tag_dim=cfg.tag_dim, **sized)
+    config = arch_with(cfg.model, tag_dim=cfg.tag_dim, **sized)
     init = None
     if cfg.init:
         init = init_fingerprint(

@@ -6,7 +6,9 @@ from torch import nn
 
 from posenets.higherhrnet import HigherHRNet
 from posenets.litepose import LitePose
+from posenets.topdown import TopDownNet
 from search_space.config import ArchConfig, HigherHRNetConfig, LitePoseConfig
+from search_space.topdown import TopDownConfig
 
 
 def build_model(config: ArchConfig) -> nn.Module:
@@ -15,7 +17,10 @@ def build_model(config: ArchConfig) -> nn.Module:
         return HigherHRNet(config)
     if isinstance(config, LitePoseConfig):
         return LitePose(config)
+    if isinstance(config, TopDownConfig):
+        return TopDownNet(config)
     raise TypeError(
-        f"build_model needs a HigherHRNetConfig or LitePoseConfig, got {type(config).__name__}; "
+        "build_model needs a HigherHRNetConfig, LitePoseConfig or TopDownConfig, got "
+        f"{type(config).__name__}; "
         "load JSON / YAML with search_space.load_arch or a preset with search_space.get_preset"
     )

@@ -2,7 +2,7 @@
 
 A checkpoint is written to a temporary file in the same folder, flushed to disk, then renamed over
 the old one: a kill mid-write leaves the previous checkpoint intact. Loading checks the format and
-names the file and the fix when it is unreadable. The format lives here, below ``training``,
+names the file and the fix when it is unreadable. The format lives here, below ``posetrain``,
 because standalone model folders (``posenets.io``) store their weights in it too.
 
 Every file is read with ``torch.load(weights_only=True)`` (:func:`read_torch_file`): a checkpoint

@@ -111,7 +111,9 @@ def backbone_modules(config: ArchConfig) -> set[str]:
     (a transposed conv or an output). For LitePose that is ``stem``, ``stages`` (``branches``,
     ``fuse``); for HigherHRNet ``stem``, ``layer1``, ``transitions``, ``stages``."""
     plan = layer_plan(config)
-    head = next(i for i, r in enumerate(plan) if r.op == "deconv" or r.output is not None)
+    head = next((i for i, r in enumerate(plan) if r.op == "deconv" or r.output is not None), None)
+    if head is None:
+        raise InheritError(f"init_scope=backbone: {config.family} networks have no head record")
     return {layer.module for layer in plan[:head] if layer.module}
 
 

@@ -184,16 +184,18 @@ def export_onnx(model: nn.Module, config: ArchConfig, path: str | Path) -> Path:
     was_training = model.training
     model = fold_batchnorm(model)
     size = config.input_size
+    height, width = (size, size) if isinstance(size, int) else size  # top-down: (h, w) crops
+    outputs = ["heatmaps"] if len(config.output_channels) == 1 else ["out_quarter", "out_half"]
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(
                 model,
-                (torch.zeros(1, 3, size, size),),
+                (torch.zeros(1, 3, height, width),),
                 str(path),
                 dynamo=False,
                 input_names=["image"],
-                output_names=["out_quarter", "out_half"],
+                output_names=outputs,
                 dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"}},
                 opset_version=17,
             )

@@ -49,6 +49,8 @@ def static_module(layer: Layer) -> nn.Module:
         return nn.ReLU6(inplace=True)
     if op == "upsample":
         return nn.Upsample(scale_factor=layer.stride, mode="nearest")
+    if op == "maxpool":
+        return nn.MaxPool2d(layer.kernel, layer.stride, layer.padding)
     raise ValueError(f"record {layer.name}: op {op!r} has no module")
 
 

@@ -28,7 +28,7 @@ class LitePose(PlanNetwork):
     """The standalone LitePose network of one config: what training, evaluation, export and the
     latency benchmark run, and what ``LitePoseSupernet.export`` fills with a member's weights.
 
-    Built by ``models.build_model(config)``; its modules sit at the names of the config's layer
+    Built by ``posenets.build_model(config)``; its modules sit at the names of the config's layer
     plan (``stem``, ``stages``, ``branches``, ``fuse``, ``deconv_refined`` / ``deconv_skip`` /
     ``deconv_bn_relu``, ``final_refined`` / ``final_raw``), which are the LitePose release's
     state-dict keys. ``forward(image) -> [out_quarter, out_half]``."""

@@ -12,7 +12,7 @@ from search_space.plan import layer_plan
 class PlanNetwork(nn.Module):
     """One static module per record of ``layer_plan(config)``, run in plan order.
 
-    ``forward(image: (N, 3, H, W)) -> [out_quarter, out_half]`` (see ``models``); any input whose
+    ``forward(image: (N, 3, H, W)) -> [out_quarter, out_half]`` (see ``posenets``); any input whose
     sides are multiples of ``config.input_multiple`` works, not only ``config.input_size``."""
 
     def __init__(self, config: ArchConfig):

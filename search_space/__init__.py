@@ -4,6 +4,7 @@ Public names are re-exported here; submodules hold one job each (``config``, ``s
 ``presets``, ``random_arch``).
 """
 
+import search_space.topdown_presets  # noqa: F401  (registers the top-down presets)
 from search_space.config import (
     ArchConfig,
     DeconvHeadConfig,
@@ -36,6 +37,14 @@ from search_space.serialize import (
     to_litepose_release,
     to_yaml,
 )
+from search_space.topdown import (
+    DeconvLayerConfig,
+    MobileEncoderConfig,
+    ResNetEncoderConfig,
+    ResNetStageConfig,
+    TopDownConfig,
+    TopDownHeadConfig,
+)
 
 __all__ = [
     "ArchConfig",
@@ -45,6 +54,12 @@ __all__ = [
     "UnknownNameError",
     "UserError",
     "DeconvHeadConfig",
+    "DeconvLayerConfig",
+    "MobileEncoderConfig",
+    "ResNetEncoderConfig",
+    "ResNetStageConfig",
+    "TopDownConfig",
+    "TopDownHeadConfig",
     "HigherHRNetConfig",
     "HigherHRNetHeadConfig",
     "HRNetStageConfig",

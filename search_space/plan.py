@@ -4,7 +4,7 @@
 records, one per layer, derived from the config alone (pure data, no torch). Every tool that needs
 the structure reads it, and none walks the layers on its own:
 
-* the builder (``models.build_model``) instantiates one module per record at the record's name and
+* the builder (``posenets.build_model``) instantiates one module per record at the record's name and
   runs the records in order, each on the outputs of its ``inputs``;
 * the fast MACs counter (``evaluators.macs_fast``) sums a closed-form count over the records;
 * the supernet (``supernet.LitePoseSupernet``) is the plan of its largest member built from elastic
@@ -29,12 +29,14 @@ deconv     transposed convolution (``stride`` 2, ``padding`` / ``output_padding`
 bn         batch norm
 relu       ReLU; ``relu6``: ReLU6
 upsample   nearest upsampling by ``stride`` (the scale factor)
+maxpool    max pooling, ``kernel`` x ``kernel`` at ``stride``, ``padding`` (ResNet's stem)
 add        element-wise sum of all ``inputs``, summed left to right
 concat     channel concatenation of ``inputs``
 ========== =====================================================================================
 
 ``output`` marks the records that are the network's outputs (0: the 1/4 output, 1: the 1/2
-output); ``zero_init`` the output convs that start near zero (``posenets.layers.init_output_conv``).
+output; a top-down network has one, the heatmaps, ``search_space.topdown_plan``); ``zero_init``
+the output convs that start near zero (``posenets.layers.init_output_conv``).
 """
 
 from __future__ import annotations
@@ -51,11 +53,12 @@ from search_space.config import (
     InvertedResidualConfig,
     LitePoseConfig,
 )
+from search_space.topdown import TopDownConfig
 
 Size = tuple[int, int]
 INPUT = "input"
-OPS = ("conv", "dwconv", "deconv", "bn", "relu", "relu6", "upsample", "add", "concat")
-PARAMETER_FREE = ("relu", "relu6", "upsample", "add", "concat")
+OPS = ("conv", "dwconv", "deconv", "bn", "relu", "relu6", "upsample", "maxpool", "add", "concat")
+PARAMETER_FREE = ("relu", "relu6", "upsample", "maxpool", "add", "concat")
 
 LITEPOSE_STEM_WIDTH = 32
 HRNET_STEM_WIDTH = 64
@@ -181,6 +184,13 @@ class _Planner:
         return self._add("upsample", name, (src,), ch, (size[0] * factor, size[1] * factor),
                          stride=factor)  # fmt: skip
 
+    def maxpool(self, name: str, src: str, kernel: int, stride: int) -> str:
+        ch, size = self._shape[src]
+        pad = kernel // 2
+        out = tuple((s + 2 * pad - kernel) // stride + 1 for s in size)
+        return self._add("maxpool", name, (src,), ch, out, kernel=kernel, stride=stride,
+                         padding=pad)  # fmt: skip
+
     def add(self, name: str, *srcs: str, output: int | None = None) -> str:
         ch, size = self._shape[srcs[0]]
         return self._add("add", name, srcs, ch, size, output=output)
@@ -219,6 +229,10 @@ def layer_plan(config: ArchConfig, input_size: int | Size | None = None) -> tupl
         _litepose(planner, config)
     elif isinstance(config, HigherHRNetConfig):
         _higherhrnet(planner, config)
+    elif isinstance(config, TopDownConfig):
+        from search_space.topdown_plan import plan_topdown  # it builds on this module's parts
+
+        plan_topdown(planner, config)
     else:
         raise TypeError(f"layer_plan needs an architecture config, got {type(config).__name__}")
     return tuple(planner.layers)

@@ -29,33 +29,47 @@ from search_space.config import (
 from search_space.errors import ArchConfigError, UnknownNameError
 from search_space.serialize import load_arch
 
+PIPELINES = ("bottomup", "topdown")
+
 
 @dataclass(frozen=True)
 class PresetInfo:
     name: str
     build: Callable[[], ArchConfig]
-    published_gmacs: float | None  # paper convention, CrowdPose heads
+    published_gmacs: float | None  # paper convention, CrowdPose heads (top-down: docs/topdown.md)
     summary: str
+    pipeline: str = "bottomup"  # what its outputs feed: bottom-up decoding or top-down crops
 
 
 _REGISTRY: dict[str, PresetInfo] = {}
 
 
-def register(name: str, published_gmacs: float | None = None):
+def register(name: str, published_gmacs: float | None = None, pipeline: str = "bottomup"):
     """Decorator: register a zero-argument config function under ``name``."""
+    if pipeline not in PIPELINES:
+        raise ValueError(f"preset {name!r}: pipeline {pipeline!r} is not one of {PIPELINES}")
 
     def wrap(fn: Callable[[], ArchConfig]) -> Callable[[], ArchConfig]:
         if name in _REGISTRY:
             raise KeyError(f"preset {name!r} is already registered")
         summary = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
-        _REGISTRY[name] = PresetInfo(name, fn, published_gmacs, summary)
+        _REGISTRY[name] = PresetInfo(name, fn, published_gmacs, summary, pipeline)
         return fn
 
     return wrap
 
 
-def list_presets(pattern: str = "*") -> list[str]:
-    return [name for name in _REGISTRY if fnmatch.fnmatch(name, pattern)]
+def list_presets(pattern: str = "*", pipeline: str | None = "bottomup") -> list[str]:
+    """Preset names matching ``pattern`` whose networks feed ``pipeline`` (None: every one).
+
+    The default is the bottom-up presets, whose networks return ``[out_quarter, out_half]``:
+    what every bottom-up tool that loops over presets expects. Top-down networks return one
+    heatmap output per crop (``search_space.topdown``)."""
+    return [
+        name
+        for name, info in _REGISTRY.items()
+        if fnmatch.fnmatch(name, pattern) and pipeline in (None, info.pipeline)
+    ]
 
 
 def preset_info(name: str) -> PresetInfo:
@@ -63,7 +77,7 @@ def preset_info(name: str) -> PresetInfo:
         return _REGISTRY[name]
     except KeyError:
         raise UnknownNameError(
-            f"unknown preset {name!r}; known presets: {list_presets()}"
+            f"unknown preset {name!r}; known presets: {list_presets(pipeline=None)}"
         ) from None
 
 
@@ -77,7 +91,8 @@ def resolve_arch(name_or_path: str, **overrides) -> ArchConfig:
         raise ArchConfigError(
             "arch",
             name_or_path,
-            f"is neither a preset ({', '.join(list_presets())}) nor an existing architecture file",
+            f"is neither a preset ({', '.join(list_presets(pipeline=None))}) nor an existing "
+            "architecture file",
         )
     config = load_arch(path)
     return dataclasses.replace(config, **overrides) if overrides else config

@@ -24,6 +24,17 @@ from search_space.config import (
     LiteStageConfig,
     branch_feature_strides,
 )
+from search_space.topdown import (
+    DECONV_KERNELS,
+    FINAL_KERNELS,
+    TOPDOWN_BLOCKS,
+    DeconvLayerConfig,
+    MobileEncoderConfig,
+    ResNetEncoderConfig,
+    ResNetStageConfig,
+    TopDownConfig,
+    TopDownHeadConfig,
+)
 
 PLAIN_HEAD_STRIDES = ((2, 2, 2, 1), (2, 2, 1, 2), (2, 1, 2, 2))
 
@@ -113,10 +124,55 @@ def random_higherhrnet(
 
 
 def random_config(rng: np.random.Generator, family: str | None = None) -> ArchConfig:
-    """A random valid config of ``family`` ('higherhrnet', 'litepose', or None for either)."""
+    """A random valid config of ``family`` ('higherhrnet', 'litepose', 'topdown', or None for
+    either bottom-up family)."""
     family = family or str(rng.choice(["higherhrnet", "litepose"]))
     if family == "litepose":
         return random_litepose(rng)
     if family == "higherhrnet":
         return random_higherhrnet(rng)
-    raise ValueError(f"unknown family {family!r}: use 'higherhrnet' or 'litepose'")
+    if family == "topdown":
+        return random_topdown(rng)
+    raise ValueError(f"unknown family {family!r}: use 'higherhrnet', 'litepose' or 'topdown'")
+
+
+def random_topdown(rng: np.random.Generator, max_side: int = 128, max_width: int = 32):
+    """A random top-down config: either encoder, 1-4 stages, as many deconvs as fit (at most
+    3), every kernel, crops of any multiple of the encoder's stride up to ``max_side``."""
+
+    def width() -> int:
+        return int(rng.integers(1, max_width // 4 + 1)) * 4
+
+    stages = []
+    if rng.random() < 0.5:
+        block = str(rng.choice(TOPDOWN_BLOCKS))
+        for _ in range(int(rng.integers(1, 5))):
+            stages.append(ResNetStageConfig(
+                planes=width(), blocks=int(rng.integers(1, 3)), stride=int(rng.integers(1, 3))
+            ))  # fmt: skip
+        encoder = ResNetEncoderConfig(block=block, stem_channels=width(), stages=tuple(stages))
+    else:
+        for _ in range(int(rng.integers(1, 5))):
+            blocks = tuple(
+                InvertedResidualConfig(
+                    kernel=int(rng.choice(KERNEL_SIZES)), expansion=int(rng.integers(1, 7))
+                )
+                for _ in range(int(rng.integers(1, 3)))
+            )
+            stages.append(
+                LiteStageConfig(channels=width(), stride=int(rng.integers(1, 3)), blocks=blocks)
+            )
+        encoder = MobileEncoderConfig(stem_channels=width(), stages=tuple(stages))
+    fit = min(encoder.stride.bit_length() - 1, 3)
+    deconvs = tuple(
+        DeconvLayerConfig(channels=width(), kernel=int(rng.choice(DECONV_KERNELS)))
+        for _ in range(int(rng.integers(0, fit + 1)))
+    )
+    stride = encoder.stride
+    sides = [stride * int(rng.integers(1, max(max_side // stride, 1) + 1)) for _ in range(2)]
+    return TopDownConfig(
+        input_size=(sides[0], sides[1]),
+        num_joints=int(rng.choice(NUM_JOINTS_CHOICES)),
+        encoder=encoder,
+        head=TopDownHeadConfig(deconvs=deconvs, final_kernel=int(rng.choice(FINAL_KERNELS))),
+    )

@@ -32,6 +32,8 @@ from search_space.config import (
     LiteStageConfig,
 )
 from search_space.errors import ArchConfigError, MissingFileError
+from search_space.topdown import NESTED as _TOPDOWN_NESTED
+from search_space.topdown import TopDownConfig
 
 HASH_LENGTH = 16
 
@@ -64,15 +66,21 @@ def from_dict(data: dict[str, Any]) -> ArchConfig:
             "<root>", type(data).__name__, "must be a mapping with a 'family' key"
         )
     family = data.get("family")
-    if family not in FAMILIES:
-        raise ArchConfigError("family", family, f"must be one of {sorted(FAMILIES)}")
+    if family not in _FAMILIES:
+        raise ArchConfigError("family", family, f"must be one of {sorted(_FAMILIES)}")
     body = {k: v for k, v in data.items() if k not in ("family", "hash")}
+    if family == "topdown":
+        return _build(TopDownConfig, body, "", _TOPDOWN_NESTED)
     if family == "higherhrnet":
         return _build(HigherHRNetConfig, body, "", _HRNET_NESTED)
     return _build(LitePoseConfig, body, "", _LITEPOSE_NESTED)
 
 
-# For each nested field, how to build its value: (dataclass, is a list of them, nested rules).
+_FAMILIES = {**FAMILIES, "topdown": TopDownConfig}
+
+# For each nested field, how to build its value: (dataclass, is a list of them, nested rules);
+# a dict {kind: (dataclass, nested rules)} in place of the dataclass picks one by the value's
+# ``kind`` (the top-down encoder).
 _HRNET_NESTED = {
     "stages": (HRNetStageConfig, True, {}),
     "head": (HigherHRNetHeadConfig, False, {}),
@@ -110,6 +118,9 @@ def _build(cls: type, data: Any, path: str, nested: dict) -> Any:
                 value = tuple(
                     _build(sub_cls, v, f"{sub}[{i}]", sub_nested) for i, v in enumerate(value)
                 )
+            elif isinstance(sub_cls, dict):
+                kind_cls, kind_nested = _by_kind(sub_cls, value, sub)
+                value = _build(kind_cls, value, sub, kind_nested)
             else:
                 value = _build(sub_cls, value, sub, sub_nested)
         else:
@@ -117,6 +128,15 @@ def _build(cls: type, data: Any, path: str, nested: dict) -> Any:
         kwargs[name] = value
     # Nested configs are validated by the top-level config, with paths from the root.
     return cls(**kwargs)
+
+
+def _by_kind(kinds: dict, value: Any, path: str) -> tuple[type, dict]:
+    """The (dataclass, nested rules) that a mapping's ``kind`` names, or an error at
+    ``path.kind`` listing the kinds."""
+    kind = value.get("kind") if isinstance(value, dict) else None
+    if kind not in kinds:
+        raise ArchConfigError(f"{path}.kind", kind, f"must be one of {sorted(kinds)}")
+    return kinds[kind]
 
 
 def _join(path: str, name: str) -> str:

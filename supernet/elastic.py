@@ -8,7 +8,7 @@ equal the middle of a big one. Input widths are read from the incoming tensor.
 
 Each elastic layer can return the plain tensors a static layer of the active shape would hold
 (``active_weight`` and friends), which is how subnets are exported: the exported network is built
-by ``models.build_model`` and only receives these tensors: ``static_state(record)`` is the state
+by ``posenets.build_model`` and only receives these tensors: ``static_state(record)`` is the state
 dict of the static module a layer-plan record stands for.
 """
 

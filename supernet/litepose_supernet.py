@@ -8,7 +8,7 @@ named module to its record's output width and kernel and runs the member's plan,
 the first channels, each depthwise conv its kernel (centre crop + learned transform), each stage
 and branch its first ``depth`` blocks, and a dropped branch is skipped with every fusion layer
 that touches its resolution. ``export(config)`` returns the standalone network that
-``models.build_model(config)`` builds, each module filled, name for name, with the slice of the
+``posenets.build_model(config)`` builds, each module filled, name for name, with the slice of the
 supernet module of the same name, so that it computes exactly what the supernet computes.
 """
 
