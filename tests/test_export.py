@@ -249,6 +249,7 @@ def test_reexport_replaces_the_folder_whole_and_bad_precisions_fail(tmp_path):
         "model.fp16.onnx",
         "model.onnx",
         "model.pt",
+        "provenance.json",
     ]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"], "no staging folder is left"
     result = _export("arch=litepose_xs", f"out={tmp_path / 'x'}", "precision=fp8")

@@ -12,6 +12,7 @@ PY=.venv/bin/python
 OUT=outputs/chain
 STEPS=40
 RECIPE="+experiment=demo trainer.max_steps=$STEPS trainer.epochs=1 trainer.warmup_steps=10 trainer.amp=false trainer.eval_every_epochs=100 trainer.checkpoint_every=100 trainer.progress=false eval_flip=false"
+SUPERNET=${SUPERNET:-$OUT/supernet/checkpoints/last.pt}  # the export's source (run.json: which step)
 TIME="/usr/bin/time -f %e_s_wall_%U+%S_s_cpu"
 member() { case $1 in xs) echo "litepose_xs 96" ;; s) echo "litepose_s 144" ;; esac; }
 case $1 in
@@ -27,7 +28,7 @@ export)
   for m in xs s; do
     set -- "$1" $(member $m)
     $PY -c "from search_space import resolve_arch, save_arch; save_arch(resolve_arch('$2', input_size=$3, num_joints=14), '$OUT/${m}_arch.json')"
-    $TIME $PY -m experiments.export arch=$OUT/${m}_arch.json supernet=$OUT/supernet/checkpoints/last.pt \
+    $TIME $PY -m experiments.export arch=$OUT/${m}_arch.json supernet=$SUPERNET \
       dataset=synthetic_demo out=$OUT/${m}_export onnx=false overwrite=true
   done ;;
 inherit)
