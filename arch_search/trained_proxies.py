@@ -182,6 +182,7 @@ class SupernetProxy(_ScoredOnValidation):
                 "python -m experiments.train_supernet)"
             )
         loaded = open_supernet(checkpoint)
+        self.checkpoint = checkpoint  # what exports name as their weights' origin
         self.supernet = loaded.net.eval()
         self.space = loaded.space  # None: a checkpoint from before spaces were stored
         self._loaded = loaded

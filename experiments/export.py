@@ -12,6 +12,9 @@ their BN statistics recalibrated on ``recalibration_batches`` training batches o
 the member's input size, through the same code as the search's exporter
 (``SupernetProxy.subnet``); ``recalibrate=false`` keeps the supernet's mixed statistics.
 Without, the network is freshly initialised (for deployment and latency checks).
+``weights.json`` (also inside ``model.pt``) says which: ``random``, ``supernet`` (the file,
+its SHA-256 and the recalibration), or for ``checkpoint=`` the source's own record (``trained``:
+the checkpoint, its step and how that run started; ``posenets.inherit.weights_origin``).
 ``checkpoint`` instead takes architecture and weights from a trained model: a training checkpoint,
 a ``model.pt`` or a standalone folder (``experiments.import_release`` writes one).
 
@@ -46,22 +49,21 @@ import numpy as np
 from hydra.core.config_store import ConfigStore
 from torch import nn
 
-from arch_search.trained_proxies import SupernetProxy
 from bottomup.datasets.synthetic import annotate, render_image
 from bottomup.transforms import resize_for_test
 from evaluators.memory import check_memory
 from experiments.cli import check_seed, fail_clearly, settings
 from experiments.data import load_datasets, synthetic_options
 from experiments.families import calibration_inputs, is_topdown
-from experiments.proxy_data import proxy_context
+from experiments.starting_weights import supernet_member, supernet_origin
 from posenets import build_model
-from posenets.io import KIND, ONNX_FILE, load_standalone, write_standalone
+from posenets.inherit import provenance, read_weights
+from posenets.io import KIND, ONNX_FILE, write_standalone
 from posenets.precision import check_precision
 from posenets.runtimes import RUNTIMES, export_runtime, runtime_version, write_provenance
 from search_space import ArchConfig, resolve_arch
 from search_space.errors import SettingError
 from search_space.folders import staged
-from supernet.checkpoint import open_supernet
 
 
 @dataclass
@@ -97,18 +99,18 @@ def export(cfg: ExportConfig) -> Path:
     check_seed(cfg.seed)
     if cfg.calibration_images < 1:
         raise SettingError(f"calibration_images={cfg.calibration_images}: must be >= 1")
-    provenance = {}
+    made = {}
     # out= is checked and locked before any work, and written whole at the end.
     with staged(cfg.out, KIND, "export", settings(cfg), overwrite=cfg.overwrite) as stage:
-        model, config = _model(cfg)
+        model, config, origin = _model(cfg)
         calibration = calibration_images(cfg, config) if "int8" in precisions else ()
-        write_standalone(model, config, stage, cfg.onnx)
+        write_standalone(model, config, stage, cfg.onnx, origin)
         for runtime, precision in jobs:
             written = export_runtime(stage, model, config, runtime, precision, calibration)
             record = _provenance(cfg, runtime, precision, len(calibration))
-            provenance.update({path.name: record for path in written})
-        if provenance:
-            write_provenance(stage, provenance)
+            made.update({path.name: record for path in written})
+        if made:
+            write_provenance(stage, made)
     return Path(cfg.out)
 
 
@@ -150,37 +152,29 @@ def _provenance(cfg: ExportConfig, runtime: str, precision: str, images: int) ->
     return record
 
 
-def _model(cfg: ExportConfig) -> tuple[nn.Module, ArchConfig]:
+def _model(cfg: ExportConfig) -> tuple[nn.Module, ArchConfig, dict]:
+    """The network, its architecture and where its weights came from (``weights.json``)."""
     if cfg.checkpoint:
         if cfg.arch or cfg.supernet:
             raise SettingError(
                 "checkpoint= carries its own architecture and weights: give it without arch= "
                 "and supernet="
             )
-        return load_standalone(cfg.checkpoint)
+        model, config, origin, _ = read_weights(cfg.checkpoint)
+        return model, config, origin
     if not cfg.arch:
         raise SettingError("give arch=<preset or arch file> or checkpoint=<trained model>")
     config = resolve_arch(cfg.arch)
     check_memory(config, "export")  # tracing keeps every feature map: refuse before building
     if cfg.supernet:
-        return _from_supernet(cfg, config), config
-    return build_model(config), config
-
-
-def _from_supernet(cfg: ExportConfig, config: ArchConfig) -> nn.Module:
-    """``config``'s weights from the supernet, BN recalibrated as the search's exporter does."""
-    if not cfg.recalibrate:
-        loaded = open_supernet(cfg.supernet)
-        loaded.check_member(config)
-        return loaded.net.export(config)
-    if cfg.recalibration_batches < 1:
-        raise SettingError(
-            f"recalibration_batches={cfg.recalibration_batches}: must be >= 1 "
-            "(or recalibrate=false)"
+        model = supernet_member(
+            cfg.supernet, config, cfg.dataset, cfg.recalibrate, cfg.recalibration_batches, cfg.seed
         )
-    proxy = SupernetProxy(cfg.supernet, cfg.recalibration_batches)
-    context = proxy_context(cfg.dataset, seed=cfg.seed, tag_dim=config.tag_dim)
-    return proxy.subnet(config, context)
+        origin = supernet_origin(
+            cfg.supernet, cfg.dataset, cfg.recalibrate, cfg.recalibration_batches, cfg.seed
+        )
+        return model, config, origin
+    return build_model(config), config, provenance("random")
 
 
 def calibration_images(cfg: ExportConfig, config: ArchConfig) -> list[np.ndarray]:

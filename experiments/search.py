@@ -73,6 +73,7 @@ from experiments.cli import check_seed, fail_clearly
 from experiments.proxy_data import proxy_context
 from experiments.sections import LossSchema, section_dataclass
 from posenets import build_model
+from posenets.inherit import provenance
 from posenets.io import write_standalone
 from posetrain.interrupts import Interrupted, requested, stop_on_signals
 from search_space import ArchConfigError, UnknownNameError
@@ -268,7 +269,15 @@ def exporter(proxy, context: ProxyContext, predictor: LatencyPredictor | None = 
 
     def export(config, folder: Path) -> None:
         model = proxy.subnet(config, context) if isinstance(proxy, SupernetProxy) else None
-        write_standalone(model if model is not None else build_model(config), config, folder, True)
+        origin = (  # weights.json: what the folder's weights are
+            provenance(
+                "supernet", proxy.checkpoint, recalibration_batches=proxy.recalibration_batches
+            )
+            if model is not None
+            else provenance("random")
+        )
+        network = model if model is not None else build_model(config)
+        write_standalone(network, config, folder, True, origin)
         if predictor is not None:
             write_latency_record(config, predictor, folder)
 

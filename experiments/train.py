@@ -19,10 +19,22 @@ synthetic data) sets the augmentation, targets, test resize, decoding, schedule 
 checkpoint (``docs/datasets.md``). ``best.pt`` is chosen on ``dataset.select_split`` (none: no
 selection); when ``dataset.val_split`` is another split, the recipe's checkpoint is evaluated
 there after training and written to ``report.json``.
+
+    python -m experiments.train model=<arch> init=<export folder | checkpoint | supernet checkpoint>
+    python -m experiments.train model=<arch> init=<folder> init_mode=partial init_scope=backbone
+
+``init=`` starts from inherited weights instead of random ones (``experiments/starting_weights.py``,
+``posenets/inherit.py``): strict by name and shape by default; ``init_mode=partial`` copies what
+fits and prints what it copied, sliced and left fresh. A supernet checkpoint gives the ``model=``
+member's weights with BN recalibrated, as ``experiments.export supernet=`` writes them.
+
+A rerun resumes only the run its folder holds: the checkpoints store the settings that define it
+(``experiments/train_settings.py``) and a rerun that changes one is refused, naming it.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,7 +58,11 @@ from experiments.sections import (
     section_dataclass,
     trainer_config,
 )
+from experiments.starting_weights import inherit_into
+from experiments.train_settings import LAST, check_train_resume, run_settings
 from posenets import build_model
+from posenets.checkpoint import load_checkpoint
+from posenets.inherit import provenance
 from posetrain.distillation import DistillationStep, check_teacher, fingerprint, load_teacher
 from posetrain.distributed import init_distributed, shutdown
 from posetrain.interrupts import stop_on_signals
@@ -68,6 +84,10 @@ class TrainConfig:
     eval_max_images: int | None = MISSING
     teacher: str | None = MISSING
     distill: dict[str, Any] = MISSING  # bottomup.losses.DistillationConfig's fields
+    init: str | None = MISSING
+    init_mode: str = MISSING
+    init_scope: str = MISSING
+    init_recalibration_batches: int = MISSING
     dataset: Any = None  # the config groups; their sections are read by experiments.sections
     trainer: TrainerSchema | None = None  # the group, typed (experiments.sections)
     loss: LossSchema | None = None  # the group, typed (experiments.sections)
@@ -78,8 +98,11 @@ ConfigStore.instance().store(name="train_schema", node=TrainConfig)
 
 
 def run(cfg: DictConfig) -> None:
-    # A wrong model or trainer setting, or a model too large for this machine's memory at this
-    # batch size, fails before any data is made.
+    # A rerun with other settings than its run folder's, a wrong model or trainer setting, or a
+    # model too large for this machine's memory at this batch size, fails before any data is
+    # made and before anything in the folder is written.
+    run_identity = run_settings(cfg)
+    check_train_resume(cfg, run_identity)
     sized = {"input_size": cfg.input_size} if cfg.input_size else {}
     settings = trainer_config(cfg.trainer)
     recipe = recipe_config(cfg.get("recipe"))
@@ -105,7 +128,7 @@ def run(cfg: DictConfig) -> None:
         config, train_set, select_set, losses, settings.seed, cfg.eval_flip, cfg.eval_max_images,
         recipe,
     )  # fmt: skip
-    extra_state = {"arch": to_dict(config), "teacher": None}
+    extra_state = {"arch": to_dict(config), "teacher": None, "settings": run_identity}
     # The data it was trained on: experiments.evaluate's default for this checkpoint.
     extra_state["dataset"] = OmegaConf.to_container(cfg.dataset, resolve=True)
     step = None
@@ -127,8 +150,10 @@ def run(cfg: DictConfig) -> None:
     # The process starts from a random torch seed: draw the initial weights from ours, before
     # the trainer exists (it seeds torch only after it was handed the built model).
     torch.manual_seed(settings.seed)
+    model = build_model(config)
+    extra_state["init"] = _start_from(cfg, model, config, run_dir, ctx.is_main)
     trainer = Trainer(
-        build_model(config),
+        model,
         loss_fn,
         samples,
         settings,
@@ -158,6 +183,32 @@ def run(cfg: DictConfig) -> None:
                 f"AP {record['AP']:.4f}  AP50 {record['AP50']:.4f}; in {run_dir / 'report.json'}"
             )
     shutdown(ctx)
+
+
+def _start_from(cfg: DictConfig, model, config, run_dir: Path, report: bool) -> dict:
+    """Copy ``init=``'s weights into ``model`` (a fresh run only: a resume restores
+    ``last.pt``) and return the provenance record the checkpoints carry; the transfer is printed
+    and written whole to ``init.json``."""
+    if (run_dir / LAST).exists():
+        return load_checkpoint(run_dir / LAST).get("init")
+    if not cfg.init:
+        return provenance("random", seed=cfg.trainer.seed)
+    done, record = inherit_into(
+        model,
+        config,
+        cfg.init,
+        cfg.init_mode,
+        cfg.init_scope,
+        cfg.dataset,
+        cfg.init_recalibration_batches,
+    )
+    if report:
+        print(f"init={cfg.init} ({cfg.init_mode}, scope {cfg.init_scope}):")
+        print("\n".join(done.summary()))
+        (run_dir / "init.json").write_text(
+            json.dumps(record | {"tensors": done.as_dict()}, indent=2) + "\n"
+        )
+    return record
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")

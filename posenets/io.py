@@ -13,6 +13,7 @@ marker; a folder without one is never replaced (the entry points' ``overwrite=tr
 from __future__ import annotations
 
 import copy
+import json
 import warnings
 from pathlib import Path
 
@@ -29,13 +30,21 @@ MODEL_FILE = "model.pt"
 ARCH_FILE = "arch.json"
 ONNX_FILE = "model.onnx"
 KIND = "model"  # the marker kind of a standalone folder (search_space.folders)
+WEIGHTS_FILE = "weights.json"  # where the weights came from (posenets.inherit.provenance)
 
 
-def write_standalone(model: nn.Module, config: ArchConfig, folder: Path, onnx: bool) -> None:
+def write_standalone(
+    model: nn.Module, config: ArchConfig, folder: Path, onnx: bool, provenance: dict | None = None
+) -> None:
     """The standalone files, written into ``folder`` as they are (see :func:`save_standalone`
-    for a folder written whole)."""
+    for a folder written whole). ``provenance`` (``posenets.inherit.provenance``: random,
+    supernet, trained weights...) goes into ``model.pt`` and, for a person, ``weights.json``."""
     save_arch(config, folder / ARCH_FILE)
-    save_checkpoint({"arch": to_dict(config), "model": model.state_dict()}, folder / MODEL_FILE)
+    state = {"arch": to_dict(config), "model": model.state_dict()}
+    if provenance is not None:
+        state["provenance"] = provenance
+        (folder / WEIGHTS_FILE).write_text(json.dumps(provenance, indent=2) + "\n")
+    save_checkpoint(state, folder / MODEL_FILE)
     if onnx:
         export_onnx(model, config, folder / ONNX_FILE)
 
@@ -46,12 +55,13 @@ def save_standalone(
     folder: str | Path,
     onnx: bool = True,
     command: str = "posenets.io.save_standalone",
+    provenance: dict | None = None,
 ) -> Path:
     """Write ``folder`` whole (``search_space.folders.staged``): a folder posearch did not make
     is refused, one it made is replaced whole, so it never holds the files of two models."""
     folder = Path(folder)
     with staged(folder, KIND, command, {"arch": to_dict(config), "onnx": onnx}) as stage:
-        write_standalone(model, config, stage, onnx)
+        write_standalone(model, config, stage, onnx, provenance)
     return folder
 
 

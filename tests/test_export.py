@@ -247,7 +247,9 @@ def test_reexport_replaces_the_folder_whole_and_bad_precisions_fail(tmp_path):
     assert (out / "model.fp16.onnx").read_bytes() == old, "a refused export leaves it alone"
     result = _export("arch=litepose_xs", f"out={out}", "overwrite=true")
     assert result.returncode == 0, result.stderr
-    assert sorted(p.name for p in out.iterdir()) == [MARKER, "arch.json", "model.onnx", "model.pt"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        MARKER, "arch.json", "model.onnx", "model.pt", "weights.json"
+    ]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"], "no staging folder is left"
     result = _export("arch=litepose_xs", f"out={tmp_path / 'x'}", "precision=fp8")
     assert result.returncode == 2 and "'int8'" in result.stderr
