@@ -488,7 +488,8 @@ USER_ERRORS = [
         "search with an unknown sampler",
         "search",
         _in("sampler=grid"),
-        r"sampler='grid': must be one of \('tpe', 'nsga2', 'random'\)",
+        r"sampler='grid': must be one of \('evolution', 'random_within', 'nsga2', 'tpe', "
+        r"'random'\)",
     ),
     Case(
         "search with an unknown storage scheme",
