@@ -23,9 +23,9 @@ from arch_search.driver import (
     run_search,
 )
 from arch_search.evolution import TARGET_ATTR, BudgetedSampler, EvolutionSettings
+from arch_search.proxies import ProxyContext, get_proxy
 from arch_search.storage import make_storage
 from evaluators.macs_fast import fast_macs
-from evaluators.proxies import ProxyContext, get_proxy
 from search_space.errors import SettingError
 from search_space.space import LitePoseSpace
 
