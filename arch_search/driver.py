@@ -31,6 +31,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import optuna
+
+if int(optuna.__version__.split(".")[0]) < 5:  # Trial.set_constraint first appears in 5.0
+    raise ImportError(
+        f"posearch's search needs optuna >= 5.0 (Trial.set_constraint); optuna "
+        f"{optuna.__version__} is installed: pip install 'optuna>=5'"
+    )
 from tqdm import tqdm
 
 from arch_search.admission import (

@@ -29,7 +29,7 @@ from scipy.stats import rankdata
 
 from arch_search.ground_truth import configs_of, load_table
 from evaluators.macs_fast import fast_macs
-from evaluators.proxies import Proxy, ProxyContext, get_proxy, register_proxy
+from evaluators.proxies import Proxy, ProxyContext, register_proxy
 from search_space.config import ArchConfig, LitePoseConfig
 from search_space.errors import MissingFileError, SettingError
 
@@ -186,6 +186,8 @@ class _ComponentProxies(Proxy):
 
     def __init__(self, proxies: Sequence[str], proxy_options: dict | None = None):
         options = proxy_options or {}
+        from arch_search.proxies import get_proxy  # the registry imports this module first
+
         self.components = {name: get_proxy(name, **options.get(name, {})) for name in proxies}
         self.needs_data = any(p.needs_data for p in self.components.values())
         self.cost = " + ".join(p.cost for p in self.components.values())

@@ -24,12 +24,13 @@ Zero-cost proxies here are adapted to the pose loss (heatmap MSE + associative e
 
 Proxies that train or load trained weights (``short_train``, ``supernet``) live in
 ``arch_search.trained_proxies``, those that combine proxies over a ground truth (``combined``,
-``learned``) in ``arch_search.rankers``; the registry imports them the first time it is used.
+``learned``) in ``arch_search.rankers``. The registry that sees all of them is
+``arch_search.proxies`` (``get_proxy``, ``list_proxies``), above every module that defines one:
+this module only records what ``register_proxy`` is given, and names nothing above it.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -41,7 +42,6 @@ from torch import Tensor, nn
 from evaluators.macs_fast import fast_macs
 from posenets import build_model
 from search_space.config import ArchConfig
-from search_space.errors import UnknownNameError
 from search_space.resolution import IDENTITY, ResolutionRule
 
 
@@ -92,36 +92,19 @@ class Proxy:
         return {k: v.to(context.device) for k, v in batch.items()}
 
 
-_PROXIES: dict[str, type[Proxy]] = {}
-
-# Modules above this one in the data flow (they train or load trained weights) that register
-# proxies of their own. The registry imports them on first use, never at import time, so that
-# what it holds does not depend on what the caller happened to import, and evaluators do not
-# pull in training or supernet code just to be imported.
-_LATER_STAGE_MODULES = ("arch_search.trained_proxies", "arch_search.rankers")
+_PROXIES: dict[str, type[Proxy]] = {}  # name -> class; read through arch_search.proxies
 
 
 def register_proxy(cls: type[Proxy]) -> type[Proxy]:
+    """Record ``cls`` under ``cls.name`` (a class decorator)."""
     _PROXIES[cls.name] = cls
     return cls
 
 
-def _registry() -> dict[str, type[Proxy]]:
-    """Every proxy, the later stages' included (imported here once; later calls are free)."""
-    for module in _LATER_STAGE_MODULES:
-        importlib.import_module(module)
-    return _PROXIES
-
-
-def list_proxies() -> list[str]:
-    return sorted(_registry())
-
-
-def get_proxy(name: str, **options) -> Proxy:
-    proxies = _registry()
-    if name not in proxies:
-        raise UnknownNameError(f"unknown proxy {name!r}; known proxies: {list_proxies()}")
-    return proxies[name](**options)
+def registered_proxies() -> dict[str, type[Proxy]]:
+    """The proxies registered so far: those of the modules imported so far. For all of them,
+    ``arch_search.proxies``."""
+    return dict(_PROXIES)
 
 
 @register_proxy

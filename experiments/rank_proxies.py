@@ -44,10 +44,10 @@ from tqdm import tqdm
 
 from arch_search.budget import PAPER_BUDGETS
 from arch_search.ground_truth import budget_bands, configs_of, load_table, run_records
+from arch_search.proxies import get_proxy, list_proxies
 from arch_search.rankers import AGGREGATIONS, aggregate_ranks, feature_matrix, out_of_fold
 from arch_search.records import JsonlRecords
 from arch_search.report import plot_agreement, plot_proxy_ranking
-from evaluators.proxies import get_proxy, list_proxies
 from evaluators.rank_agreement import (
     agreement,
     grouped_correlation,

@@ -56,6 +56,7 @@ from arch_search.budget import LATENCY, LatencyBudget, parse_budgets, parse_late
 from arch_search.calibration import ap_estimator, ground_truth_ap
 from arch_search.driver import SearchSettings, run_search
 from arch_search.evolution import EvolutionSettings
+from arch_search.proxies import ProxyContext, get_proxy, list_proxies
 from arch_search.report import export_winners, plot_pareto, write_tables
 from arch_search.tables import format_winners, objective_column, trials_table, winners_table
 from arch_search.trained_proxies import SupernetProxy
@@ -68,7 +69,6 @@ from evaluators.latency_table import (
     measure_network_us,
     space_fingerprint,
 )
-from evaluators.proxies import ProxyContext, get_proxy, list_proxies
 from experiments.cli import check_seed, fail_clearly
 from experiments.proxy_data import proxy_context
 from experiments.sections import LossSchema, section_dataclass

@@ -17,6 +17,7 @@ from omegaconf import OmegaConf
 
 from arch_search.budget import Budget, BudgetError, LatencyBudget, parse_latency_ms
 from arch_search.driver import SearchSettings, run_search
+from arch_search.proxies import ProxyContext, get_proxy
 from arch_search.tables import best_within, trials_table
 from evaluators.latency_table import (
     Entry,
@@ -31,7 +32,6 @@ from evaluators.latency_table import (
     space_fingerprint,
     space_units,
 )
-from evaluators.proxies import ProxyContext, get_proxy
 from search_space import from_dict, get_preset
 from search_space.config import InvertedResidualConfig, LiteBranchConfig
 from search_space.errors import SettingError

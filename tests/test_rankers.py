@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from arch_search.proxies import ProxyContext, get_proxy, list_proxies
 from arch_search.rankers import (
     RidgeRanker,
     aggregate_ranks,
@@ -12,7 +13,6 @@ from arch_search.rankers import (
     fold_ids,
     out_of_fold,
 )
-from evaluators.proxies import ProxyContext, get_proxy, list_proxies
 from evaluators.rank_agreement import paired_difference
 from search_space import arch_hash, get_preset, to_json
 

@@ -23,9 +23,9 @@ from arch_search.driver import (
     run_search,
 )
 from arch_search.evolution import TARGET_ATTR, BudgetedSampler, EvolutionSettings
+from arch_search.proxies import ProxyContext, get_proxy
 from arch_search.storage import make_storage
 from evaluators.macs_fast import fast_macs
-from evaluators.proxies import ProxyContext, get_proxy
 from search_space.errors import SettingError
 from search_space.space import LitePoseSpace
 
@@ -203,3 +203,18 @@ def test_sqlite_workers_started_together_on_a_new_study_all_open_it(tmp_path):
             p.join(60)
         outcomes = [results.get(timeout=5) for _ in procs]
         assert outcomes == ["ok"] * 6, outcomes
+
+
+def test_an_optuna_older_than_5_is_named_at_import(monkeypatch):
+    """pyproject asks for optuna>=5.0 (Trial.set_constraint); an environment that resolved an
+    older one is told so when the search is imported, not at its first trial."""
+    import importlib
+    import sys
+
+    import arch_search.driver
+
+    monkeypatch.setattr(optuna, "__version__", "4.5.0")
+    monkeypatch.delitem(sys.modules, "arch_search.driver")
+    with pytest.raises(ImportError, match=r"optuna >= 5.0 .* optuna 4.5.0 is installed"):
+        importlib.import_module("arch_search.driver")
+    monkeypatch.setitem(sys.modules, "arch_search.driver", arch_search.driver)

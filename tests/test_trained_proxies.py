@@ -7,8 +7,8 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from arch_search.proxies import ProxyContext, get_proxy, list_proxies
 from arch_search.trained_proxies import ShortTrainProxy
-from evaluators.proxies import ProxyContext, get_proxy, list_proxies
 from experiments.proxy_data import proxy_context
 from experiments.search import SearchConfig, exporter, search_space
 from posenets.checkpoint import save_checkpoint
