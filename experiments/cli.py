@@ -145,7 +145,8 @@ def command_help(command: str) -> str:
         lines.append("Config groups (group=option):")
         for group, default in groups.items():
             options = sorted(p.stem for p in (CONF / group).glob("*.yaml"))
-            lines.append(f"  {group}: {', '.join(options)} (default: {default})")
+            chosen = str(default).replace("$", "$$")  # recipe: ${dataset}, not a placeholder
+            lines.append(f"  {group}: {', '.join(options)} (default: {chosen})")
         lines.append("")
     lines += [
         "Settings (override any as key=value; `--cfg job` prints them resolved):",

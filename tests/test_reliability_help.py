@@ -11,7 +11,7 @@ import pytest
 from experiments.cli import _groups
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
-GROUPS = ("dataset", "trainer", "loss", "experiment", "launcher")
+GROUPS = ("dataset", "trainer", "loss", "recipe", "experiment", "launcher")
 
 
 @pytest.mark.parametrize("command", commands.entry_points())
