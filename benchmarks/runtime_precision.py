@@ -16,9 +16,11 @@ core on a shared machine. The rows of one model are measured interleaved, runtim
 ``--repeats`` times, and the median of the repeats is reported, so load that comes and goes
 affects every runtime alike. The 1-minute load average is printed.
 
-AP (``--checkpoint``): the model's own files at each runtime and precision, int8 calibrated on
-``--calibration-images`` training images of ``--dataset`` (``experiments.export``'s draw), AP on
-its validation split through ``experiments.evaluate``'s prediction path (flip test), one thread.
+AP (``--checkpoint``; ``--models`` with no names: AP only): the model's own files at each runtime
+and precision, written by ``experiments.export`` (int8 calibrated on ``--calibration-images``
+training images of ``--dataset``), each scored on the validation split by ``experiments.evaluate
+runtime=<runtime> precision=<precision>`` (flip test, one thread), eager PyTorch beside them; int8
+is compared with the fp32 file of the same runtime.
 
 Targets (issue 28): some runtime's int8 >= 1.5x faster than fp32 ONNX Runtime on XS and S at one
 thread, with AP >= 95% of fp32.
@@ -45,7 +47,6 @@ from posenets import build_model  # noqa: E402
 from posenets.io import export_onnx  # noqa: E402
 from posenets.runtimes import (  # noqa: E402
     RUNTIMES,
-    RuntimeModule,
     available,
     export_runtime,
     runtime_file,
@@ -97,39 +98,46 @@ def latency_rows(args, model_name: str, folder: Path) -> list[dict]:
 
 
 def ap_rows(args, folder: Path) -> list[dict]:
+    """AP of the trained model per runtime and precision: ``experiments.export`` writes every
+    file into ``folder`` (int8 calibrated on the training data), ``experiments.evaluate
+    runtime=`` scores each one (the same code a user runs), eager PyTorch beside them."""
     from hydra import compose, initialize_config_dir
 
-    from evaluators.pose_eval import evaluate_model
-    from experiments.data import load_datasets
+    from experiments.evaluate import run
     from experiments.export import export
-    from posenets.io import load_standalone
 
-    repo = Path(__file__).resolve().parents[1]
+    conf = str(Path(__file__).resolve().parents[1] / "experiments" / "conf")
     jobs = pairs(args.runtimes, args.precisions)
     overrides = [
         f"checkpoint={args.checkpoint}", f"out={folder}", f"dataset={args.dataset}",
         f"precision=[{','.join(sorted({p for _, p in jobs}))}]",
         f"runtime=[{','.join(args.runtimes)}]", f"calibration_images={args.calibration_images}",
     ]  # fmt: skip
-    with initialize_config_dir(str(repo / "experiments" / "conf"), version_base="1.3"):
-        cfg = compose("export", overrides=overrides)
-    export(cfg)
-    model, config = load_standalone(folder)
-    _, val_set = load_datasets(cfg.dataset)
-
-    def ap_of(net) -> float:
-        return evaluate_model(net, val_set, config.input_size, config.tag_dim).stats["AP"]
-
-    rows = [{"runtime": "eager", "precision": "fp32", "AP": ap_of(model.eval())}]
-    for runtime, precision in jobs:
-        net = RuntimeModule(runtime_file(folder, runtime, precision), runtime, threads=1)
-        rows.append({"runtime": runtime, "precision": precision, "AP": ap_of(net)})
+    with initialize_config_dir(conf, version_base="1.3"):
+        export(compose("export", overrides=overrides))
+        rows = []
+        for runtime, precision in [(None, "fp32"), *jobs]:
+            chosen = [f"runtime={runtime}", f"precision={precision}"] if runtime else []
+            cfg = compose(
+                "evaluate", [f"checkpoint={folder}", f"dataset={args.dataset}", *chosen]
+            )
+            stats = run(cfg)
+            rows.append({"runtime": runtime or "eager", "precision": precision, **stats})
     return rows
+
+
+def ap_table(rows: list[dict]) -> pd.DataFrame:
+    """The AP rows with each one's AP as a share of fp32 of the same runtime and of eager."""
+    aps = pd.DataFrame(rows)[["runtime", "precision", "AP", "AP50", "AP75", "AR"]]
+    own = aps[aps.precision == "fp32"].set_index("runtime")["AP"]
+    aps["AP/fp32 same runtime"] = aps["AP"] / aps["runtime"].map(own)
+    aps["AP/eager"] = aps["AP"] / own["eager"]
+    return aps
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", nargs="+", default=["xs", "s", "m", "l"])
+    parser.add_argument("--models", nargs="*", default=["xs", "s", "m", "l"], help="none: AP only")
     parser.add_argument("--runtimes", nargs="+", default=list(RUNTIMES))
     parser.add_argument("--precisions", nargs="+", default=["fp32", "fp16", "int8"])
     parser.add_argument("--threads", nargs="+", type=int, default=[1, 0], help="0: every core")
@@ -140,6 +148,8 @@ def main() -> None:
     parser.add_argument("--dataset", default="synthetic_demo")
     parser.add_argument("--calibration-images", type=int, default=64)
     parser.add_argument("--out", default=None, help="CSV of the latency rows")
+    parser.add_argument("--ap-out", default=None, help="CSV of the AP rows (--checkpoint)")
+    parser.add_argument("--keep-export", default=None, help="write the AP's export here")
     args = parser.parse_args()
     missing = [r for r in args.runtimes if not available(r)]
     if missing:
@@ -149,11 +159,18 @@ def main() -> None:
     print(f"{versions}; load average {os.getloadavg()[0]:.1f} at the start")
     if args.checkpoint:
         with tempfile.TemporaryDirectory() as folder:
-            aps = pd.DataFrame(ap_rows(args, Path(folder) / "export"))
-        fp32 = aps.loc[(aps.runtime == "onnx") & (aps.precision == "fp32"), "AP"].item()
-        aps["AP/fp32"] = aps["AP"] / fp32
-        print(f"\nAP of {args.checkpoint} on {args.dataset} validation (flip test):")
+            aps = ap_table(ap_rows(args, Path(args.keep_export or Path(folder) / "export")))
+        print(f"\nAP of {args.checkpoint} on {args.dataset} validation (flip test, one thread):")
         print(aps.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+        if args.ap_out:
+            aps.to_csv(args.ap_out, index=False, float_format="%.4f")
+        for _, row in aps[aps.precision == "int8"].iterrows():
+            share = row["AP/fp32 same runtime"]
+            print(f"{'met   ' if share >= AP_TARGET else 'missed'} {row['runtime']} int8 AP >= "
+                  f"{AP_TARGET:.0%} of its fp32: {share:.1%}")  # fmt: skip
+        print(f"load average {os.getloadavg()[0]:.1f} after the AP", flush=True)
+    if not args.models:
+        return
     rows = []
     for name in args.models:
         with tempfile.TemporaryDirectory() as folder:

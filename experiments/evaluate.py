@@ -4,12 +4,19 @@
     python -m experiments.evaluate checkpoint=exports/S dataset=crowdpose dataset.root=/data/cp
     python -m experiments.evaluate checkpoint=... flip=false format=json
     python -m experiments.evaluate checkpoint=... decode.adjust=dark decode.score=grouped
+    python -m experiments.evaluate checkpoint=exports/demo runtime=openvino precision=int8
 
 A training checkpoint carries the data it was trained on (``dataset``), and is scored on it unless
 ``dataset=...`` (or any ``dataset.<key>=``) says otherwise; ``arch=`` and standalone folders use
 ``dataset`` (synthetic by default). Prints the AP table (or one JSON object with
 ``format=json``). ``decode.*`` are the fields of ``bottomup.codec.DecodeOptions`` (``refine``,
 ``adjust``: quarter / dark / none, ``score``: refined / grouped; ``docs/codec.md``).
+
+``runtime=`` (onnx, openvino, executorch) scores the deployed file instead of the PyTorch weights:
+``checkpoint=`` is then an ``experiments.export`` folder and ``precision=`` picks its fp32 / fp16
+/ int8 copy (``posenets.runtimes.open_module``, ``threads`` intra-op threads). The runtime only
+replaces the network's forward pass; resizing, flip test, decoding and scoring are the same code,
+so the AP of a runtime and of eager PyTorch differ only by what the runtime computes.
 """
 
 from __future__ import annotations
@@ -17,6 +24,7 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import hydra
@@ -34,6 +42,7 @@ from experiments.families import is_topdown
 from experiments.sections import section_dataclass
 from posenets import build_model
 from posenets.io import load_standalone_state
+from posenets.runtimes import open_module
 from search_space import resolve_arch
 from search_space.errors import SettingError
 
@@ -52,6 +61,9 @@ class EvaluateConfig:
     decode: dict[str, Any] = MISSING  # bottomup.codec.DecodeOptions' fields
     test_resize: str = MISSING  # bottomup.transforms.inference_geometry's modes
     boxes: str | None = None  # top-down models: a COCO-format detection file (None: GT boxes)
+    runtime: str | None = None  # score an export folder's file of this runtime (None: PyTorch)
+    precision: str = "fp32"  # with runtime=: which copy (fp32, fp16, int8)
+    threads: int = 1  # with runtime=: intra-op threads of the runtime
     dataset: Any = None  # the config group
 
 
@@ -62,6 +74,11 @@ def run(cfg: DictConfig) -> dict:
     # The model first: a missing or refused file, or a wrong arch, should not wait for data.
     if not cfg.checkpoint and not cfg.arch:
         raise SettingError("give checkpoint=<file or folder> or arch=<preset or arch file>")
+    if cfg.runtime and not (cfg.checkpoint and Path(cfg.checkpoint).is_dir()):
+        raise SettingError(
+            f"runtime={cfg.runtime}: checkpoint= must be an export folder (`python -m "
+            f"experiments.export ... runtime={cfg.runtime}`); got {cfg.checkpoint!r}"
+        )
     if cfg.max_images is not None and cfg.max_images < 1:
         raise SettingError(
             f"max_images={cfg.max_images}: must be >= 1 (or null for the whole split); an AP "
@@ -87,6 +104,8 @@ def run(cfg: DictConfig) -> dict:
     _, val_set = load_datasets(dataset)
     if loaded:
         model, config, _ = loaded
+        if cfg.runtime:
+            model = open_module(cfg.checkpoint, cfg.runtime, cfg.precision, cfg.threads)
     else:
         config = resolve_arch(cfg.arch, num_joints=val_set.keypoint_layout.num_joints)
         model = build_model(config)

@@ -163,3 +163,64 @@ def test_synthetic_calibration_images_are_the_datasets_without_generating_it(tmp
     assert len(drawn) == 4
     for a, b in zip(drawn, expected, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+def _compose_evaluate(*overrides: str):
+    from hydra import compose, initialize_config_dir
+    from test_export import REPO
+
+    with initialize_config_dir(str(REPO / "experiments" / "conf"), version_base="1.3"):
+        return compose("evaluate", overrides=list(overrides))
+
+
+def _peaked_folder(path):
+    """The perturbed XS with its output convs scaled up, so that its heatmaps pass the decoder's
+    detection threshold and persons are decoded (the perturbed maps alone stay below it)."""
+    from posenets.io import save_standalone
+
+    model, config = load_standalone(_perturbed_folder(path / "perturbed"))
+    with torch.no_grad():
+        for name, module in model.named_modules():
+            if name.startswith("final_") and name.endswith(".3"):
+                module.weight.mul_(OUTPUT_GAIN)
+    return save_standalone(model, config, path / "peaked", onnx=False)
+
+
+OUTPUT_GAIN = 20.0
+# ExecuTorch's lowering takes minutes on a shared CPU: its file is checked by the parity test.
+FAST = [pytest.param(n, marks=_needs(n)) for n in ("onnx", "openvino")]
+
+
+@pytest.mark.parametrize("runtime", FAST)
+def test_evaluate_scores_a_runtime_file_as_it_scores_eager_pytorch(tmp_path, runtime):
+    """``experiments.evaluate runtime=`` swaps only the forward pass: the fp32 file's persons
+    (keypoints, scores) and AP are eager PyTorch's, and a copy the folder lacks is refused."""
+    from evaluators.pose_eval import predict
+    from experiments.data import load_datasets
+    from experiments.evaluate import run
+    from experiments.export import export
+    from posenets.runtimes import open_module
+
+    source, out = _peaked_folder(tmp_path / "trained"), tmp_path / "export"
+    data = (f"dataset.root={tmp_path / 'data'}", *TINY_DATA)
+    export(_compose_export(f"checkpoint={source}", f"out={out}", f"runtime={runtime}", *data))
+    eager_cfg = _compose_evaluate(f"checkpoint={out}", *data)
+    _, val_set = load_datasets(eager_cfg.dataset)
+    model, config = load_standalone(out)
+    persons = {
+        name: predict(net, val_set, config.input_size, config.tag_dim)
+        for name, net in (("eager", model), (runtime, open_module(out, runtime)))
+    }
+    assert len(persons["eager"]) >= 2  # decoded persons to compare
+    assert len(persons[runtime]) == len(persons["eager"])
+    for got, ref in zip(persons[runtime], persons["eager"], strict=True):
+        assert got["image_id"] == ref["image_id"]
+        np.testing.assert_allclose(got["keypoints"], ref["keypoints"], atol=1e-3)
+        assert got["score"] == pytest.approx(ref["score"], rel=1e-4, abs=1e-6)
+    eager_ap = run(eager_cfg)
+    runtime_ap = run(_compose_evaluate(f"checkpoint={out}", f"runtime={runtime}", *data))
+    assert runtime_ap == pytest.approx(eager_ap, abs=1e-6, nan_ok=True)  # n/a: no such persons
+    with pytest.raises(SettingError, match=r"has no model\..*int8.*precision=int8"):
+        run(_compose_evaluate(f"checkpoint={out}", f"runtime={runtime}", "precision=int8", *data))
+    with pytest.raises(SettingError, match="checkpoint= must be an export folder"):
+        run(_compose_evaluate(f"checkpoint={out / 'model.pt'}", f"runtime={runtime}", *data))

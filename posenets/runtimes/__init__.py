@@ -161,3 +161,18 @@ class RuntimeModule(nn.Module):
 
     def forward(self, image: torch.Tensor) -> list[torch.Tensor]:
         return [torch.from_numpy(o) for o in self.run(image.numpy())]
+
+
+def open_module(
+    folder: str | Path, runtime: str, precision: str = "fp32", threads: int | None = 1
+) -> RuntimeModule:
+    """The export folder's ``runtime`` / ``precision`` file as a :class:`RuntimeModule`; a
+    folder without it is an error naming the export command that writes it."""
+    path = runtime_file(folder, runtime, precision)
+    if not path.is_file():
+        raise SettingError(
+            f"runtime={runtime} precision={precision}: {folder} has no {path.name}; write it "
+            f"with `python -m experiments.export checkpoint=<trained model> out={folder} "
+            f"runtime={runtime} precision={precision} dataset=<its training data>`"
+        )
+    return RuntimeModule(path, runtime, threads)
