@@ -194,11 +194,17 @@ def main() -> None:
     print(wide.to_string(float_format=lambda v: f"{v:.2f}"))
     print(f"load average {os.getloadavg()[0]:.1f} at the end")
     one = table[(table.threads == 1) & (table.precision == "int8")]
+    judged = [m for m in ("XS", "S") if m in set(one.model)]
     for runtime in sorted(set(one.runtime)):
         got = one[one.runtime == runtime].set_index("model")["vs_fp32_ort"]
-        fast = all(got.get(m, 0) >= SPEEDUP_TARGET for m in ("XS", "S"))
+        measured = ", ".join(f"{m} {v:.2f}x" for m, v in got.items())
+        if len(judged) < 2:  # the target is about XS and S: say so rather than "missed"
+            print(f"{runtime} int8 at one thread: {measured} (the >= {SPEEDUP_TARGET}x target "
+                  "is judged on XS and S: give --models xs s)")  # fmt: skip
+            continue
+        fast = all(got[m] >= SPEEDUP_TARGET for m in judged)
         print(f"{'met   ' if fast else 'missed'} {runtime} int8 >= {SPEEDUP_TARGET}x on XS and S "
-              f"at one thread: {', '.join(f'{m} {v:.2f}x' for m, v in got.items())}")  # fmt: skip
+              f"at one thread: {measured}")  # fmt: skip
 
 
 if __name__ == "__main__":
