@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 from evaluators.latency_table import LatencyPredictor
 from evaluators.macs_fast import FastMacs
+from posecore.errors import UserError
 from search_space import preset_info
-from search_space.errors import UserError
 
 CONVENTIONS = ("true", "paper")
 LATENCY = "latency"  # the convention of a latency budget

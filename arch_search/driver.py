@@ -18,7 +18,7 @@ any URL: a journal file, PostgreSQL for many workers) and remembers its budgets.
 across workers and restarts: running the same command again continues the study until
 ``n_trials`` trials have finished.
 
-A SIGINT / SIGTERM (inside ``posetrain.interrupts.stop_on_signals``) lets the running trial finish,
+A SIGINT / SIGTERM (inside ``posecore.interrupts.stop_on_signals``) lets the running trial finish,
 or fails it where the trial itself stops early (a trained proxy's trainer, a wait on another
 worker), and starts no other: ``run_search`` returns the study with every finished trial kept.
 """
@@ -56,10 +56,10 @@ from evaluators.latency_table import LatencyPredictor
 from evaluators.macs_fast import fast_macs
 from evaluators.memory import layer_parameters
 from evaluators.proxies import Proxy, ProxyContext
+from posecore.errors import SettingError
+from posecore.interrupts import Interrupted, requested
 from posenets import build_model
-from posetrain.interrupts import Interrupted, requested
 from search_space import arch_hash, get_preset, to_dict
-from search_space.errors import SettingError
 from search_space.plan import layer_plan
 from search_space.space import LitePoseSpace
 
@@ -271,7 +271,7 @@ def run_search(
     progress: bool = True,
 ) -> optuna.Study:
     """Run (or continue) the study until ``n_trials`` trials have finished, all workers counted,
-    or until a stop is requested (``posetrain.interrupts``). Every budget must be reachable."""
+    or until a stop is requested (``posecore.interrupts``). Every budget must be reachable."""
     smallest = space.smallest()
     for budget in settings.budgets.values():
         check_reachable(budget, fast_macs(smallest), smallest)

@@ -38,8 +38,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from arch_search.budget import Budget, LatencyBudget
 from evaluators.macs_fast import fast_macs
+from posecore.errors import SettingError
 from search_space import arch_hash
-from search_space.errors import SettingError
 from search_space.space import Genes, LitePoseSpace
 
 TARGET_ATTR = "target_budget"  # trial system attribute: the budget a proposal was drawn for

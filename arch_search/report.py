@@ -12,9 +12,9 @@ from arch_search.budget import PAPER_BUDGETS, Budget, LatencyBudget
 from arch_search.calibration import ApEstimator
 from arch_search.tables import WORST, best_within, pareto_front
 from evaluators.figures import save_figure, subplots
+from posecore.errors import SettingError
+from posecore.folders import staged
 from search_space import from_dict, save_arch
-from search_space.errors import SettingError
-from search_space.folders import staged
 
 # Published LitePose CrowdPose mAP (reference section 1); with the published GMACs (paper
 # convention, PAPER_BUDGETS) they are the paper's points on accuracy-vs-MACs plots.
@@ -177,7 +177,7 @@ def export_winners(
 ) -> dict[str, Path | None]:
     """For each named budget, the best trial that fits it: ``exports/<name>/arch.json`` (with
     its hash) and, when ``exporter(config, folder)`` is given, weights and ONNX (written into
-    the folder it is given, the staged one; ``search_space.folders``). Restrict
+    the folder it is given, the staged one; ``posecore.folders``). Restrict
     ``table`` first to export only within a further budget (a latency search: its feasible
     trials)."""
     written: dict[str, Path | None] = {}

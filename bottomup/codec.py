@@ -39,7 +39,7 @@ from bottomup.keypoints import KeypointLayout, release_joint_order
 from bottomup.peaks import find_peaks, top_candidates
 from bottomup.refinement import adjust_dark, adjust_quarter_pixel, refine_missing
 from bottomup.transforms import InputGeometry, input_to_original
-from search_space.errors import SettingError
+from posecore.errors import SettingError
 
 ADJUSTS = ("quarter", "dark", "none")
 SCORES = ("refined", "grouped")

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from search_space.errors import SettingError
+from posecore.errors import SettingError
 
 
 @dataclass(frozen=True)

@@ -56,10 +56,10 @@ from evaluators.latency_units import (
     space_fingerprint,
     space_units,
 )
+from posecore.interrupts import requested
 from posenets import build_model
 from posenets.io import export_onnx, fold_batchnorm
 from posenets.runtimes import backend, export_runtime, runtime_file
-from posetrain.interrupts import requested
 from search_space import get_preset
 
 MIN_RUNS, MAX_RUNS = 7, 101
@@ -220,7 +220,7 @@ def measure_layers(
 ) -> Iterator[str]:
     """Time every spec whose key the table lacks, appending each row to the table's file as it
     is measured; yields each key measured. Stops between two layers when a SIGINT / SIGTERM is
-    requested (``posetrain.interrupts``): what was measured stays in the file."""
+    requested (``posecore.interrupts``): what was measured stays in the file."""
     todo = [s for s in specs if s.key not in table.entries]
     h = table.header
     table.write()  # whole rows only: a row cut short by a kill is dropped before appending

@@ -70,14 +70,15 @@ from evaluators.latency_table import (
     space_fingerprint,
 )
 from experiments.cli import check_seed, fail_clearly
+from experiments.committed import GROUND_TRUTH, PROXY_SCORES
 from experiments.proxy_data import proxy_context
 from experiments.sections import LossSchema, section_dataclass
+from posecore.errors import SettingError, UnknownNameError
+from posecore.interrupts import Interrupted, requested, stop_on_signals
 from posenets import build_model
 from posenets.inherit import provenance
 from posenets.io import write_standalone
-from posetrain.interrupts import Interrupted, requested, stop_on_signals
-from search_space import ArchConfigError, UnknownNameError
-from search_space.errors import SettingError
+from search_space import ArchConfigError
 from search_space.resolution import ResolutionRule
 from search_space.space import LitePoseSpace, largest_member_of
 
@@ -114,8 +115,8 @@ class SearchConfig:
     exports: bool = True  # false: tables and plots only, no exports/<name>/
     # pareto.png's AP estimate: the proxy's scores against trained AP (isotonic fit) and the
     # ground-truth table whose AP is drawn where a member was trained; null: the committed ones.
-    calibration: str | None = None  # results/rank_proxies/scores.csv
-    ground_truth: str | None = None  # results/ground_truth/table.csv
+    calibration: str | None = None  # default: experiments.committed.PROXY_SCORES
+    ground_truth: str | None = None  # default: experiments.committed.GROUND_TRUTH
     table: str | None = None  # per-layer latency table (experiments.latency_table); needed by
     # convention=latency
     runtime: str | None = None  # the runtime the latency budget is for (onnxruntime, openvino,
@@ -161,8 +162,9 @@ def search(cfg: SearchConfig) -> Path:
     objective = objective_column(cfg.proxy)
     table = trials_table(study, objective, budgets)
     write_tables(table, objective, run_dir)
-    estimator = ap_estimator(cfg.proxy, cfg.calibration)
-    plot_pareto(table, objective, budgets, run_dir, estimator, ground_truth_ap(cfg.ground_truth))
+    estimator = ap_estimator(cfg.proxy, cfg.calibration or PROXY_SCORES)
+    truth = ground_truth_ap(cfg.ground_truth or GROUND_TRUTH)
+    plot_pareto(table, objective, budgets, run_dir, estimator, truth)
     if requested():
         raise Interrupted(
             requested(),

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from posecore.errors import UnknownNameError
 from search_space.config import (
     ArchConfig,
     DeconvHeadConfig,
@@ -26,7 +27,7 @@ from search_space.config import (
     LiteStageConfig,
     branch_feature_strides,
 )
-from search_space.errors import ArchConfigError, UnknownNameError
+from search_space.errors import ArchConfigError
 from search_space.serialize import load_arch
 
 PIPELINES = ("bottomup", "topdown")

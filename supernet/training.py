@@ -25,9 +25,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from posecore.errors import SettingError
 from posetrain.steps import autocast_for
 from search_space.config import LitePoseConfig
-from search_space.errors import SettingError
 from search_space.space import Genes, LitePoseSpace
 from supernet.litepose_supernet import LitePoseSupernet
 

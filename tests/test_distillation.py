@@ -6,13 +6,13 @@ import torch
 from bottomup.datasets import SyntheticOptions, build_dataset
 from bottomup.losses import BottomUpLoss, DistillationConfig, DistillationLoss
 from bottomup.training_data import TrainingSamples
+from posecore.errors import MissingFileError, SettingError, UserError
 from posenets import build_model
 from posenets.checkpoint import load_checkpoint
 from posenets.io import save_standalone
 from posetrain.distillation import DistillationStep, check_teacher, fingerprint, load_teacher
 from posetrain.trainer import Trainer, TrainerConfig
 from search_space import get_preset
-from search_space.errors import MissingFileError, SettingError, UserError
 
 K = 14
 

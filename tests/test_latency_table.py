@@ -32,9 +32,9 @@ from evaluators.latency_table import (
     space_fingerprint,
     space_units,
 )
+from posecore.errors import SettingError
 from search_space import from_dict, get_preset
 from search_space.config import InvertedResidualConfig, LiteBranchConfig
-from search_space.errors import SettingError
 from search_space.plan import layer_plan
 from search_space.space import LitePoseSpace
 

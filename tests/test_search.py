@@ -25,8 +25,8 @@ from arch_search.proxies import ProxyContext, get_proxy
 from arch_search.report import export_winners
 from arch_search.tables import best_within, feasible_column, pareto_front, trials_table
 from evaluators.macs_fast import fast_macs
+from posecore.errors import SettingError
 from search_space import arch_hash, from_dict
-from search_space.errors import SettingError
 from search_space.space import LitePoseSpace
 
 SPACE = LitePoseSpace()
