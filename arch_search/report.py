@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from arch_search.budget import PAPER_BUDGETS, Budget, LatencyBudget
+from arch_search.budget import PAPER_BUDGETS, SearchBudget
 from arch_search.calibration import ApEstimator
 from arch_search.tables import WORST, best_within, pareto_front
 from evaluators.figures import save_figure, subplots
@@ -47,7 +47,7 @@ STYLES = ("front", "points", "path")
 def plot_pareto(
     table: pd.DataFrame,
     objective: str,
-    budgets: dict[str, Budget | LatencyBudget],
+    budgets: dict[str, SearchBudget],
     run_dir: Path,
     estimator: ApEstimator | None = None,
     truth: pd.Series | None = None,
@@ -59,7 +59,7 @@ def plot_pareto(
 def plot_runs(
     runs: list[Run],
     objective: str,
-    budgets: dict[str, Budget | LatencyBudget],
+    budgets: dict[str, SearchBudget],
     run_dir: Path,
     estimator: ApEstimator | None = None,
     truth: pd.Series | None = None,
@@ -171,7 +171,7 @@ def _draw_run(
 def export_winners(
     table: pd.DataFrame,
     objective: str,
-    budgets: dict[str, Budget | LatencyBudget],
+    budgets: dict[str, SearchBudget],
     run_dir: Path,
     exporter=None,
 ) -> dict[str, Path | None]:
