@@ -16,7 +16,7 @@ from typing import Protocol
 from evaluators.latency_table import LatencyPredictor
 from evaluators.macs_fast import FastMacs
 from posecore.errors import UserError
-from search_space import preset_info
+from search_space import list_presets, preset_info
 
 CONVENTIONS = ("true", "paper")
 LATENCY = "latency"  # the convention of a latency budget
@@ -26,8 +26,7 @@ _TIME_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 # The paper's named budgets (paper convention): the published MACs of LitePose-XS / S / M / L,
 # stated once, on their presets.
 PAPER_BUDGETS = {
-    name: preset_info(f"litepose_{name.lower()}").published_gmacs * 1e9
-    for name in ("XS", "S", "M", "L")
+    info.short: info.published_gmacs * 1e9 for info in map(preset_info, list_presets(tag="paper"))
 }
 
 

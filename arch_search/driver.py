@@ -61,14 +61,13 @@ from evaluators.proxies import Proxy, ProxyContext
 from posecore.errors import SettingError
 from posecore.interrupts import Interrupted, requested
 from posenets import build_model
-from search_space import arch_hash, get_preset, to_dict
+from search_space import arch_hash, get_preset, list_presets, to_dict
 from search_space.plan import layer_plan
 from search_space.space import LitePoseSpace
 
 # evolution: regularized evolution within each budget; random_within: uniform members within
 # each budget; random: uniform members of the space (within the widest), a baseline to plot
 SAMPLERS = ("evolution", "random_within", "nsga2", "tpe", "random")
-PAPER_SEEDS = ("litepose_xs", "litepose_s", "litepose_m", "litepose_l")
 
 
 @dataclass
@@ -296,7 +295,7 @@ def run_search(
     predictor = settings.predictor or (latency[0] if latency else None)
     study = open_study(settings, space)
     if settings.seed_paper_models and not study.trials:
-        for name in PAPER_SEEDS:
+        for name in list_presets(tag="paper"):
             config = get_preset(name)
             if space.contains(config):
                 study.enqueue_trial(space.encode(config), skip_if_exists=True)
