@@ -80,10 +80,12 @@ def test_no_reported_best_exceeds_its_budget(tmp_path):
     assert (front["macs_paper"] <= 4e9).all() and front["params_score"].is_monotonic_increasing
 
 
-def test_duplicates_are_not_scored_twice(tmp_path):
+def test_duplicates_are_not_scored_twice(tmp_path, storage_url):
+    """On every storage (``storage_url``: SQLite, journal file, PostgreSQL)."""
     settings = SearchSettings(
-        {"B": Budget(20e9, "true")}, tmp_path, n_trials=3, seed_paper_models=False, latency_runs=0
-    )
+        {"B": Budget(20e9, "true")}, tmp_path, n_trials=3, storage=storage_url,
+        seed_paper_models=False, latency_runs=0,
+    )  # fmt: skip
     study = run_search(SPACE, settings, get_proxy("params"), ProxyContext(), progress=False)
     first = study.trials[0]
     study.enqueue_trial(first.params)
@@ -128,14 +130,17 @@ def test_a_winner_is_shared_only_where_it_truly_scores_best(tmp_path):
         assert best["params_score"] == fits["params_score"].max()
 
 
-def test_a_study_is_continued_only_under_its_own_budgets(tmp_path):
-    _search(tmp_path, PAPER, n_trials=2)
+def test_a_study_is_continued_only_under_its_own_budgets(tmp_path, storage_url):
+    """Resumed, on every storage, with the trials it had; refused under other settings."""
+    first, _ = _search(tmp_path, PAPER, n_trials=2, storage=storage_url)
+    before = [(t.params, t.values) for t in first.trials]
     with pytest.raises(SettingError, match="was searched with .*budgets.*new study_name"):
-        _search(tmp_path, {"S": PAPER["S"]}, n_trials=3)
+        _search(tmp_path, {"S": PAPER["S"]}, n_trials=3, storage=storage_url)
     with pytest.raises(SettingError, match="multi_objective"):
-        _search(tmp_path, PAPER, n_trials=3, multi_objective=False)
-    study, _ = _search(tmp_path, PAPER, n_trials=3)
+        _search(tmp_path, PAPER, n_trials=3, multi_objective=False, storage=storage_url)
+    study, _ = _search(tmp_path, PAPER, n_trials=3, storage=storage_url)
     assert len(study.trials) == 3
+    assert [(t.params, t.values) for t in study.trials[:2]] == before
 
 
 def test_mixed_conventions_and_empty_budgets_are_refused(tmp_path):
