@@ -20,6 +20,7 @@ def test_a_new_or_changed_file_is_named_and_a_cache_is_not(tmp_path):
     (tmp_path / "__pycache__" / "m.pyc").write_bytes(b"x")
     (tmp_path / "posearch.egg-info").mkdir()
     (tmp_path / "posearch.egg-info" / "PKG-INFO").write_text("x")
+    (tmp_path / "edited_meanwhile.py").write_text("x = 1")
     paths = repo_writes.written(before, repo_writes.snapshot(tmp_path))
     assert paths == ["changed.txt", "outputs/train/last.pt"]
     assert "outputs/train/last.pt" in repo_writes.report(paths)
