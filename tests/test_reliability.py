@@ -919,6 +919,33 @@ def test_every_dataset_config_composes_under_the_dataset_schema(command, dataset
             _compose(command, [f"dataset={dataset}", "dataset.synthetic.num_train=many"])
 
 
+@pytest.mark.parametrize(
+    "override, named",
+    [
+        ("input_size=96", "input_size 64, this command has 96"),
+        ("trainer.batch_size=3", "batch_size 2, this command has 3"),
+        ("dataset.synthetic.num_train=7", "dataset.synthetic.num_train 1000, this command has 7"),
+        ("dataset=synthetic", "dataset.synthetic.num_train 1000, this command has 2000"),
+        ("dataset.val_split=train", 'dataset.val_split "val", this command has "train"'),
+    ],
+)
+def test_a_train_resume_with_another_size_batch_or_data_names_it(tmp_path, override, named):
+    """Issue 27: a resume with another input size or batch size ran another model (a traceback
+    after ``arch.json`` was rewritten). The settings stored in ``last.pt`` are refused naming
+    the first that differs, the typed dataset section's included; the same command resumes."""
+    from experiments.train_settings import check_train_resume, run_settings
+    from posenets.checkpoint import save_checkpoint
+    from posetrain.resume import SETTINGS_KEY, ResumeMismatch
+
+    base = [f"run_dir={tmp_path}", "model=litepose_xs", "input_size=64", "trainer.batch_size=2",
+            "dataset=synthetic_demo"]  # fmt: skip
+    same = _compose("train", base)
+    save_checkpoint({SETTINGS_KEY: run_settings(same)}, tmp_path / "checkpoints" / "last.pt")
+    check_train_resume(_compose("train", base))
+    with pytest.raises(ResumeMismatch, match=re.escape(named)):
+        check_train_resume(_compose("train", [*base, override]))
+
+
 def test_synthetic_options_left_out_of_the_yaml_keep_the_generator_defaults():
     """``min_visible_share`` and ``jpeg_quality`` are not in ``conf/dataset/synthetic.yaml``: typed
     and overridable, they still enter the cache key with ``SyntheticOptions``' defaults (the
