@@ -176,7 +176,13 @@ def run(cfg: DictConfig) -> None:
                 f"step {record['step']:6d}  epoch {record['epoch']:3d}  AP {record['AP']:.4f}  "
                 f"AP50 {record['AP50']:.4f}"
             )
-        print(f"best AP {result.best_score}; checkpoints in {run_dir / 'checkpoints'}")
+        if result.best_score is None:  # "best AP None" said nothing of why
+            print(
+                "no best.pt: dataset.select_split is null (no selection split, as in the "
+                f"release's recipe); checkpoints (last.pt) in {run_dir / 'checkpoints'}"
+            )
+        else:
+            print(f"best AP {result.best_score:.4f}; checkpoints in {run_dir / 'checkpoints'}")
         if cfg.dataset.get("select_split") != cfg.dataset.val_split:
             hook = training_parts(
                 config, train_set, val_set, losses, settings.seed, cfg.eval_flip,
