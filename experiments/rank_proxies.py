@@ -55,6 +55,7 @@ from evaluators.rank_agreement import (
     seed_mean_ceiling,
 )
 from experiments.cli import fail_clearly
+from experiments.data import DatasetSchema
 from experiments.proxy_data import proxy_context
 from experiments.sections import LossSchema
 from experiments.tables import to_markdown
@@ -90,7 +91,7 @@ class RankProxiesConfig:
     n_boot: int = MISSING
     run_dir: str = MISSING
     progress: bool = MISSING
-    dataset: Any = None  # the config groups
+    dataset: DatasetSchema | None = None  # the groups, typed (experiments.data)
     loss: LossSchema | None = None  # the group, typed (experiments.sections)
 
 
