@@ -37,14 +37,14 @@ from evaluators.memory import check_memory
 from evaluators.pose_eval import evaluate_model
 from evaluators.topdown_eval import evaluate_topdown
 from experiments.cli import fail_clearly
-from experiments.data import load_datasets
+from experiments.data import DatasetSchema, load_datasets
 from experiments.families import is_topdown
 from experiments.sections import section_dataclass
+from posecore.errors import SettingError
 from posenets import build_model
 from posenets.io import load_standalone_state
 from posenets.runtimes import open_module
 from search_space import resolve_arch
-from search_space.errors import SettingError
 
 
 @dataclass
@@ -64,7 +64,7 @@ class EvaluateConfig:
     runtime: str | None = None  # score an export folder's file of this runtime (None: PyTorch)
     precision: str = "fp32"  # with runtime=: which copy (fp32, fp16, int8)
     threads: int = 1  # with runtime=: intra-op threads of the runtime
-    dataset: Any = None  # the config group
+    dataset: DatasetSchema | None = None  # the group, typed (experiments.data)
 
 
 ConfigStore.instance().store(name="evaluate_schema", node=EvaluateConfig)

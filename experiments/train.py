@@ -42,12 +42,17 @@ from typing import Any
 import hydra
 import torch
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig
 
 from bottomup.losses import DistillationConfig, DistillationLoss
 from evaluators.memory import check_memory
 from experiments.cli import fail_clearly
-from experiments.data import load_datasets, load_selection_split
+from experiments.data import (
+    DatasetSchema,
+    dataset_settings,
+    load_datasets,
+    load_selection_split,
+)
 from experiments.families import arch_with, refuse_for_topdown, training_parts
 from experiments.report import report
 from experiments.sections import (
@@ -60,12 +65,12 @@ from experiments.sections import (
 )
 from experiments.starting_weights import inherit_into
 from experiments.train_settings import LAST, check_train_resume, run_settings
+from posecore.interrupts import stop_on_signals
 from posenets import build_model
 from posenets.checkpoint import load_checkpoint
 from posenets.inherit import provenance
 from posetrain.distillation import DistillationStep, check_teacher, fingerprint, load_teacher
 from posetrain.distributed import init_distributed, shutdown
-from posetrain.interrupts import stop_on_signals
 from posetrain.trainer import Trainer
 from search_space import resolve_arch, save_arch, to_dict
 
@@ -88,7 +93,7 @@ class TrainConfig:
     init_mode: str = MISSING
     init_scope: str = MISSING
     init_recalibration_batches: int = MISSING
-    dataset: Any = None  # the config groups; their sections are read by experiments.sections
+    dataset: DatasetSchema | None = None  # the groups, typed (experiments.data, .sections)
     trainer: TrainerSchema | None = None  # the group, typed (experiments.sections)
     loss: LossSchema | None = None  # the group, typed (experiments.sections)
     recipe: Any = None  # bottomup.recipe.Recipe's fields (conf/recipe/)
@@ -130,7 +135,7 @@ def run(cfg: DictConfig) -> None:
     )  # fmt: skip
     extra_state = {"arch": to_dict(config), "teacher": None, "settings": run_identity}
     # The data it was trained on: experiments.evaluate's default for this checkpoint.
-    extra_state["dataset"] = OmegaConf.to_container(cfg.dataset, resolve=True)
+    extra_state["dataset"] = dataset_settings(cfg.dataset)
     step = None
     if teacher is not None:
         check_teacher(cfg.teacher, teacher_config, config)

@@ -50,15 +50,15 @@ from evaluators.macs import count_params
 from evaluators.macs_fast import fast_macs
 from evaluators.pose_eval import ap_evaluator, evaluate_model
 from experiments.cli import fail_clearly
-from experiments.data import load_datasets
+from experiments.data import DatasetSchema, load_datasets
 from experiments.sections import LossSchema, TrainerSchema, loss_config, trainer_config
+from posecore.errors import SettingError
+from posecore.interrupts import stop_on_signals
 from posenets import build_model
 from posenets.checkpoint import CheckpointError, load_checkpoint
 from posetrain.distributed import init_distributed, shutdown
-from posetrain.interrupts import stop_on_signals
 from posetrain.trainer import Trainer
 from search_space import ArchConfigError, LitePoseConfig, resolve_arch, to_dict
-from search_space.errors import SettingError
 from search_space.space import LitePoseSpace, largest_member_of
 from supernet import LitePoseSupernet
 from supernet.checkpoint import SUPERNET_KEY, supernet_state
@@ -84,7 +84,7 @@ class TrainSupernetConfig:
     recalibrate_batches: int = MISSING
     report: bool = MISSING
     report_subnets: list[str] = MISSING
-    dataset: Any = None  # the config groups; their sections are read by experiments.sections
+    dataset: DatasetSchema | None = None  # the groups, typed (experiments.data, .sections)
     trainer: TrainerSchema | None = None  # the group, typed (experiments.sections)
     loss: LossSchema | None = None  # the group, typed (experiments.sections)
 

@@ -11,8 +11,8 @@ Lifecycle of ``Trainer.fit()``:
    optional gradient clipping, optimiser and schedule steps.
 3. Every ``checkpoint_every`` steps and at each epoch's end, rank 0 writes ``last.pt`` atomically;
    after an evaluation that improves the score it also writes ``best.pt``.
-4. After a SIGINT / SIGTERM (inside ``posetrain.interrupts.stop_on_signals``) the step under way
-   finishes, ``last.pt`` is written and :class:`~posetrain.interrupts.Interrupted` is raised; every
+4. After a SIGINT / SIGTERM (inside ``posecore.interrupts.stop_on_signals``) the step under way
+   finishes, ``last.pt`` is written and :class:`~posecore.interrupts.Interrupted` is raised; every
    rank of a distributed run stops after the same step.
 
 A non-finite loss stops the run with :class:`TrainingDiverged` before anything is written, so the
@@ -35,12 +35,12 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from posecore.errors import SettingError, UserError
+from posecore.interrupts import Interrupted, requested
 from posenets.checkpoint import load_checkpoint, save_checkpoint
 from posetrain.distributed import DistContext
-from posetrain.interrupts import Interrupted, requested
 from posetrain.sampler import ResumableSampler
 from posetrain.steps import StandardStep, TrainStep
-from search_space.errors import SettingError, UserError
 
 SCHEDULES = ("multistep", "cosine", "constant")
 
@@ -284,7 +284,7 @@ class Trainer:
     def _run_epoch(self, bar: tqdm, log_path: Path) -> None:
         self.train_model.train()
         tick = time.perf_counter()
-        for batch in self._loader():
+        for batch in _batches(self._loader()):
             parts = self._train_step(batch)
             self.step += 1
             self.batch_in_epoch += 1
@@ -425,6 +425,37 @@ def _all_reduce_gradients(model: nn.Module, world_size: int) -> None:
         n = p.numel()
         p.grad = flat[offset : offset + n].view_as(p).clone()
         offset += n
+
+
+def _batches(loader: DataLoader):
+    """``loader``'s batches; a user error raised in a worker process comes out as it would
+    with ``num_workers=0``, one line.
+
+    torch re-raises a worker's exception in the main process as the same type built from a
+    message of its own: ``Caught DatasetError in DataLoader worker process 1.`` and the worker's
+    whole traceback (a corrupt image was a 21-line error with 2 workers, one line with 0). The
+    original message is the traceback's last line, after the exception's qualified name. A bug
+    (any other exception) keeps torch's message and its traceback.
+    """
+    iterator = iter(loader)
+    while True:
+        try:
+            batch = next(iterator)
+        except StopIteration:
+            return
+        except UserError as err:
+            raise type(err)(worker_message(str(err))) from None
+        yield batch
+
+
+def worker_message(text: str) -> str:
+    """The original message of an error torch re-raised from a DataLoader worker (``text``
+    itself when it is not one)."""
+    if not text.startswith("Caught ") or "\nOriginal Traceback" not in text:
+        return text
+    last = text.rstrip().splitlines()[-1]
+    name, sep, message = last.partition(": ")
+    return message if sep and " " not in name else text
 
 
 class _KeyedSampler(torch.utils.data.Sampler):
