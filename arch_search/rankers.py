@@ -104,13 +104,31 @@ def feature_matrix(configs: Sequence[ArchConfig], scores: pd.DataFrame, proxies:
 
 class RidgeRanker:
     """Ridge regression on standardised features (numpy; the penalty from ``alphas`` by an
-    inner ``inner_folds``-fold cross-validation over the training rows alone)."""
+    inner ``inner_folds``-fold cross-validation over the training rows alone).
 
-    def __init__(self, alphas: Sequence[float] = ALPHAS, inner_folds: int = 5, seed: int = 0):
+    With ``trend`` (a column index, e.g. that of ``log_macs``), AP's straight-line trend in that
+    column is fitted first by plain least squares and the ridge learns only what is left: the
+    penalty then shrinks the corrections to the trend, not the trend, which across the table is
+    most of what there is to learn, while inside a budget band only the corrections can order
+    members of similar MACs."""
+
+    def __init__(
+        self,
+        alphas: Sequence[float] = ALPHAS,
+        inner_folds: int = 5,
+        seed: int = 0,
+        trend: int | None = None,
+    ):
         self.alphas, self.inner_folds, self.seed = tuple(alphas), inner_folds, seed
+        self.trend = trend
 
     def fit(self, x: np.ndarray, y: np.ndarray) -> RidgeRanker:
         x, y = np.asarray(x, dtype=float), np.asarray(y, dtype=float)
+        self.line = (0.0, 0.0)
+        if self.trend is not None:
+            slope, intercept = np.polyfit(x[:, self.trend], y, 1)
+            self.line = (float(slope), float(intercept))
+            y = y - self._line(x)
         if len(self.alphas) > 1:
             inner = fold_ids(
                 np.arange(len(y)).astype(str), min(self.inner_folds, len(y)), self.seed
@@ -130,7 +148,14 @@ class RidgeRanker:
         return self
 
     def predict(self, x: np.ndarray) -> np.ndarray:
-        return _predict(self.weights, np.asarray(x, dtype=float))
+        x = np.asarray(x, dtype=float)
+        return _predict(self.weights, x) + self._line(x)
+
+    def _line(self, x: np.ndarray) -> np.ndarray:
+        if self.trend is None:
+            return np.zeros(len(x))
+        slope, intercept = self.line
+        return slope * x[:, self.trend] + intercept
 
 
 def _ridge(x: np.ndarray, y: np.ndarray, alpha: float):
@@ -228,7 +253,8 @@ class LearnedProxy(_ComponentProxies):
     """The learned ranker as a search proxy: a :class:`RidgeRanker` fitted on every architecture
     of ``ground_truth`` (a ``table.csv``) with their proxy scores from ``scores`` (the
     ``scores.csv`` of ``experiments.rank_proxies`` on that table); a candidate scores its
-    predicted AP."""
+    predicted AP. ``trend`` (e.g. ``log_macs``) fits AP's straight-line trend in that feature
+    unpenalized first (``rank_proxies``' ``learned_trend``)."""
 
     name = "learned"
 
@@ -239,6 +265,7 @@ class LearnedProxy(_ComponentProxies):
         proxies: Sequence[str] = ("params", "macs", "synflow", "grad_norm", "snip", "jacob_cov"),
         alphas: Sequence[float] = ALPHAS,
         seed: int = 0,
+        trend: str | None = None,
         proxy_options: dict | None = None,
     ):
         if not ground_truth:
@@ -258,7 +285,11 @@ class LearnedProxy(_ComponentProxies):
             )
         x = feature_matrix(configs_of(table), reference.loc[table["arch"]].reset_index(), proxies)
         self.columns = list(x.columns)
-        self.model = RidgeRanker(alphas, seed=seed).fit(x.to_numpy(), table["AP"].to_numpy())
+        if trend is not None and trend not in self.columns:
+            raise SettingError(f"trend={trend!r}: not a feature; one of {self.columns}")
+        column = None if trend is None else self.columns.index(trend)
+        self.model = RidgeRanker(alphas, seed=seed, trend=column)
+        self.model.fit(x.to_numpy(), table["AP"].to_numpy())
 
     def score(self, config, context):
         x = feature_matrix(

@@ -1,17 +1,24 @@
 """Where a study lives: an Optuna storage from a URL (SQLite, PostgreSQL, MySQL, journal file).
 
 RDB storages get heartbeats, so a trial whose worker was killed is failed and queued again; a
-storage that cannot be opened is a ``SettingError`` naming the URL and the fix.
+storage that cannot be opened is a ``SettingError`` naming the URL and the fix. A queued trial
+(an enqueued preset, a stale trial's retry) is claimed by exactly one worker
+(``ClaimOnceRDBStorage``).
 """
 
 from __future__ import annotations
 
 import time
 import warnings
+from collections.abc import Sequence
+from datetime import datetime, timezone
 
 import optuna
 from optuna.exceptions import ExperimentalWarning
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages._rdb.models import TrialModel
+from optuna.trial import TrialState
+from sqlalchemy import update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import (
     ArgumentError,
@@ -68,6 +75,34 @@ def check_database_url(url: str) -> None:
         ) from None
 
 
+class ClaimOnceRDBStorage(RDBStorage):
+    """An RDB storage whose claim of a waiting trial is one conditional UPDATE.
+
+    Optuna pops a queued trial by reading its state and then writing RUNNING; its row lock
+    (``SELECT ... FOR UPDATE``) is a no-op on SQLite, so two workers could both read WAITING, both
+    run the trial, and the second to finish died with "Cannot tell a COMPLETE trial" (optuna
+    issues 4002, 4621). ``UPDATE ... WHERE state = WAITING`` lets the database decide: one worker's
+    update matches the row, every other's matches none and moves on to the next queued trial."""
+
+    def set_trial_state_values(
+        self, trial_id: int, state: TrialState, values: Sequence[float] | None = None
+    ) -> bool:
+        if state != TrialState.RUNNING or values is not None:
+            return super().set_trial_state_values(trial_id, state, values)
+        trials = TrialModel.__table__
+        claim = (
+            update(trials)
+            .where(trials.c.trial_id == trial_id, trials.c.state == TrialState.WAITING)
+            .values(
+                state=TrialState.RUNNING,
+                # Optuna stores naive UTC (``TrialModel.datetime_start``'s setter)
+                datetime_start=datetime.now(timezone.utc).replace(tzinfo=None),
+            )
+        )
+        with self.engine.begin() as connection:
+            return connection.execute(claim).rowcount == 1
+
+
 def _rdb_storage(url: str, heartbeat_s: int, attempts: int = 8) -> RDBStorage:
     """Workers started together on an empty database race to create Optuna's tables: the loser
     gets a unique-key error from the server (SQLite: "table ... already exists", or "database is
@@ -76,7 +111,7 @@ def _rdb_storage(url: str, heartbeat_s: int, attempts: int = 8) -> RDBStorage:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ExperimentalWarning)  # heartbeats: stable
-                return RDBStorage(
+                return ClaimOnceRDBStorage(
                     url,
                     heartbeat_interval=heartbeat_s,
                     grace_period=3 * heartbeat_s,

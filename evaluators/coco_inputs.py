@@ -10,10 +10,10 @@ message that names the file or detection, the field and what would be accepted.
 from __future__ import annotations
 
 import json
-import math
 from pathlib import Path
 from typing import Any
 
+from bottomup.coco_values import is_id, is_number, numbers_problem
 from bottomup.keypoints import KeypointLayout, layout_for_num_joints
 from search_space.errors import UserError
 
@@ -44,11 +44,6 @@ def read_json(path: Path, what: str) -> Any:
         raise ResultsError(f"{what} {path} holds an unreadable number ({err})") from None
 
 
-def is_id(value: object) -> bool:
-    """An integer id, as COCO's files have them (``True`` is not one, nor ``"3"`` or ``3.0``)."""
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _unique_ids(items: list, where: str, what: str) -> set:
     """The ``id`` of every item, each an integer and none twice: pycocotools indexes by id and
     silently keeps one of two items that share it (a duplicated annotation moved AP)."""
@@ -66,17 +61,10 @@ def _unique_ids(items: list, where: str, what: str) -> set:
     return set(seen)
 
 
-def is_number(value: object) -> bool:
-    """A finite int or float; ``True`` / ``False`` are not numbers here, though Python says so."""
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
 def _numbers(where: str, field: str, values: object, count: int | None = None) -> list:
-    if not isinstance(values, list) or (count is not None and len(values) != count):
-        raise ResultsError(f"{where}: {field} must be a list of {count} numbers, not {values!r}")
-    for j, value in enumerate(values):
-        if not is_number(value):
-            raise ResultsError(f"{where}: {field}[{j}]={value!r}: must be a finite number")
+    problem = numbers_problem(field, values, count)
+    if problem:
+        raise ResultsError(f"{where}: {problem}")
     return values
 
 

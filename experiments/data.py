@@ -9,22 +9,63 @@ A dataset section names three splits: ``train_split`` (trained on), ``select_spl
 ``experiments.train`` picks ``best.pt``; null: no selection) and ``val_split`` (where results are
 reported; ``experiments.evaluate`` reads it). ``ignore_mask`` is the loss mask's rule
 (``KeypointDataset``), which the recipe group sets per dataset.
+
+The group is typed (:class:`DatasetSchema`, named by every entry point's schema), so
+``dataset.synthetic.num_train=many`` or ``dataset.val_split=[a]`` fails when the config is
+composed, as ``trainer.lr=fast`` does, instead of deep inside the generator or the loader.
 """
 
 from __future__ import annotations
 
-from omegaconf import DictConfig, OmegaConf
+from dataclasses import dataclass
+from typing import Any
+
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 from bottomup.datasets import SyntheticOptions, build_dataset
 from bottomup.datasets.coco_format import KeypointDataset
+from experiments.sections import section_dataclass, section_schema
 from posetrain.distributed import DistContext, barrier
+
+SyntheticSchema = section_schema(SyntheticOptions)
+
+
+@dataclass
+class DatasetSchema:
+    """The schema of the ``dataset`` group (``conf/dataset/``: its values and their meaning are
+    there). Every value is MISSING until the YAML file gives it, as in
+    :func:`~experiments.sections.section_schema`: a key left out reads as absent
+    (``dataset.get``), and :func:`dataset_settings` leaves it out of what is stored."""
+
+    name: str = MISSING  # synthetic, coco or crowdpose (bottomup.datasets.DATASET_NAMES)
+    root: str | None = MISSING
+    train_split: str = MISSING
+    select_split: str | None = MISSING
+    val_split: str = MISSING
+    ignore_mask: str = MISSING  # KeypointDataset's rules
+    release_ignore_mask: str = MISSING
+    synthetic: SyntheticSchema | None = MISSING  # SyntheticOptions' fields
+
+
+def dataset_settings(dataset: DictConfig) -> dict[str, Any]:
+    """The section as plain data, as its YAML gives it: what run settings, checkpoints and
+    records store (a key the schema has but the YAML leaves out is dropped, so typing the group
+    changed no stored settings and no resume)."""
+    return _given(OmegaConf.to_container(dataset, resolve=True))
+
+
+def _given(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _given(v) for k, v in value.items() if v != MISSING}
+    return value
 
 
 def synthetic_options(dataset: DictConfig) -> SyntheticOptions | None:
-    """The ``dataset.synthetic`` block as generator options (None: the section has none)."""
+    """The ``dataset.synthetic`` block as generator options (None: the section has none; a field
+    left out keeps ``SyntheticOptions``' default)."""
     if not dataset.get("synthetic"):
         return None
-    return SyntheticOptions(**OmegaConf.to_container(dataset.synthetic, resolve=True))
+    return section_dataclass(SyntheticOptions, dataset.synthetic, "dataset.synthetic")
 
 
 def load_datasets(

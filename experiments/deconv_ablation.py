@@ -51,6 +51,7 @@ from evaluators.latency import measure_latency
 from evaluators.macs import count_params
 from evaluators.macs_fast import fast_macs, layer_macs
 from experiments.cli import fail_clearly
+from experiments.data import DatasetSchema, dataset_settings
 from experiments.deconv_figure import plot_deconv_ablation
 from experiments.sections import LossSchema, section_dataclass
 from experiments.tables import to_markdown
@@ -86,7 +87,7 @@ class DeconvAblationConfig:
     schedule: dict[str, Any] = MISSING  # arch_search.ground_truth.Schedule's fields
     resolution_rule: dict[str, Any] = MISSING  # search_space.resolution.ResolutionRule's fields
     run_dir: str = MISSING
-    dataset: Any = None  # the config groups
+    dataset: DatasetSchema | None = None  # the groups, typed (experiments.data)
     loss: LossSchema | None = None  # the group, typed (experiments.sections)
 
 
@@ -210,7 +211,7 @@ def train_widths(cfg: DictConfig, configs: list[LitePoseConfig], run_dir: Path) 
     schedule = section_dataclass(Schedule, cfg.schedule, "schedule")
     rule = section_dataclass(ResolutionRule, cfg.resolution_rule, "resolution_rule")
     store = trained_rows(run_dir / "trained.jsonl")
-    dataset = OmegaConf.to_container(cfg.dataset, resolve=True)
+    dataset = dataset_settings(cfg.dataset)
     loss = OmegaConf.to_container(cfg.loss, resolve=True)
     results = []
     for config in configs:

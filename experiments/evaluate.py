@@ -29,7 +29,7 @@ from evaluators.memory import check_memory
 from evaluators.pose_eval import evaluate_model
 from evaluators.topdown_eval import evaluate_topdown
 from experiments.cli import fail_clearly
-from experiments.data import load_datasets
+from experiments.data import DatasetSchema, load_datasets
 from experiments.families import is_topdown
 from experiments.sections import section_dataclass
 from posenets import build_model
@@ -52,7 +52,7 @@ class EvaluateConfig:
     decode: dict[str, Any] = MISSING  # bottomup.codec.DecodeOptions' fields
     test_resize: str = MISSING  # bottomup.transforms.inference_geometry's modes
     boxes: str | None = None  # top-down models: a COCO-format detection file (None: GT boxes)
-    dataset: Any = None  # the config group
+    dataset: DatasetSchema | None = None  # the group, typed (experiments.data)
 
 
 ConfigStore.instance().store(name="evaluate_schema", node=EvaluateConfig)

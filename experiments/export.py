@@ -53,7 +53,7 @@ from bottomup.datasets.synthetic import annotate, render_image
 from bottomup.transforms import resize_for_test
 from evaluators.memory import check_memory
 from experiments.cli import check_seed, fail_clearly, settings
-from experiments.data import load_datasets, synthetic_options
+from experiments.data import DatasetSchema, load_datasets, synthetic_options
 from experiments.families import calibration_inputs, is_topdown
 from experiments.starting_weights import supernet_member, supernet_origin
 from posenets import build_model
@@ -80,7 +80,7 @@ class ExportConfig:
     recalibrate: bool = True  # supernet= only: recompute BN statistics on `dataset`
     recalibration_batches: int = 8  # supernet= only: batches of 8 training images
     seed: int = 0  # supernet= only: which augmented training samples calibrate
-    dataset: Any = None  # the config group (experiments/conf/dataset)
+    dataset: DatasetSchema | None = None  # the config group (experiments/conf/dataset)
 
 
 ConfigStore.instance().store(name="export_schema", node=ExportConfig)

@@ -59,6 +59,7 @@ from arch_search.ground_truth import (
 from arch_search.records import JsonlRecords
 from arch_search.report import plot_ground_truth
 from experiments.cli import fail_clearly
+from experiments.data import DatasetSchema, dataset_settings
 from experiments.proxy_data import proxy_context
 from experiments.sections import LossSchema, section_dataclass
 from experiments.short_training import train_one
@@ -96,7 +97,7 @@ class GroundTruthConfig:
     workers: int = MISSING
     run_dir: str = MISSING
     progress: bool = MISSING
-    dataset: Any = None  # the config groups
+    dataset: DatasetSchema | None = None  # the groups, typed (experiments.data)
     loss: LossSchema | None = None  # the group, typed (experiments.sections)
 
 
@@ -194,7 +195,7 @@ def _record_session(
                 "searched",
             )
         },
-        dataset=settings["dataset"],
+        dataset=dataset_settings(cfg.dataset),
         loss=settings["loss"],
     )
     info["sessions"].append(
@@ -250,7 +251,7 @@ def check_resumable_dir(
     if not info.exists():
         return
     settings = OmegaConf.to_container(cfg, resolve=True)
-    current = {**schedule_dict(schedule, rule), "dataset": settings["dataset"]}
+    current = {**schedule_dict(schedule, rule), "dataset": dataset_settings(cfg.dataset)}
     current["loss"] = settings["loss"]
     check_resumable(json.loads(info.read_text()), {k: current[k] for k in RESUME_SETTINGS}, info)
 
@@ -265,7 +266,7 @@ def run(cfg: DictConfig) -> None:
     runs = planned_runs(cfg)
     todo = [r for r in runs if r.key not in records.done]
     print(f"{len(runs)} runs planned, {len(runs) - len(todo)} finished, {len(todo)} to train")
-    dataset = OmegaConf.to_container(cfg.dataset, resolve=True)
+    dataset = dataset_settings(cfg.dataset)
     loss = OmegaConf.to_container(cfg.loss, resolve=True)
     proxy_context(cfg.dataset, rule, 0, cfg.loss)  # generate the synthetic data once, up front
     started, finished, commit = time.time(), 0, _git_commit()

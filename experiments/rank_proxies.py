@@ -56,6 +56,7 @@ from evaluators.rank_agreement import (
     seed_mean_ceiling,
 )
 from experiments.cli import fail_clearly
+from experiments.data import DatasetSchema
 from experiments.proxy_data import proxy_context
 from experiments.sections import LossSchema
 from experiments.tables import to_markdown
@@ -82,13 +83,15 @@ class RankProxiesConfig:
     aggregation: str = MISSING
     learned: str = MISSING  # the learned ranker's name ('' = none)
     learned_proxies: list[str] = MISSING
+    learned_trend: str = MISSING  # the trend variant's name ('' = none)
+    trend_feature: str = MISSING  # the feature whose straight-line trend it fits unpenalized
     folds: int = MISSING
     alphas: list[float] = MISSING
     baseline: str = MISSING
     n_boot: int = MISSING
     run_dir: str = MISSING
     progress: bool = MISSING
-    dataset: Any = None  # the config groups
+    dataset: DatasetSchema | None = None  # the groups, typed (experiments.data)
     loss: LossSchema | None = None  # the group, typed (experiments.sections)
 
 
@@ -176,7 +179,19 @@ def ranker_scores(scores: pd.DataFrame, truth: pd.DataFrame, cfg: DictConfig) ->
         alphas=tuple(cfg.alphas),
     )  # fmt: skip
     scores[cfg.learned] = predicted
-    return {"features": list(x.columns), "alphas_per_fold": alphas}
+    picked = {"features": list(x.columns), "alphas_per_fold": alphas}
+    if cfg.learned_trend:
+        if cfg.trend_feature not in x.columns:
+            raise SettingError(
+                f"trend_feature={cfg.trend_feature!r}: not a feature; one of {list(x.columns)}"
+            )
+        predicted, alphas = out_of_fold(
+            x.to_numpy(), scores[TRUTH].to_numpy(), scores["arch"], cfg.folds, cfg.seed,
+            alphas=tuple(cfg.alphas), trend=list(x.columns).index(cfg.trend_feature),
+        )  # fmt: skip
+        scores[cfg.learned_trend] = predicted
+        picked["trend_alphas_per_fold"] = alphas
+    return picked
 
 
 def _check_scored(scores: pd.DataFrame, setting: str, members: list[str]) -> None:
@@ -312,7 +327,7 @@ def run(cfg: DictConfig) -> pd.DataFrame:
     if cfg.baseline not in proxies:
         raise SettingError(f"baseline={cfg.baseline!r} is not among proxies={proxies}")
     learned = ranker_scores(scores, truth, cfg)
-    rankers = list(cfg.combined) + ([cfg.learned] if cfg.learned else [])
+    rankers = list(cfg.combined) + [r for r in (cfg.learned, cfg.learned_trend) if r]
     scores.to_csv(run_dir / "scores.csv", index=False)
     seed_sd = float(truth.loc[truth["n_seeds"] > 1, "AP_sd"].median())
     table = ranking_table(scores, proxies + rankers, seed_sd, cfg.n_boot, cfg.seed)
@@ -349,6 +364,12 @@ def run(cfg: DictConfig) -> pd.DataFrame:
             f"{list(cfg.learned_proxies)}, out of {cfg.folds} folds by architecture (seed "
             f"{cfg.seed}; penalty per fold by inner cross-validation: "
             f"{learned['alphas_per_fold']}))"
+        )
+    if cfg.learned and cfg.learned_trend:
+        lines[-1] += (
+            f"; {cfg.learned_trend} = the same ridge on what is left after AP's straight-line "
+            f"trend in {cfg.trend_feature} (fitted unpenalized in each training fold; penalty "
+            f"per fold: {learned['trend_alphas_per_fold']})"
         )
     lines += [
         "",

@@ -78,6 +78,7 @@ from evaluators.latency_table import (
     space_fingerprint,
 )
 from experiments.cli import check_seed, fail_clearly
+from experiments.data import DatasetSchema
 from experiments.proxy_data import proxy_context
 from experiments.sections import LossSchema, section_dataclass
 from posenets import build_model
@@ -140,7 +141,7 @@ class SearchConfig:
     # executorch, torch): the table must have been measured with it; null: the table's own
     progress: bool = True
     proxy_options: dict[str, Any] = field(default_factory=dict)
-    dataset: Any = None  # the dataset group (data proxies only)
+    dataset: DatasetSchema | None = None  # the dataset group (data proxies only)
     loss: LossSchema | None = None  # the group, typed (experiments.sections)
 
 

@@ -42,12 +42,17 @@ from typing import Any
 import hydra
 import torch
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig
 
 from bottomup.losses import DistillationConfig, DistillationLoss
 from evaluators.memory import check_memory
 from experiments.cli import fail_clearly
-from experiments.data import load_datasets, load_selection_split
+from experiments.data import (
+    DatasetSchema,
+    dataset_settings,
+    load_datasets,
+    load_selection_split,
+)
 from experiments.families import arch_with, refuse_for_topdown, training_parts
 from experiments.report import report
 from experiments.sections import (
@@ -88,7 +93,7 @@ class TrainConfig:
     init_mode: str = MISSING
     init_scope: str = MISSING
     init_recalibration_batches: int = MISSING
-    dataset: Any = None  # the config groups; their sections are read by experiments.sections
+    dataset: DatasetSchema | None = None  # the groups, typed (experiments.data, .sections)
     trainer: TrainerSchema | None = None  # the group, typed (experiments.sections)
     loss: LossSchema | None = None  # the group, typed (experiments.sections)
     recipe: Any = None  # bottomup.recipe.Recipe's fields (conf/recipe/)
@@ -130,7 +135,7 @@ def run(cfg: DictConfig) -> None:
     )  # fmt: skip
     extra_state = {"arch": to_dict(config), "teacher": None, "settings": run_identity}
     # The data it was trained on: experiments.evaluate's default for this checkpoint.
-    extra_state["dataset"] = OmegaConf.to_container(cfg.dataset, resolve=True)
+    extra_state["dataset"] = dataset_settings(cfg.dataset)
     step = None
     if teacher is not None:
         check_teacher(cfg.teacher, teacher_config, config)
@@ -171,7 +176,13 @@ def run(cfg: DictConfig) -> None:
                 f"step {record['step']:6d}  epoch {record['epoch']:3d}  AP {record['AP']:.4f}  "
                 f"AP50 {record['AP50']:.4f}"
             )
-        print(f"best AP {result.best_score}; checkpoints in {run_dir / 'checkpoints'}")
+        if result.best_score is None:  # "best AP None" said nothing of why
+            print(
+                "no best.pt: dataset.select_split is null (no selection split, as in the "
+                f"release's recipe); checkpoints (last.pt) in {run_dir / 'checkpoints'}"
+            )
+        else:
+            print(f"best AP {result.best_score:.4f}; checkpoints in {run_dir / 'checkpoints'}")
         if cfg.dataset.get("select_split") != cfg.dataset.val_split:
             hook = training_parts(
                 config, train_set, val_set, losses, settings.seed, cfg.eval_flip,

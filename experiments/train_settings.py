@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from experiments.cli import fail_clearly
+from experiments.data import dataset_settings
 from experiments.families import arch_with
 from experiments.starting_weights import init_fingerprint
 from posetrain.resume import LABELS, check_resume
@@ -50,7 +51,7 @@ def run_settings(cfg: DictConfig) -> dict[str, Any]:
         "architecture": architecture_key(config),
         "batch_size": cfg.trainer.batch_size,
         "seed": cfg.trainer.seed,
-        "dataset": OmegaConf.to_container(cfg.dataset, resolve=True),
+        "dataset": dataset_settings(cfg.dataset),
         "init": init,
         LABELS: {"architecture": f"model={cfg.model}"},
     }

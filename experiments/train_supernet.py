@@ -50,7 +50,7 @@ from evaluators.macs import count_params
 from evaluators.macs_fast import fast_macs
 from evaluators.pose_eval import ap_evaluator, evaluate_model
 from experiments.cli import fail_clearly
-from experiments.data import load_datasets
+from experiments.data import DatasetSchema, load_datasets
 from experiments.sections import LossSchema, TrainerSchema, loss_config, trainer_config
 from posenets import build_model
 from posenets.checkpoint import CheckpointError, load_checkpoint
@@ -84,7 +84,7 @@ class TrainSupernetConfig:
     recalibrate_batches: int = MISSING
     report: bool = MISSING
     report_subnets: list[str] = MISSING
-    dataset: Any = None  # the config groups; their sections are read by experiments.sections
+    dataset: DatasetSchema | None = None  # the groups, typed (experiments.data, .sections)
     trainer: TrainerSchema | None = None  # the group, typed (experiments.sections)
     loss: LossSchema | None = None  # the group, typed (experiments.sections)
 

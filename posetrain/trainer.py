@@ -284,7 +284,7 @@ class Trainer:
     def _run_epoch(self, bar: tqdm, log_path: Path) -> None:
         self.train_model.train()
         tick = time.perf_counter()
-        for batch in self._loader():
+        for batch in _batches(self._loader()):
             parts = self._train_step(batch)
             self.step += 1
             self.batch_in_epoch += 1
@@ -425,6 +425,37 @@ def _all_reduce_gradients(model: nn.Module, world_size: int) -> None:
         n = p.numel()
         p.grad = flat[offset : offset + n].view_as(p).clone()
         offset += n
+
+
+def _batches(loader: DataLoader):
+    """``loader``'s batches; a user error raised in a worker process comes out as it would
+    with ``num_workers=0``, one line.
+
+    torch re-raises a worker's exception in the main process as the same type built from a
+    message of its own: ``Caught DatasetError in DataLoader worker process 1.`` and the worker's
+    whole traceback (a corrupt image was a 21-line error with 2 workers, one line with 0). The
+    original message is the traceback's last line, after the exception's qualified name. A bug
+    (any other exception) keeps torch's message and its traceback.
+    """
+    iterator = iter(loader)
+    while True:
+        try:
+            batch = next(iterator)
+        except StopIteration:
+            return
+        except UserError as err:
+            raise type(err)(worker_message(str(err))) from None
+        yield batch
+
+
+def worker_message(text: str) -> str:
+    """The original message of an error torch re-raised from a DataLoader worker (``text``
+    itself when it is not one)."""
+    if not text.startswith("Caught ") or "\nOriginal Traceback" not in text:
+        return text
+    last = text.rstrip().splitlines()[-1]
+    name, sep, message = last.partition(": ")
+    return message if sep and " " not in name else text
 
 
 class _KeyedSampler(torch.utils.data.Sampler):

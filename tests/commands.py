@@ -182,9 +182,12 @@ class Started:
 
 
 def start(
-    command: str, *overrides: str, cwd: Path = REPO, env: dict | None = None
+    command: str, *overrides: str, cwd: Path | None = None, env: dict | None = None
 ) -> Started | subprocess.Popen:
-    """Start ``python -m experiments.<command> overrides...`` and return at once."""
+    """Start ``python -m experiments.<command> overrides...`` and return at once, in ``cwd``
+    (None: the current folder, which under the suite is a scratch folder, ``conftest.py``, so a
+    command's default output folder never lands in the repository)."""
+    cwd = Path.cwd() if cwd is None else cwd
     if FRESH:
         return subprocess.Popen(
             _args(command, list(overrides)), cwd=cwd, env=env, stdout=subprocess.PIPE,
@@ -194,9 +197,15 @@ def start(
 
 
 def run(
-    command: str, *overrides: str, cwd: Path = REPO, env: dict | None = None, timeout: float = 600
+    command: str,
+    *overrides: str,
+    cwd: Path | None = None,
+    env: dict | None = None,
+    timeout: float = 600,
 ) -> subprocess.CompletedProcess:
-    """Run ``python -m experiments.<command> overrides...`` to the end, its output as text."""
+    """Run ``python -m experiments.<command> overrides...`` to the end, its output as text
+    (``cwd`` as for :func:`start`)."""
+    cwd = Path.cwd() if cwd is None else cwd
     if FRESH:
         return subprocess.run(
             _args(command, list(overrides)), cwd=cwd, env=env, capture_output=True, text=True,

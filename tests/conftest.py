@@ -1,7 +1,9 @@
 """Shared fixtures; tests/ is importable so that the toy training scripts serve as modules."""
 
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,8 +14,60 @@ import pytest
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 TESTS = Path(__file__).resolve().parent
+REPO = TESTS.parent
 if str(TESTS) not in sys.path:
     sys.path.insert(0, str(TESTS))
+
+import repo_writes  # noqa: E402 (tests/ is on the path from here)
+
+# Every interpreter a test starts imports this checkout's code wherever it runs (an editable
+# install may point at another checkout): the tests run from a scratch folder, below.
+os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def scratch_working_directory():
+    """Every test runs from a scratch folder, removed afterwards: an entry point's default output
+    folder (``outputs/...``, ``results/ground_truth``) or a library call given ``Path(".")`` lands
+    there, never in the repository (``tests/repo_writes.py``)."""
+    before = Path.cwd()
+    folder = Path(tempfile.mkdtemp(prefix="posearch-tests-"))
+    os.chdir(folder)
+    yield folder
+    os.chdir(before)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+_BEFORE = pytest.StashKey[dict]()
+
+
+def _checks_the_repository(config) -> bool:
+    """The one process that sees the whole session (not an xdist worker), unless switched off."""
+    return not hasattr(config, "workerinput") and os.environ.get(repo_writes.SWITCH) != "0"
+
+
+def pytest_sessionstart(session):
+    if _checks_the_repository(session.config):
+        session.config.stash[_BEFORE] = repo_writes.snapshot(REPO)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Fail the run, naming the files, if it wrote into the repository."""
+    before = session.config.stash.get(_BEFORE, None)
+    if before is None:
+        return
+    paths = repo_writes.written(before, repo_writes.snapshot(REPO))
+    if paths:
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        message = repo_writes.report(paths)
+        if reporter is not None:
+            reporter.write("\n")
+            reporter.write_line(f"ERROR: {message}", red=True)
+        else:
+            print(f"ERROR: {message}", file=sys.stderr)
+        if session.exitstatus == pytest.ExitCode.OK:
+            session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
 
 # Copies of the real COCO / CrowdPose fixtures (4 COCO images, 2 CrowdPose images, 300 CrowdPose
 # val annotations, golden numbers; each folder's SOURCE.md says where they come from), kept in the

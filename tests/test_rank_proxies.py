@@ -64,11 +64,13 @@ def test_taus_intervals_and_bands_of_a_hand_made_table_and_resume(tmp_path):
     assert {"combined", "learned"} <= set(ranking.index.get_level_values("proxy"))
     assert "combined_all" not in ranking.index.get_level_values("proxy")
     paired = pd.read_csv(tmp_path / "run" / "paired.csv").set_index(["ranker", "scope"])
-    assert set(paired.index.get_level_values("ranker")) == {"params", "combined", "learned"}
+    assert set(paired.index.get_level_values("ranker")) == {
+        "params", "combined", "learned", "learned_trend"
+    }
     low, high = paired.loc[("params", "whole"), ["low", "high"]]
     assert low <= paired.loc[("params", "whole"), "tau - macs tau"] <= high
     scores = pd.read_csv(tmp_path / "run" / "scores.csv")
-    assert scores["learned"].notna().all()
+    assert scores[["learned", "learned_trend"]].notna().all().all()
     again = _run(tmp_path)
     assert again.returncode == 0, again.stderr[-3000:]
     assert (tmp_path / "run" / "records.jsonl").read_text().splitlines() == records

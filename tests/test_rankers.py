@@ -56,6 +56,17 @@ def test_out_of_fold_predictions_use_only_the_other_folds():
     assert RidgeRanker(alphas=(1.0,)).fit(x, y).alpha == 1.0
 
 
+def test_a_trend_ranker_keeps_the_trend_a_strong_penalty_would_shrink():
+    x = np.column_stack([np.arange(10.0), np.tile([0.0, 1.0], 5)])
+    y = 2.0 * x[:, 0] + 3.0  # all trend: a straight line in column 0
+    heavy = (1e6,)
+    plain = RidgeRanker(alphas=heavy).fit(x, y).predict(x)
+    trend = RidgeRanker(alphas=heavy, trend=0).fit(x, y)
+    assert np.ptp(plain) < 0.01 * np.ptp(y), "the penalty flattens the plain ridge"
+    assert trend.line == pytest.approx((2.0, 3.0))
+    assert trend.predict(x) == pytest.approx(y)
+
+
 def test_the_paired_interval_of_a_proxy_against_itself_is_zero():
     rng = np.random.default_rng(1)
     x, y = rng.normal(size=30), rng.normal(size=30)

@@ -839,6 +839,10 @@ def test_every_error_an_entry_point_reports_is_a_user_error():
         ("search", "loss.pull_weight=x", "loss.pull_weight"),
         ("ground_truth", "loss.heatmap_weights=[a,b]", "loss.heatmap_weights"),
         ("train", "trainer.lrr=0.1", "lrr"),
+        ("train", "dataset.synthetic.num_train=many", "dataset.synthetic.num_train"),
+        ("evaluate", "dataset.val_split=[a,b]", "dataset.val_split"),
+        ("search", "dataset.synthetic.max_yaw=wide", "dataset.synthetic.max_yaw"),
+        ("ground_truth", "dataset.naem=coco", "naem"),
     ],
 )
 def test_a_mistyped_override_fails_when_the_config_is_composed(command, override, key, tmp_path):
@@ -851,6 +855,108 @@ def test_a_mistyped_override_fails_when_the_config_is_composed(command, override
     assert "Traceback" not in result.stderr, result.stderr
     assert re.search(rf"Key '{key}' not in|full_key: {key}\b", result.stderr), result.stderr
     assert not (tmp_path / "out").exists()
+
+
+CONF = REPO / "experiments" / "conf"
+DATASETS = sorted(path.stem for path in (CONF / "dataset").glob("*.yaml"))
+
+
+def _dataset_commands() -> list[str]:
+    from experiments.cli import _groups
+
+    return [c for c in commands.entry_points() if "dataset" in _groups(c)]
+
+
+def _compose(command: str, overrides: list[str]):
+    import importlib
+
+    from hydra import compose, initialize_config_dir
+
+    importlib.import_module(f"experiments.{command}")  # its ConfigStore schema
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(command, overrides=overrides)
+
+
+def _yaml_keys(option: str) -> dict:
+    """The keys a ``conf/dataset`` file gives (with those of the files its defaults list
+    names), each mapped to the set of its own keys (None for a scalar)."""
+    import yaml
+
+    data = yaml.safe_load((CONF / "dataset" / f"{option}.yaml").read_text())
+    keys: dict = {}
+    for base in data.pop("defaults", []):
+        if base != "_self_":
+            keys |= _yaml_keys(base)
+    for key, value in data.items():
+        inner = set(value) if isinstance(value, dict) else None
+        keys[key] = (keys.get(key) or set()) | inner if inner is not None else keys.get(key)
+    return keys
+
+
+@pytest.mark.parametrize("dataset", DATASETS)
+@pytest.mark.parametrize("command", _dataset_commands())
+def test_every_dataset_config_composes_under_the_dataset_schema(command, dataset):
+    """The ``dataset`` group was untyped (``dataset: Any``): ``dataset.val_split=[a,b]`` or
+    ``dataset.synthetic.num_train=many`` passed composition and failed, if at all, deep in the
+    loader. Every option of the group composes under ``DatasetSchema`` in every command that
+    composes the group, and what is stored of it (run settings, checkpoints, ground-truth
+    records) is what the YAML file gives, no key added (a resume compares it key for key)."""
+    from omegaconf import OmegaConf
+
+    from experiments.data import DatasetSchema, dataset_settings
+
+    cfg = _compose(command, [f"dataset={dataset}", "dataset.root=/data"])  # coco's is ???
+    assert OmegaConf.get_type(cfg, "dataset") is DatasetSchema
+    stored = dataset_settings(cfg.dataset)
+    given = _yaml_keys(dataset)
+    assert set(stored) == set(given) and "???" not in json.dumps(stored)
+    if stored["synthetic"] is not None:
+        assert set(stored["synthetic"]) == given["synthetic"]
+    with pytest.raises(Exception, match=r"dataset\.val_split=\[a,b\]"):
+        _compose(command, [f"dataset={dataset}", "dataset.val_split=[a,b]"])
+    if stored["synthetic"] is not None:
+        with pytest.raises(Exception, match="num_train=many"):
+            _compose(command, [f"dataset={dataset}", "dataset.synthetic.num_train=many"])
+
+
+@pytest.mark.parametrize(
+    "override, named",
+    [
+        ("input_size=96", "input_size 64, this command has 96"),
+        ("trainer.batch_size=3", "batch_size 2, this command has 3"),
+        ("dataset.synthetic.num_train=7", "dataset.synthetic.num_train 1000, this command has 7"),
+        ("dataset=synthetic", "dataset.synthetic.num_train 1000, this command has 2000"),
+        ("dataset.val_split=train", 'dataset.val_split "val", this command has "train"'),
+    ],
+)
+def test_a_train_resume_with_another_size_batch_or_data_names_it(tmp_path, override, named):
+    """Issue 27: a resume with another input size or batch size ran another model (a traceback
+    after ``arch.json`` was rewritten). The settings stored in ``last.pt`` are refused naming
+    the first that differs, the typed dataset section's included; the same command resumes."""
+    from experiments.train_settings import check_train_resume, run_settings
+    from posenets.checkpoint import save_checkpoint
+    from posetrain.resume import SETTINGS_KEY, ResumeMismatch
+
+    base = [f"run_dir={tmp_path}", "model=litepose_xs", "input_size=64", "trainer.batch_size=2",
+            "dataset=synthetic_demo"]  # fmt: skip
+    same = _compose("train", base)
+    save_checkpoint({SETTINGS_KEY: run_settings(same)}, tmp_path / "checkpoints" / "last.pt")
+    check_train_resume(_compose("train", base))
+    with pytest.raises(ResumeMismatch, match=re.escape(named)):
+        check_train_resume(_compose("train", [*base, override]))
+
+
+def test_synthetic_options_left_out_of_the_yaml_keep_the_generator_defaults():
+    """``min_visible_share`` and ``jpeg_quality`` are not in ``conf/dataset/synthetic.yaml``: typed
+    and overridable, they still enter the cache key with ``SyntheticOptions``' defaults (the
+    cache folder of the data did not change)."""
+    from bottomup.datasets import SyntheticOptions
+    from experiments.data import synthetic_options
+
+    cfg = _compose("train", ["dataset=synthetic_demo", "dataset.synthetic.jpeg_quality=80"])
+    options = synthetic_options(cfg.dataset)
+    assert options.min_visible_share == SyntheticOptions().min_visible_share
+    assert options.jpeg_quality == 80 and options.num_train == 1000
 
 
 def test_the_run_dir_check_makes_the_folder_and_leaves_what_it_holds(tmp_path):

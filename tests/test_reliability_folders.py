@@ -74,7 +74,8 @@ def test_export_replaces_its_own_folder_but_not_one_the_user_added_to(tmp_path):
     assert marker["entries"] == ["arch.json", "model.pt", "weights.json"]
     _one_line(commands.run(*args), "export", "give overwrite=true")
     assert commands.run(*args, "overwrite=true").returncode == 0
-    assert sorted(p.name for p in out.iterdir()) == [MARKER, "arch.json", "model.pt", "weights.json"]
+    written = sorted(p.name for p in out.iterdir())
+    assert written == [MARKER, "arch.json", "model.pt", "weights.json"]
     (out / "notes.txt").write_text("mine")
     _one_line(commands.run(*args, "overwrite=true"), "export", "did not write there (notes.txt)")
     assert (out / "notes.txt").read_text() == "mine"

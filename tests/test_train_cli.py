@@ -33,6 +33,7 @@ def test_tiny_training_then_evaluation(tmp_path):
     assert (run_dir / "checkpoints" / "last.pt").exists()
     assert (run_dir / ".hydra" / "config.yaml").exists(), "the resolved config is saved"
     assert json.loads((run_dir / "arch.json").read_text())["input_size"] == 64
+    assert "best AP 0." in result.stdout, result.stdout[-500:]
     evaluation = _run(
         "evaluate",
         f"checkpoint={run_dir / 'checkpoints' / 'last.pt'}",
@@ -63,6 +64,17 @@ def test_tiny_training_then_evaluation(tmp_path):
     assert "'quarter', 'dark', 'none'" in wrong.stderr
     unknown = _run("evaluate", *common, "+decode.sigma=3")
     assert unknown.returncode == 2 and "unknown decode settings ['sigma']" in unknown.stderr
+
+
+def test_a_run_without_a_selection_split_says_why_it_has_no_best_ap(tmp_path):
+    result = _run(
+        "train", f"run_dir={tmp_path / 'run'}", f"dataset.root={tmp_path / 'data'}", *TINY,
+        "dataset.select_split=null",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "no best.pt: dataset.select_split is null" in result.stdout, result.stdout[-500:]
+    assert "best AP None" not in result.stdout
+    assert "reported (" in result.stdout, "the report split is still evaluated"
 
 
 def test_clear_errors(tmp_path):

@@ -22,6 +22,7 @@ from PIL import Image
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
+from bottomup.coco_values import numbers_problem
 from bottomup.keypoints import KeypointLayout, get_layout
 from bottomup.sample import PoseSample
 from search_space.errors import UserError
@@ -104,7 +105,7 @@ class KeypointDataset:
             )
         self.coco = self._load_index()
         self.keypoint_layout: KeypointLayout = get_layout(layout)
-        self._check_keypoint_counts()
+        self._check_annotations()
         ids = sorted(self.coco.getImgIds())
         if only_with_persons:
             ids = [i for i in ids if self._labelled_annotations(i)]
@@ -137,7 +138,12 @@ class KeypointDataset:
                     f"annotation file {path}: image record {str(image)[:80]} needs 'id' and "
                     "'file_name'"
                 )
-        for ann in data["annotations"]:
+        for i, ann in enumerate(data["annotations"]):
+            if not isinstance(ann, dict):
+                raise DatasetError(
+                    f"annotation file {path}: annotation number {i} must be an object, not "
+                    f"{str(ann)[:80]}"
+                )
             if "image_id" not in ann:
                 raise DatasetError(
                     f"annotation file {path}: annotation {ann.get('id')} has no image_id"
@@ -149,17 +155,29 @@ class KeypointDataset:
             coco.createIndex()
         return coco
 
-    def _check_keypoint_counts(self) -> None:
+    def _check_annotations(self) -> None:
+        """Every annotation's keypoints (the layout's count, finite numbers) and box (finite, if
+        given): what becomes training targets and loss masks. A NaN keypoint used to load,
+        make a NaN target and stop training with the loss (``bottomup.coco_values``, the checks
+        scoring applies to the same values)."""
         expected = 3 * self.keypoint_layout.num_joints
         for ann in self.coco.dataset["annotations"]:
             keypoints = ann.get("keypoints")
-            if keypoints is None or len(keypoints) != expected:
-                count = None if keypoints is None else len(keypoints)
+            if not isinstance(keypoints, list) or len(keypoints) != expected:
+                count = len(keypoints) if isinstance(keypoints, list) else keypoints
                 raise DatasetError(
                     f"annotation file {self.annotation_file}: annotation {ann.get('id')} has "
                     f"{count} keypoint values, a {self.keypoint_layout.name} dataset needs "
                     f"{expected} ({self.keypoint_layout.num_joints} joints x 3); wrong layout? "
                     "(coco: 17 joints, crowdpose: 14)"
+                )
+            problem = numbers_problem("keypoints", keypoints) or (
+                numbers_problem("bbox", ann["bbox"], 4) if "bbox" in ann else None
+            )
+            if problem:
+                raise DatasetError(
+                    f"annotation file {self.annotation_file}: annotation id {ann.get('id')} "
+                    f"(image {ann['image_id']}): {problem}; fix or remove that annotation"
                 )
 
     def _labelled_annotations(self, image_id: int) -> list[dict]:
@@ -189,7 +207,9 @@ class KeypointDataset:
                 return np.asarray(image.convert("RGB"))
         except OSError as err:
             raise DatasetError(
-                f"image file {path} (image id {image_id}) cannot be decoded: {err}"
+                f"image file {path} (image id {image_id}) cannot be decoded ({err}): it is "
+                "damaged or not an image; restore it from the dataset's archive, or remove image "
+                f"{image_id} and its annotations from {self.annotation_file}"
             ) from None
 
     def __getitem__(self, index: int) -> PoseSample:
