@@ -234,8 +234,8 @@ def plot(models: dict[str, EndToEnd], persons: list[int], cross: float | None, o
         ax.annotate(f"cross at {cross:.1f} persons", (cross, intercept + slope * cross),
                     textcoords="offset points", xytext=(6, -14), fontsize=8)  # fmt: skip
     ax.set_xlabel("persons per image")
-    ax.set_ylabel("end-to-end ms per image (ONNX Runtime, 1 thread, CPU clock)")
-    ax.set_title("network + decode, ground-truth boxes (no detector)")
+    ax.set_ylabel("ms per image (network + decode)")
+    ax.set_title("ONNX Runtime, 1 thread, CPU clock; ground-truth boxes (no detector)", fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return save_figure(fig, out, "latency")
