@@ -1,19 +1,22 @@
 """Budgets: MACs (``5.0G`` / ``800M`` / plain counts, true or paper convention) or predicted
 latency (``40ms``, convention ``latency``, read from a per-layer latency table); feasibility.
 
-Both kinds answer the driver alike: ``cost_of(config, macs)`` is a candidate's cost in the
-budget's unit, ``limit`` the budget, ``column`` the trials-table column the cost is kept in."""
+Both kinds are a :class:`SearchBudget`, the one protocol the driver, the sampler, the tables and
+the plots read: :class:`Budget` (MACs) and :class:`LatencyBudget`. A budget never looks at a
+trial; the driver asks it for a candidate's cost once per trial and records that cost under the
+budget's ``column`` and its excess over ``limit`` as the Optuna constraint ``constraint``."""
 
 from __future__ import annotations
 
 import math
 import re
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from evaluators.latency_table import LatencyPredictor
 from evaluators.macs_fast import FastMacs
-from search_space import preset_info
-from search_space.errors import UserError
+from posecore.errors import UserError
+from search_space import list_presets, preset_info
 
 CONVENTIONS = ("true", "paper")
 LATENCY = "latency"  # the convention of a latency budget
@@ -23,8 +26,7 @@ _TIME_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
 # The paper's named budgets (paper convention): the published MACs of LitePose-XS / S / M / L,
 # stated once, on their presets.
 PAPER_BUDGETS = {
-    name: preset_info(f"litepose_{name.lower()}").published_gmacs * 1e9
-    for name in ("XS", "S", "M", "L")
+    info.short: info.published_gmacs * 1e9 for info in map(preset_info, list_presets(tag="paper"))
 }
 
 
@@ -32,10 +34,41 @@ class BudgetError(UserError, ValueError):
     """A budget that cannot be parsed or that no member of the space can meet."""
 
 
+class SearchBudget(Protocol):
+    """What the search asks of a budget, whatever it counts.
+
+    When the search starts, :meth:`check_reachable` is given the smallest member of the space
+    (and its MACs) and refuses a budget nothing can meet. For each trial the driver calls
+    :meth:`cost_of` once, on the decoded candidate and its exact MACs (``FastMacs``, already
+    computed for every trial); the cost is kept in the trial's user attribute ``column`` (also
+    the trials-table column), ``cost - limit`` is the trial's Optuna constraint named
+    ``constraint`` (feasible when <= 0), and with ``multi_objective`` the cost is the second
+    objective. ``axis`` scales and labels costs of this kind for the plots; budgets of one search
+    share one ``convention``.
+    """
+
+    convention: str
+    column: str
+    constraint: str
+
+    @property
+    def limit(self) -> float: ...
+
+    def cost_of(self, config, macs: FastMacs) -> float: ...
+
+    def check_reachable(self, smallest, macs: FastMacs) -> None: ...
+
+    def axis(self) -> tuple[float, str]: ...
+
+
 @dataclass(frozen=True)
 class Budget:
+    """At most ``macs`` multiply-accumulates, counted in ``convention`` (``true``, or ``paper``:
+    the LitePose paper's count, deconvolutions per output pixel; ``docs/macs.md``)."""
+
     macs: float
     convention: str = "true"
+    constraint: str = field(default="macs", init=False)  # the name every MACs study has used
 
     def __post_init__(self) -> None:
         if self.convention not in CONVENTIONS:
@@ -56,20 +89,21 @@ class Budget:
     def limit(self) -> float:
         return self.macs
 
-    def measure(self, macs: FastMacs) -> int:
-        """The MACs of a candidate in this budget's convention."""
-        return getattr(macs, self.column)
-
     def cost_of(self, config, macs: FastMacs) -> float:
-        return float(self.measure(macs))
+        """The candidate's MACs in this budget's convention (``config`` is not needed)."""
+        return float(getattr(macs, self.column))
+
+    def check_reachable(self, smallest, macs: FastMacs) -> None:
+        floor = self.cost_of(smallest, macs)
+        if floor > self.macs:
+            raise BudgetError(
+                f"budget {self} is infeasible: the smallest member of the search space needs "
+                f"{floor / 1e9:.3f} G {self.convention} MACs; raise the budget to at least that"
+            )
 
     def axis(self) -> tuple[float, str]:
         """(divisor, label) for plotting costs of this kind."""
         return 1e9, f"GMACs ({self.convention} convention)"
-
-    def violation(self, macs: FastMacs) -> float:
-        """Optuna constraint value: <= 0 when the candidate fits."""
-        return float(self.measure(macs) - self.macs)
 
     def __str__(self) -> str:
         return f"{self.macs / 1e9:g}G ({self.convention} MACs)"
@@ -85,6 +119,9 @@ class LatencyBudget:
     predictor: LatencyPredictor = field(compare=False, repr=False)
     convention: str = LATENCY
     column: str = "latency_pred_ms"
+    # Named for what it is; a study made before this name was given has "macs" on its earlier
+    # trials (the tables read a trial's one constraint whatever its name: tables.violation).
+    constraint: str = "latency_ms"
 
     def __post_init__(self) -> None:
         if not math.isfinite(self.ms) or self.ms <= 0:
@@ -95,7 +132,17 @@ class LatencyBudget:
         return self.ms
 
     def cost_of(self, config, macs: FastMacs | None = None) -> float:
+        """The candidate's predicted latency in ms (``macs`` is not needed)."""
         return self.predictor.predict_ms(config)
+
+    def check_reachable(self, smallest, macs: FastMacs | None = None) -> None:
+        floor = self.cost_of(smallest)
+        if floor > self.ms:
+            raise BudgetError(
+                f"budget {self} is infeasible: the smallest member of the search space is "
+                f"predicted at {floor:.2f} ms by table {self.predictor.table.path}; raise the "
+                "budget to at least that"
+            )
 
     def axis(self) -> tuple[float, str]:
         h = self.predictor.table.header
@@ -140,29 +187,21 @@ def parse_macs(text: str | float | int) -> float:
     return value * _UNITS[unit]
 
 
-def check_reachable(budget: Budget | LatencyBudget, smallest: FastMacs, config=None) -> None:
+def check_reachable(budget: SearchBudget, smallest: FastMacs, config=None) -> None:
     """Refuse a budget below the smallest member of the space (``config``, whose MACs are
-    ``smallest``), naming what is reachable."""
-    if isinstance(budget, LatencyBudget):
-        floor = budget.cost_of(config)
-        if floor > budget.ms:
-            raise BudgetError(
-                f"budget {budget} is infeasible: the smallest member of the search space is "
-                f"predicted at {floor:.2f} ms by table {budget.predictor.table.path}; raise the "
-                "budget to at least that"
-            )
-        return
-    floor = budget.measure(smallest)
-    if floor > budget.macs:
-        raise BudgetError(
-            f"budget {budget} is infeasible: the smallest member of the search space needs "
-            f"{floor / 1e9:.3f} G {budget.convention} MACs; raise the budget to at least that"
-        )
+    ``smallest``), naming what is reachable (``SearchBudget.check_reachable``)."""
+    budget.check_reachable(config, smallest)
 
 
-def parse_budgets(value, convention: str = "paper") -> dict[str, Budget]:
+def parse_budgets(
+    value, convention: str = "paper", predictor: LatencyPredictor | None = None
+) -> dict[str, SearchBudget]:
     """The ``budgets`` setting: ``paper`` (the paper's XS / S / M / L at their published GMACs),
-    a mapping ``{name: MACs}`` (``{S: 5.0G, tiny: 800M}``) or one MACs value (named by itself)."""
+    a mapping ``{name: budget}`` (``{S: 5.0G, tiny: 800M}``) or one value (named by itself).
+    With ``convention=latency`` the values are times (``40ms``) predicted by ``predictor``; one
+    such budget is named ``latency_<value>``."""
+    if convention == LATENCY:
+        return _latency_budgets(value, predictor)
     if isinstance(value, str) and value == "paper":
         return {name: Budget(macs, convention) for name, macs in PAPER_BUDGETS.items()}
     if isinstance(value, str | int | float):
@@ -172,4 +211,24 @@ def parse_budgets(value, convention: str = "paper") -> dict[str, Budget]:
     raise BudgetError(
         f"budgets={value!r}: write paper (XS / S / M / L), one budget (5.0G) or a mapping of "
         "names to budgets ({S: 5.0G, M: 7.8G})"
+    )
+
+
+def _latency_budgets(value, predictor: LatencyPredictor | None) -> dict[str, LatencyBudget]:
+    if predictor is None:
+        raise BudgetError("convention=latency needs a latency table (table=<CSV>)")
+    if isinstance(value, str) and value == "paper":
+        raise BudgetError(
+            "convention=latency needs budgets=<milliseconds>, e.g. budgets=40ms (the paper's "
+            "budgets are MACs)"
+        )
+    if isinstance(value, str | int | float) and not isinstance(value, bool):
+        return {f"latency_{value}": LatencyBudget(parse_latency_ms(value), predictor)}
+    if hasattr(value, "items") and len(value):
+        return {
+            str(name): LatencyBudget(parse_latency_ms(ms), predictor) for name, ms in value.items()
+        }
+    raise BudgetError(
+        f"budgets={value!r}: write one latency budget (40ms) or a mapping of names to budgets "
+        "({fast: 20ms, slow: 40ms})"
     )

@@ -3,7 +3,8 @@
 A zero-cost proxy (``jacob_cov`` by default) is not an AP: plotting it as accuracy would invent a
 scale. The honest estimate is a monotone (isotonic, non-decreasing) calibration of the score to
 the trained AP, fitted on the architectures whose score ``experiments.rank_proxies`` recorded
-against the ground-truth table (``results/rank_proxies/scores.csv``). Between the fitted points the
+against the ground-truth table (the committed one is ``results/rank_proxies/scores.csv``, which the
+entry points pass by default: ``experiments.committed``). Between the fitted points the
 estimate is interpolated linearly; beyond them it is clamped to the end values, so a search's
 candidate never gets an AP outside what was trained. The ``supernet`` proxy's score already is
 recalibrated AP and passes through unchanged. Proxies with no recorded scores get no estimator.
@@ -18,9 +19,6 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import isotonic_regression
 
-REPO = Path(__file__).resolve().parents[1]
-PROXY_SCORES = REPO / "results" / "rank_proxies" / "scores.csv"
-GROUND_TRUTH = REPO / "results" / "ground_truth" / "table.csv"
 TRUTH = "truth_AP"  # scores.csv's column of the mean trained AP
 
 
@@ -39,12 +37,12 @@ class ApEstimator:
         return np.interp(values, self.scores, self.ap)
 
 
-def ap_estimator(proxy: str, scores_csv: Path | str | None = None) -> ApEstimator | None:
-    """The AP estimator for ``proxy``'s scores, or None when ``scores_csv`` (default: the
-    committed ``results/rank_proxies/scores.csv``) has no column for it or does not exist."""
+def ap_estimator(proxy: str, scores_csv: Path | str) -> ApEstimator | None:
+    """The AP estimator for ``proxy``'s scores, or None when ``scores_csv`` (``rank_proxies``'s
+    ``scores.csv``) has no column for it or does not exist."""
     if proxy == "supernet":
         return ApEstimator("recalibrated supernet AP (demo val)", np.empty(0), np.empty(0))
-    path = Path(scores_csv) if scores_csv is not None else PROXY_SCORES
+    path = Path(scores_csv)
     if not path.exists():
         return None
     table = pd.read_csv(path)
@@ -59,10 +57,10 @@ def ap_estimator(proxy: str, scores_csv: Path | str | None = None) -> ApEstimato
     return ApEstimator(name, fitted[proxy].to_numpy(), ap)
 
 
-def ground_truth_ap(table_csv: Path | str | None = None) -> pd.Series:
-    """Trained AP by architecture hash (mean over seeds), from the ground-truth table (default:
-    the committed one); empty when the file does not exist."""
-    path = Path(table_csv) if table_csv is not None else GROUND_TRUTH
+def ground_truth_ap(table_csv: Path | str) -> pd.Series:
+    """Trained AP by architecture hash (mean over seeds), from a ground-truth ``table.csv``;
+    empty when the file does not exist."""
+    path = Path(table_csv)
     if not path.exists():
         return pd.Series(dtype=float)
     table = pd.read_csv(path)

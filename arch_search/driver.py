@@ -2,8 +2,10 @@
 
 One study serves every named budget (by default the paper's XS / S / M / L). Each trial suggests
 every gene of the declared space (``trial.suggest_categorical``), decodes the architecture,
-computes its MACs with the exact fast path, and records the widest budget as an Optuna constraint
-(``Trial.set_constraint``: feasible when <= 0). Only a candidate within it is scored by the proxy;
+computes its MACs with the exact fast path and its cost under the widest budget (once: MACs or
+predicted latency, ``arch_search.budget.SearchBudget``), and records the excess as an Optuna
+constraint named for the budget's kind (``Trial.set_constraint``, ``macs`` or ``latency_ms``:
+feasible when <= 0). Only a candidate within it is scored by the proxy;
 an infeasible trial completes with the worst score. The default sampler
 (``arch_search.evolution``, ``sampler=evolution``) proposes only members within the budget whose
 turn it is and evolves each budget's population; Optuna's own samplers (``nsga2``, ``tpe``,
@@ -18,7 +20,7 @@ any URL: a journal file, PostgreSQL for many workers) and remembers its budgets.
 across workers and restarts: running the same command again continues the study until
 ``n_trials`` trials have finished.
 
-A SIGINT / SIGTERM (inside ``posetrain.interrupts.stop_on_signals``) lets the running trial finish,
+A SIGINT / SIGTERM (inside ``posecore.interrupts.stop_on_signals``) lets the running trial finish,
 or fails it where the trial itself stops early (a trained proxy's trainer, a wait on another
 worker), and starts no other: ``run_search`` returns the study with every finished trial kept.
 """
@@ -47,7 +49,7 @@ from arch_search.admission import (
     scored_trial_with_hash,
     worker_name,
 )
-from arch_search.budget import Budget, LatencyBudget, check_reachable
+from arch_search.budget import LatencyBudget, SearchBudget
 from arch_search.evolution import TARGET_ATTR, BudgetedSampler, EvolutionSettings
 from arch_search.storage import make_storage
 from arch_search.tables import WORST
@@ -56,25 +58,28 @@ from evaluators.latency_table import LatencyPredictor
 from evaluators.macs_fast import fast_macs
 from evaluators.memory import layer_parameters
 from evaluators.proxies import Proxy, ProxyContext
+from posecore.errors import SettingError
+from posecore.interrupts import Interrupted, requested
 from posenets import build_model
-from posetrain.interrupts import Interrupted, requested
-from search_space import arch_hash, get_preset, to_dict
-from search_space.errors import SettingError
+from search_space import arch_hash, get_preset, list_presets, to_dict
 from search_space.plan import layer_plan
 from search_space.space import LitePoseSpace
 
 # evolution: regularized evolution within each budget; random_within: uniform members within
 # each budget; random: uniform members of the space (within the widest), a baseline to plot
 SAMPLERS = ("evolution", "random_within", "nsga2", "tpe", "random")
-PAPER_SEEDS = ("litepose_xs", "litepose_s", "litepose_m", "litepose_l")
 
 
 @dataclass
 class SearchSettings:
-    """``budgets``: name -> budget, all in one convention (MACs or predicted latency); the
+    """The one settings object of a search, and the one place its defaults are stated
+    (``experiments.search.SearchConfig`` reads them from here): the defaults are what
+    ``python -m experiments.search`` does and ``docs/search.md`` describes.
+
+    ``budgets``: name -> budget, all in one convention (MACs or predicted latency); the
     search's constraint is the widest of them and each is served by its own best trial."""
 
-    budgets: dict[str, Budget | LatencyBudget]
+    budgets: dict[str, SearchBudget]
     run_dir: Path
     n_trials: int = 40
     storage: str | None = None
@@ -83,9 +88,9 @@ class SearchSettings:
     sampler: str = "evolution"
     evolution: EvolutionSettings = field(default_factory=EvolutionSettings)
     multi_objective: bool = True
-    seed_paper_models: bool = False
+    seed_paper_models: bool = True  # the paper's presets enqueued as the first trials
     heartbeat_s: int = 10
-    latency_runs: int = 0  # > 0: time each scored candidate (CPU, one thread, median of these)
+    latency_runs: int = 3  # > 0: time each scored candidate (CPU, one thread, median of these)
     # Predicted latency of every trial (column latency_pred_ms) from a per-layer latency table;
     # a LatencyBudget carries its own.
     predictor: LatencyPredictor | None = None
@@ -112,7 +117,7 @@ class SearchSettings:
             )
 
     @property
-    def widest(self) -> Budget | LatencyBudget:
+    def widest(self) -> SearchBudget:
         """The search's constraint: every budget's candidates fit within it."""
         return max(self.budgets.values(), key=lambda b: b.limit)
 
@@ -193,13 +198,17 @@ class SearchObjective:
     """Optuna objective: admit, decode, budget check, de-duplicate, score.
 
     ``budget`` is the constraint (the widest budget); with ``multi_objective`` the trial's values
-    are (score, MACs in the budget's convention). Several workers may share the study: see
-    ``arch_search.admission`` for who runs and who scores."""
+    are (score, the budget's cost: MACs in its convention or predicted ms). Several workers may
+    share the study: see ``arch_search.admission`` for who runs and who scores.
+
+    ``run_search`` builds it from :class:`SearchSettings` and passes every setting; built by
+    hand (a benchmark, a test) it measures nothing beyond the score and the costs unless asked
+    (``latency_runs=0``, no predictor)."""
 
     def __init__(
         self,
         space: LitePoseSpace,
-        budget: Budget,
+        budget: SearchBudget,
         proxy: Proxy,
         context: ProxyContext,
         multi_objective: bool,
@@ -225,16 +234,14 @@ class SearchObjective:
         genes = {name: trial.suggest_categorical(name, c) for name, c in self.choices.items()}
         config = self.space.decode(genes)
         macs = fast_macs(config)
-        measured = self.budget.cost_of(config, macs)  # the second objective: MACs or latency
+        measured = self.budget.cost_of(config, macs)  # once: constraint and second objective
         digest = arch_hash(config)
         trial.set_user_attr("hash", digest)
-        trial.set_user_attr("macs", macs.macs)
-        trial.set_user_attr("macs_paper", macs.macs_paper)
+        for column, cost in self._costs(config, macs, measured).items():
+            trial.set_user_attr(column, cost)
         trial.set_user_attr("arch", json.dumps(to_dict(config)))
-        if self.predictor is not None:
-            trial.set_user_attr("latency_pred_ms", self.predictor.predict_ms(config))
-        violation = self.budget.cost_of(config, macs) - self.budget.limit
-        trial.set_constraint("macs", violation)  # the budget's constraint, MACs or latency
+        violation = measured - self.budget.limit
+        trial.set_constraint(self.budget.constraint, violation)
         if violation > 0:
             return self._values(WORST, measured)
         previous = scored_trial_with_hash(trial, digest)
@@ -259,6 +266,15 @@ class SearchObjective:
             trial.set_user_attr("latency_ms", timed.latency_ms)
         return self._values(self.proxy.score(config, self.context), measured)
 
+    def _costs(self, config, macs, measured: float) -> dict[str, float]:
+        """The costs every trial records (MACs in both conventions; the predicted latency with a
+        table), the budget's own under its column: nothing is computed twice."""
+        costs = {"macs": macs.macs, "macs_paper": macs.macs_paper}
+        costs.setdefault(self.budget.column, measured)  # a latency budget's predicted ms
+        if self.predictor is not None and "latency_pred_ms" not in costs:
+            costs["latency_pred_ms"] = self.predictor.predict_ms(config)
+        return costs
+
     def _values(self, score: float, macs: int):
         return (score, float(macs)) if self.multi_objective else score
 
@@ -271,15 +287,15 @@ def run_search(
     progress: bool = True,
 ) -> optuna.Study:
     """Run (or continue) the study until ``n_trials`` trials have finished, all workers counted,
-    or until a stop is requested (``posetrain.interrupts``). Every budget must be reachable."""
+    or until a stop is requested (``posecore.interrupts``). Every budget must be reachable."""
     smallest = space.smallest()
     for budget in settings.budgets.values():
-        check_reachable(budget, fast_macs(smallest), smallest)
+        budget.check_reachable(smallest, fast_macs(smallest))
     latency = [b.predictor for b in settings.budgets.values() if isinstance(b, LatencyBudget)]
     predictor = settings.predictor or (latency[0] if latency else None)
     study = open_study(settings, space)
     if settings.seed_paper_models and not study.trials:
-        for name in PAPER_SEEDS:
+        for name in list_presets(tag="paper"):
             config = get_preset(name)
             if space.contains(config):
                 study.enqueue_trial(space.encode(config), skip_if_exists=True)

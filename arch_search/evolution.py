@@ -36,10 +36,10 @@ import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from arch_search.budget import Budget, LatencyBudget
+from arch_search.budget import SearchBudget
 from evaluators.macs_fast import fast_macs
+from posecore.errors import SettingError
 from search_space import arch_hash
-from search_space.errors import SettingError
 from search_space.space import Genes, LitePoseSpace
 
 TARGET_ATTR = "target_budget"  # trial system attribute: the budget a proposal was drawn for
@@ -83,7 +83,7 @@ class BudgetedSampler(optuna.samplers.BaseSampler):
     def __init__(
         self,
         space: LitePoseSpace,
-        budgets: Mapping[str, Budget | LatencyBudget],
+        budgets: Mapping[str, SearchBudget],
         seed: int = 0,
         evolve: bool = True,
         settings: EvolutionSettings | None = None,
@@ -123,7 +123,7 @@ class BudgetedSampler(optuna.samplers.BaseSampler):
         return choices[int(self.rng(trial.number).integers(len(choices)))]
 
     # ------------------------------------------------------------------ proposals
-    def target(self, number: int) -> tuple[str, Budget | LatencyBudget]:
+    def target(self, number: int) -> tuple[str, SearchBudget]:
         """The budget trial ``number`` is proposed for: the budgets take turns, smallest first
         (with the paper's four presets enqueued, each preset opens its own budget's turn)."""
         return self.targets[number % len(self.targets)]
@@ -132,7 +132,7 @@ class BudgetedSampler(optuna.samplers.BaseSampler):
         return np.random.default_rng([self.seed, number])
 
     def population(
-        self, trials: Sequence[FrozenTrial], name: str, budget: Budget | LatencyBudget
+        self, trials: Sequence[FrozenTrial], name: str, budget: SearchBudget
     ) -> list[FrozenTrial]:
         """Budget ``name``'s population: its ``population`` most recent scored trials proposed
         for it (``proposed_for``) that fit it. Members proposed for other budgets stay out: the
@@ -160,7 +160,7 @@ class BudgetedSampler(optuna.samplers.BaseSampler):
         return limits[index - 1] if index else 0.0
 
     def propose(
-        self, trials: Sequence[FrozenTrial], name: str, budget: Budget | LatencyBudget, rng
+        self, trials: Sequence[FrozenTrial], name: str, budget: SearchBudget, rng
     ) -> Genes:
         """Genes of a new member for budget ``name``: within it, above the next smaller budget
         (``floor``) and new to the study; after ``max_draws`` draws, the first that was within
@@ -195,7 +195,7 @@ class BudgetedSampler(optuna.samplers.BaseSampler):
         picked = rng.choice(len(members), size=self.settings.tournament, replace=False)
         return max((members[i] for i in picked), key=lambda t: (t.values[0], t.number))
 
-    def repair(self, genes: Genes, budget: Budget | LatencyBudget, rng) -> Genes:
+    def repair(self, genes: Genes, budget: SearchBudget, rng) -> Genes:
         """Lower random genes one choice at a time until the member fits: every choice list is
         ascending and cost grows with each gene, and the smallest member fits every budget
         (``check_reachable``), so this ends."""
@@ -208,7 +208,7 @@ class BudgetedSampler(optuna.samplers.BaseSampler):
         return genes
 
     @staticmethod
-    def cost(config, budget: Budget | LatencyBudget) -> float:
+    def cost(config, budget: SearchBudget) -> float:
         return budget.cost_of(config, fast_macs(config))
 
 
@@ -216,6 +216,6 @@ def _scored(trial: FrozenTrial) -> bool:
     return bool(trial.values) and math.isfinite(trial.values[0])
 
 
-def _cost(trial: FrozenTrial, budget: Budget | LatencyBudget) -> float:
+def _cost(trial: FrozenTrial, budget: SearchBudget) -> float:
     value = trial.user_attrs.get(budget.column)
     return math.inf if value is None else float(value)

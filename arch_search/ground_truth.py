@@ -28,15 +28,15 @@ import numpy as np
 import pandas as pd
 
 from arch_search.budget import PAPER_BUDGETS
-from arch_search.records import JsonlRecords
 from evaluators.macs_fast import fast_macs
-from search_space import arch_hash, from_json, get_preset, load_arch, to_json
+from posecore.errors import MissingFileError, SettingError
+from posecore.records import JsonlRecords
+from search_space import arch_hash, from_json, get_preset, list_presets, load_arch, to_json
 from search_space.config import LitePoseConfig
-from search_space.errors import MissingFileError, SettingError
 from search_space.resolution import ResolutionRule
 from search_space.space import LitePoseSpace
 
-PRESETS = ("litepose_xs", "litepose_s", "litepose_m", "litepose_l")
+PRESETS = tuple(list_presets(tag="paper"))  # the paper's XS / S / M / L
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import arch_search.rankers  # noqa: F401 (registers combined, learned)
 import arch_search.trained_proxies  # noqa: F401 (registers short_train, supernet)
 from evaluators.proxies import Proxy, ProxyContext, registered_proxies
-from search_space.errors import UnknownNameError
+from posecore.errors import UnknownNameError
 
 __all__ = ["Proxy", "ProxyContext", "get_proxy", "list_proxies"]
 

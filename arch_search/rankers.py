@@ -30,8 +30,8 @@ from scipy.stats import rankdata
 from arch_search.ground_truth import configs_of, load_table
 from evaluators.macs_fast import fast_macs
 from evaluators.proxies import Proxy, ProxyContext, register_proxy
+from posecore.errors import MissingFileError, SettingError
 from search_space.config import ArchConfig, LitePoseConfig
-from search_space.errors import MissingFileError, SettingError
 
 AGGREGATIONS = ("log_rank", "mean_rank")
 # Proxy scores that grow multiplicatively with the network: their log is what a linear model

@@ -8,18 +8,20 @@ from pathlib import Path
 
 import pandas as pd
 
-from arch_search.budget import PAPER_BUDGETS, Budget, LatencyBudget
+from arch_search.budget import SearchBudget
 from arch_search.calibration import ApEstimator
 from arch_search.tables import WORST, best_within, pareto_front
 from evaluators.figures import save_figure, subplots
-from search_space import from_dict, save_arch
-from search_space.errors import SettingError
-from search_space.folders import staged
+from posecore.errors import SettingError
+from posecore.folders import staged
+from search_space import from_dict, list_presets, preset_info, save_arch
 
-# Published LitePose CrowdPose mAP (reference section 1); with the published GMACs (paper
-# convention, PAPER_BUDGETS) they are the paper's points on accuracy-vs-MACs plots.
-PAPER_MAP = {"XS": 49.4, "S": 58.3, "M": 59.9, "L": 61.9}
-PAPER_POINTS = {name: (PAPER_BUDGETS[name] / 1e9, ap) for name, ap in PAPER_MAP.items()}
+# The paper's points on accuracy-vs-MACs plots: published GMACs (paper convention) and CrowdPose
+# mAP of LitePose-XS / S / M / L, as their presets carry them.
+PAPER_POINTS = {
+    info.short: (info.published_gmacs, info.crowdpose_ap)
+    for info in map(preset_info, list_presets(tag="paper"))
+}
 
 
 def write_tables(table: pd.DataFrame, objective: str, run_dir: Path) -> pd.DataFrame:
@@ -47,7 +49,7 @@ STYLES = ("front", "points", "path")
 def plot_pareto(
     table: pd.DataFrame,
     objective: str,
-    budgets: dict[str, Budget | LatencyBudget],
+    budgets: dict[str, SearchBudget],
     run_dir: Path,
     estimator: ApEstimator | None = None,
     truth: pd.Series | None = None,
@@ -59,7 +61,7 @@ def plot_pareto(
 def plot_runs(
     runs: list[Run],
     objective: str,
-    budgets: dict[str, Budget | LatencyBudget],
+    budgets: dict[str, SearchBudget],
     run_dir: Path,
     estimator: ApEstimator | None = None,
     truth: pd.Series | None = None,
@@ -171,13 +173,13 @@ def _draw_run(
 def export_winners(
     table: pd.DataFrame,
     objective: str,
-    budgets: dict[str, Budget | LatencyBudget],
+    budgets: dict[str, SearchBudget],
     run_dir: Path,
     exporter=None,
 ) -> dict[str, Path | None]:
     """For each named budget, the best trial that fits it: ``exports/<name>/arch.json`` (with
     its hash) and, when ``exporter(config, folder)`` is given, weights and ONNX (written into
-    the folder it is given, the staged one; ``search_space.folders``). Restrict
+    the folder it is given, the staged one; ``posecore.folders``). Restrict
     ``table`` first to export only within a further budget (a latency search: its feasible
     trials)."""
     written: dict[str, Path | None] = {}

@@ -29,7 +29,7 @@ from sqlalchemy.exc import (
     ProgrammingError,
 )
 
-from search_space.errors import SettingError
+from posecore.errors import SettingError
 
 
 def make_storage(url: str, heartbeat_s: int) -> optuna.storages.BaseStorage:

@@ -7,7 +7,7 @@ import math
 import optuna
 import pandas as pd
 
-from arch_search.budget import Budget, LatencyBudget
+from arch_search.budget import SearchBudget
 
 WORST = -math.inf  # the score of an unscored (over-budget) trial
 
@@ -23,14 +23,14 @@ def feasible_column(name: str) -> str:
 
 
 def trials_table(
-    study: optuna.Study, objective_name: str, budgets: dict[str, Budget] | None = None
+    study: optuna.Study, objective_name: str, budgets: dict[str, SearchBudget] | None = None
 ) -> pd.DataFrame:
     """One row per trial: the contract columns, the objective (column ``objective_name``),
     ``feasible`` (within the searched constraint, the widest budget), one ``feasible_<name>``
     column per named budget, the genes and the arch JSON."""
     rows = []
     for t in study.get_trials(deepcopy=False):
-        violation = (t.constraints or {}).get("macs") if hasattr(t, "constraints") else None
+        violation = _violation(t)
         row = {
             "number": t.number,
             "hash": t.user_attrs.get("hash"),
@@ -55,6 +55,15 @@ def trials_table(
     return pd.DataFrame(rows)
 
 
+def _violation(trial: optuna.trial.FrozenTrial) -> float | None:
+    """The trial's excess over the searched budget (<= 0: within it), None before it was set.
+    Each trial has one constraint, named for its budget's kind (``SearchBudget.constraint``):
+    read whatever its name, so a latency study begun when every constraint was named ``macs``
+    reads the same after it resumes."""
+    values = list(trial.constraints.values())
+    return max(values) if values else None
+
+
 def pareto_front(table: pd.DataFrame, objective: str, macs_column: str = "macs") -> pd.DataFrame:
     """Feasible, finished trials not dominated in (higher objective, lower MACs)."""
     done = table[(table["state"] == "COMPLETE") & table["feasible"]]
@@ -69,7 +78,7 @@ def pareto_front(table: pd.DataFrame, objective: str, macs_column: str = "macs")
     return pd.DataFrame(front)
 
 
-def best_within(table: pd.DataFrame, objective: str, budget: Budget | LatencyBudget):
+def best_within(table: pd.DataFrame, objective: str, budget: SearchBudget):
     """The best finished, scored trial whose MACs (in the budget's convention) fit ``budget``;
     ties go to the fewer MACs. None when no scored trial fits."""
     column = budget.column
@@ -83,7 +92,7 @@ def best_within(table: pd.DataFrame, objective: str, budget: Budget | LatencyBud
 def winners_table(
     table: pd.DataFrame,
     objective: str,
-    budgets: dict[str, Budget | LatencyBudget],
+    budgets: dict[str, SearchBudget],
     estimator=None,
     folders: dict | None = None,
 ) -> pd.DataFrame:

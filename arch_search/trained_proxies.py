@@ -31,10 +31,11 @@ from torch.utils.data import DataLoader
 from bottomup.training_data import TrainingSamples
 from evaluators.pose_eval import evaluate_model
 from evaluators.proxies import Proxy, ProxyContext, register_proxy
+from posecore.errors import SettingError
 from posenets import build_model
 from posetrain.trainer import Trainer, TrainerConfig
 from search_space.config import ArchConfig
-from search_space.errors import ArchConfigError, SettingError
+from search_space.errors import ArchConfigError
 from supernet.checkpoint import open_supernet
 from supernet.recalibrate import export_recalibrated
 

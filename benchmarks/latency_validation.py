@@ -29,7 +29,6 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from arch_search.records import JsonlRecords  # noqa: E402
 from evaluators.latency_table import (  # noqa: E402
     LatencyPredictor,
     LatencyTable,
@@ -38,6 +37,7 @@ from evaluators.latency_table import (  # noqa: E402
     space_fingerprint,
 )
 from evaluators.macs_fast import fast_macs  # noqa: E402
+from posecore.records import JsonlRecords  # noqa: E402
 from search_space import arch_hash, to_json  # noqa: E402
 from search_space.space import LitePoseSpace, largest_member_of  # noqa: E402
 

@@ -48,7 +48,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from arch_search.ground_truth import Schedule  # noqa: E402
-from arch_search.records import JsonlRecords  # noqa: E402
 from bottomup.codec import CodecConfig, DecodeOptions, HeatmapTagCodec  # noqa: E402
 from bottomup.datasets.registry import build_dataset  # noqa: E402
 from bottomup.datasets.synthetic import SyntheticOptions  # noqa: E402
@@ -61,6 +60,7 @@ from evaluators.macs_fast import fast_macs  # noqa: E402
 from experiments.families import is_topdown  # noqa: E402
 from experiments.family_training import train_short, validation_ap  # noqa: E402
 from experiments.tables import to_markdown  # noqa: E402
+from posecore.records import JsonlRecords  # noqa: E402
 from posenets import build_model  # noqa: E402
 from posenets.io import export_onnx  # noqa: E402
 from search_space import arch_hash, resolve_arch  # noqa: E402

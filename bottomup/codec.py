@@ -36,10 +36,11 @@ from torch import Tensor
 
 from bottomup.grouping import SOLVERS, group_batch
 from bottomup.keypoints import KeypointLayout, release_joint_order
+from bottomup.outputs import split_quarter
 from bottomup.peaks import find_peaks, top_candidates
 from bottomup.refinement import adjust_dark, adjust_quarter_pixel, refine_missing
 from bottomup.transforms import InputGeometry, input_to_original
-from search_space.errors import SettingError
+from posecore.errors import SettingError
 
 ADJUSTS = ("quarter", "dark", "none")
 SCORES = ("refined", "grouped")
@@ -185,9 +186,8 @@ class HeatmapTagCodec:
         quarter, half = outputs
         size = half.shape[-2:]
         up = F.interpolate(quarter, size=size, mode="bilinear", align_corners=False)
-        heat = (up[:, :k] + half) / 2
-        tags = up[:, k:].reshape(up.shape[0], k, d, *size)
-        return heat, tags
+        heat, tags = split_quarter(up, k)
+        return (heat + half) / 2, tags.reshape(up.shape[0], k, d, *size)
 
     def _flip_back(self, tensor: Tensor) -> Tensor:
         """Maps of a flipped image ((N, K, ...) with width last) back to the original frame and

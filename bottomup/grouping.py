@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from search_space.errors import SettingError
+from posecore.errors import SettingError
 
 UNMATCHED_COST = 1e10  # the reference's padding for candidates beyond the persons' count
 SOLVERS = ("scipy", "munkres")

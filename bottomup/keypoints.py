@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from search_space.errors import UnknownNameError
+from posecore.errors import UnknownNameError
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from search_space.errors import SettingError
+from bottomup.outputs import split_quarter
+from posecore.errors import SettingError
 
 
 @dataclass(frozen=True)
@@ -39,16 +40,19 @@ class LossConfig:
 
 
 def heatmap_loss(
-    pred: Tensor, target: Tensor, mask: Tensor, foreground_weight: float = 0.0
+    pred: Tensor, target: Tensor, mask: Tensor | None, foreground_weight: float = 0.0
 ) -> Tensor:
     """Masked MSE, averaged per image then over the batch; pixels near joints weigh
     ``1 + foreground_weight * target``.
 
-    pred, target: (N, K, h, w); mask: (N, h, w). Returns a scalar.
+    pred, target: (N, K, h, w); mask: (N, h, w), or None for every pixel (then, without a
+    foreground weight, exactly ``F.mse_loss``). Returns a scalar.
     """
-    weight = (
-        mask[:, None] if not foreground_weight else mask[:, None] * (1 + foreground_weight * target)
-    )
+    if mask is None and not foreground_weight:
+        return ((pred - target) ** 2).mean()
+    weight = mask[:, None] if mask is not None else torch.ones_like(target[:, :1])
+    if foreground_weight:
+        weight = weight * (1 + foreground_weight * target)
     return ((pred - target) ** 2 * weight).mean()
 
 
@@ -131,25 +135,45 @@ def centred_joint_tags(tags: Tensor, joints: Tensor, num_joints: int) -> tuple[T
 
 class DistillationLoss(nn.Module):
     """Student against teacher outputs of the same shapes: ``{'distill_heatmap',
-    'distill_tag'}``, weighted. Zero when the two are equal."""
+    'distill_tag'}``, weighted. Zero when the two are equal.
 
-    def __init__(self, num_joints: int, config: DistillationConfig, foreground_weight: float = 0.0):
+    The one distillation of posearch: from a fixed trained teacher (``posetrain.distillation``,
+    masked like the pose loss) and in place, from the supernet's largest member to the others
+    (``supernet.training.SandwichStep``: :func:`in_place_distillation`, every pixel, heatmaps
+    only). ``masked=False`` compares every pixel; a zero ``tag_weight`` skips the tags."""
+
+    def __init__(
+        self,
+        num_joints: int,
+        config: DistillationConfig,
+        foreground_weight: float = 0.0,
+        masked: bool = True,
+    ):
         super().__init__()
         self.num_joints = num_joints
         self.config = config
         self.foreground_weight = foreground_weight
+        self.masked = masked
 
     def forward(
         self, student: list[Tensor], teacher: list[Tensor], targets: dict[str, Tensor]
     ) -> dict[str, Tensor]:
         k, fw = self.num_joints, self.foreground_weight
         (s_quarter, s_half), (t_quarter, t_half) = student, teacher
-        heat = heatmap_loss(s_quarter[:, :k], t_quarter[:, :k], targets["masks_quarter"], fw)
-        heat = heat + heatmap_loss(s_half, t_half, targets["masks_half"], fw)
-        s_tags, valid = centred_joint_tags(s_quarter[:, k:], targets["joints"], k)
-        t_tags, _ = centred_joint_tags(t_quarter[:, k:], targets["joints"], k)
-        sq = ((s_tags - t_tags) ** 2).sum(dim=-1) * valid  # (N, M, K)
-        tag = (sq.sum(dim=(1, 2)) / valid.sum(dim=(1, 2)).clamp(min=1)).mean()
+        (s_heat, s_tags), (t_heat, t_tags) = (
+            split_quarter(s_quarter, k),
+            split_quarter(t_quarter, k),
+        )
+        masks = (targets["masks_quarter"], targets["masks_half"]) if self.masked else (None, None)
+        heat = heatmap_loss(s_heat, t_heat, masks[0], fw)
+        heat = heat + heatmap_loss(s_half, t_half, masks[1], fw)
+        if self.config.tag_weight:
+            s_tags, valid = centred_joint_tags(s_tags, targets["joints"], k)
+            t_tags, _ = centred_joint_tags(t_tags, targets["joints"], k)
+            sq = ((s_tags - t_tags) ** 2).sum(dim=-1) * valid  # (N, M, K)
+            tag = (sq.sum(dim=(1, 2)) / valid.sum(dim=(1, 2)).clamp(min=1)).mean()
+        else:
+            tag = heat.new_zeros(())
         return {
             "distill_heatmap": heat * self.config.heatmap_weight,
             "distill_tag": tag * self.config.tag_weight,
@@ -168,10 +192,11 @@ class BottomUpLoss(nn.Module):
     def forward(self, outputs: list[Tensor], targets: dict[str, Tensor]) -> dict[str, Tensor]:
         k = self.num_joints
         quarter, half = outputs
+        heatmaps, tags = split_quarter(quarter, k)
         w_quarter, w_half = self.config.heatmap_weights
         parts = {
             "heatmap_quarter": heatmap_loss(
-                quarter[:, :k],
+                heatmaps,
                 targets["heatmaps_quarter"],
                 targets["masks_quarter"],
                 self.config.foreground_weight,
@@ -182,8 +207,14 @@ class BottomUpLoss(nn.Module):
             )
             * w_half,
         }
-        push, pull = associative_embedding_loss(quarter[:, k:], targets["joints"], k)
+        push, pull = associative_embedding_loss(tags, targets["joints"], k)
         parts["push"] = push * self.config.push_weight
         parts["pull"] = pull * self.config.pull_weight
         parts["loss"] = sum(parts.values())
         return parts
+
+
+def in_place_distillation(num_joints: int) -> DistillationLoss:
+    """The supernet's in-place distillation: each member's heatmaps (1/4 and 1/2) against the
+    largest member's, plain MSE over every pixel, no tags (``supernet.training``)."""
+    return DistillationLoss(num_joints, DistillationConfig(1.0, 0.0), masked=False)

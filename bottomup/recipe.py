@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from bottomup.codec import DecodeOptions
 from bottomup.training_data import TARGETS
 from bottomup.transforms import TEST_RESIZES, AugmentConfig
-from search_space.errors import SettingError
+from posecore.errors import SettingError
 
 REPORTS = ("last", "best")
 

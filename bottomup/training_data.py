@@ -19,7 +19,7 @@ from bottomup.codec import CodecConfig, HeatmapTagCodec
 from bottomup.datasets.coco_format import KeypointDataset
 from bottomup.release_targets import encode_release
 from bottomup.transforms import AugmentConfig, random_affine
-from search_space.errors import SettingError
+from posecore.errors import SettingError
 
 TARGETS = ("centred", "release")
 

@@ -29,7 +29,7 @@ from PIL import Image
 
 from bottomup.keypoints import KeypointLayout
 from bottomup.sample import PoseSample
-from search_space.errors import SettingError
+from posecore.errors import SettingError
 
 IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)

@@ -15,7 +15,7 @@ from typing import Any
 
 from bottomup.coco_values import is_id, is_number, numbers_problem
 from bottomup.keypoints import KeypointLayout, layout_for_num_joints
-from search_space.errors import UserError
+from posecore.errors import UserError
 
 # No image is a million pixels wide, so a coordinate beyond this is a bug upstream (an unscaled
 # or uninitialised value), not a prediction. OKS squares the distances, which overflow at ~1e154.

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from search_space.errors import SettingError
+from posecore.errors import SettingError
 
 FAMILIES = ("topdown", "bottomup")
 

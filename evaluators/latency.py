@@ -34,7 +34,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from search_space.errors import SettingError
+from posecore.errors import SettingError
 
 Size = tuple[int, int]
 CLOCKS = {"wall": time.perf_counter, "cpu": time.thread_time}

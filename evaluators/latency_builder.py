@@ -56,14 +56,15 @@ from evaluators.latency_units import (
     space_fingerprint,
     space_units,
 )
+from posecore.interrupts import requested
 from posenets import build_model
 from posenets.io import export_onnx, fold_batchnorm
 from posenets.runtimes import backend, export_runtime, runtime_file
-from posetrain.interrupts import requested
-from search_space import get_preset
+from search_space import get_preset, list_presets
 
 MIN_RUNS, MAX_RUNS = 7, 101
 TARGET_TIMED_MS = 60.0  # per layer: enough repeats that the median of small layers settles
+
 
 def _inputs(spec: LayerSpec) -> tuple[torch.Tensor, ...]:
     generator = torch.Generator().manual_seed(0)
@@ -220,7 +221,7 @@ def measure_layers(
 ) -> Iterator[str]:
     """Time every spec whose key the table lacks, appending each row to the table's file as it
     is measured; yields each key measured. Stops between two layers when a SIGINT / SIGTERM is
-    requested (``posetrain.interrupts``): what was measured stays in the file."""
+    requested (``posecore.interrupts``): what was measured stays in the file."""
     todo = [s for s in specs if s.key not in table.entries]
     h = table.header
     table.write()  # whole rows only: a row cut short by a kill is dropped before appending
@@ -260,7 +261,7 @@ def calibration_members(space, count: int, seed: int = 0) -> list[tuple[str, Any
     """The networks a table's fit is made on: the LitePose presets the space contains, then
     ``count`` random members (seeded; a validation draws with another seed)."""
     members = []
-    for name in ("litepose_xs", "litepose_s", "litepose_m", "litepose_l"):
+    for name in list_presets(tag="paper"):
         config = get_preset(name, num_joints=space.largest.num_joints)
         if space.contains(config):
             members.append((name, config))

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from evaluators.latency_units import LatencyTableError, config_units
-from search_space.errors import MissingFileError, SettingError
+from posecore.errors import MissingFileError, SettingError
 
 RUNTIMES = ("onnxruntime", "openvino", "executorch", "torch")
 # the posenets.runtimes runner each table runtime times whole networks with (torch: eager)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
-from search_space.errors import UserError
+from posecore.errors import UserError
 from search_space.plan import Layer, layer_plan
 
 KEY_FORMAT = 1  # of the keys and the space fingerprint; a table of another one is refused

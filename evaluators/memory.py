@@ -18,8 +18,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from posecore.errors import SettingError
 from search_space.config import ArchConfig
-from search_space.errors import SettingError
 from search_space.plan import Layer, layer_plan
 
 BYTES_PER_VALUE = 4  # float32

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import ConstantInputWarning, kendalltau, rankdata, spearmanr
 
-from search_space.errors import SettingError
+from posecore.errors import SettingError
 
 STATISTICS = ("kendall", "spearman")
 

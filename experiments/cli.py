@@ -1,9 +1,9 @@
 """How every entry point ends when it does not finish: one line on stderr, never a traceback.
 
 Errors a user can fix (a bad arch field, a missing dataset path, a corrupt checkpoint, an
-infeasible budget) are one family, ``search_space.errors.UserError``, and already carry the field
+infeasible budget) are one family, ``posecore.errors.UserError``, and already carry the field
 and the fix in their message; a traceback would only bury it: exit status 2. A SIGINT / SIGTERM
-honoured at a safe point (``posetrain.interrupts``) says what was kept: exit status 128 + the
+honoured at a safe point (``posecore.interrupts``) says what was kept: exit status 128 + the
 signal, as a shell reports it. Anything else is a bug and keeps its traceback.
 
 Every entry point's ``--help`` is its module docstring (what it does, its main options, examples),
@@ -21,7 +21,6 @@ from __future__ import annotations
 import ast
 import logging
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,9 +32,9 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
-from posetrain.interrupts import Interrupted
-from search_space.errors import SettingError, UserError
-from search_space.folders import OutputFolderError
+from posecore.errors import SettingError, UserError
+from posecore.folders import check_run_dir
+from posecore.interrupts import Interrupted
 
 
 @contextmanager
@@ -72,7 +71,7 @@ def fail_clearly(
 
 def settings(cfg: Any, leave_out: tuple[str, ...] = ("overwrite", "progress")) -> dict:
     """The settings that define a command's output, for the marker of the folder it writes
-    (``search_space.folders``): the resolved config (or its schema's dataclass) less the keys
+    (``posecore.folders``): the resolved config (or its schema's dataclass) less the keys
     that change only how it runs."""
     node = cfg if isinstance(cfg, DictConfig) else OmegaConf.structured(cfg)
     values = OmegaConf.to_container(node, resolve=True)
@@ -87,30 +86,11 @@ def check_seed(value: int, key: str = "seed") -> int:
     return value
 
 
-def check_run_dir(path: str | Path, key: str = "run_dir") -> Path:
-    """``path`` as a writable folder, made if missing: the one check of every entry point's
-    output folder. A file in its place (or above it) or a place where nothing can be written (a
-    read-only filesystem, a permission) is an :class:`OutputFolderError` naming ``key``. What the
-    folder already holds is left alone (a rerun resumes from it)."""
-    folder = Path(path)
-    if folder.exists() and not folder.is_dir():
-        raise OutputFolderError(f"{key}={folder} is a file, not a folder: give another {key}=")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):  # a folder can exist and still refuse files
-            pass
-    except OSError as err:
-        raise OutputFolderError(
-            f"{key}={folder}: cannot write there ({err.strerror}); give a writable {key}="
-        ) from None
-    return folder
-
-
 class RunDirCheck(Callback):
     """Hydra callback (``hydra.callbacks.run_dir._target_: experiments.cli.RunDirCheck``):
-    :func:`check_run_dir` on the config's ``key`` when the run starts, before Hydra makes its
-    run folder (which fails with a traceback) and before the task runs; a failure is reported as
-    ``<command> failed: ...``, exit status 2. An unset (null) ``key`` is not checked."""
+    ``posecore.folders.check_run_dir`` on the config's ``key`` when the run starts, before Hydra
+    makes its run folder (which fails with a traceback) and before the task runs; a failure is
+    reported as ``<command> failed: ...``, exit status 2. An unset (null) ``key`` is not checked."""
 
     def __init__(self, key: str = "run_dir") -> None:
         self.key = key

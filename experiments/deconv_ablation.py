@@ -46,7 +46,6 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from arch_search.ground_truth import Schedule
-from arch_search.records import JsonlRecords
 from evaluators.latency import measure_latency
 from evaluators.macs import count_params
 from evaluators.macs_fast import fast_macs, layer_macs
@@ -55,8 +54,10 @@ from experiments.data import DatasetSchema, dataset_settings
 from experiments.deconv_figure import plot_deconv_ablation
 from experiments.sections import LossSchema, section_dataclass
 from experiments.tables import to_markdown
+from posecore.errors import SettingError, UnknownNameError
+from posecore.records import JsonlRecords
 from posenets import build_model
-from search_space import SettingError, UnknownNameError, get_preset, list_presets, to_json
+from search_space import get_preset, list_presets, to_json
 from search_space.config import LitePoseConfig
 from search_space.plan import layer_plan
 from search_space.resolution import ResolutionRule

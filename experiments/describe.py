@@ -20,7 +20,8 @@ from hydra.core.config_store import ConfigStore
 
 from evaluators.macs import count_macs
 from experiments.cli import fail_clearly
-from search_space import UnknownNameError, get_preset, list_presets, preset_info
+from posecore.errors import UnknownNameError
+from search_space import get_preset, list_presets, preset_info
 
 
 class OutputFormat(str, Enum):

@@ -32,10 +32,10 @@ from experiments.cli import fail_clearly
 from experiments.data import DatasetSchema, load_datasets
 from experiments.families import is_topdown
 from experiments.sections import section_dataclass
+from posecore.errors import SettingError
 from posenets import build_model
 from posenets.io import load_standalone_state
 from search_space import resolve_arch
-from search_space.errors import SettingError
 
 
 @dataclass

@@ -33,7 +33,7 @@ images. For the synthetic datasets they are rendered one by one (``render_image`
 function of the options and the index), not by generating the whole dataset first.
 
 The folder is written whole or not at all: built as a temporary sibling and renamed into place at
-the end (``search_space.folders.staged``), and carries posearch's marker. A non-empty ``out=`` is
+the end (``posecore.folders.staged``), and carries posearch's marker. A non-empty ``out=`` is
 refused unless ``overwrite=true``, which replaces it whole, so one folder never holds the files of
 two exports; a folder posearch did not make (no marker, or files added to it) is never replaced.
 """
@@ -56,14 +56,14 @@ from experiments.cli import check_seed, fail_clearly, settings
 from experiments.data import DatasetSchema, load_datasets, synthetic_options
 from experiments.families import calibration_inputs, is_topdown
 from experiments.starting_weights import supernet_member, supernet_origin
+from posecore.errors import SettingError
+from posecore.folders import staged
 from posenets import build_model
 from posenets.inherit import provenance, read_weights
 from posenets.io import KIND, ONNX_FILE, write_standalone
 from posenets.precision import check_precision
 from posenets.runtimes import RUNTIMES, export_runtime, runtime_version, write_provenance
 from search_space import ArchConfig, resolve_arch
-from search_space.errors import SettingError
-from search_space.folders import staged
 
 
 @dataclass

@@ -24,8 +24,8 @@ from bottomup.training_data import TrainingSamples
 from bottomup.transforms import resize_for_test
 from evaluators.pose_eval import ap_evaluator
 from evaluators.topdown_eval import topdown_ap_evaluator
+from posecore.errors import SettingError
 from search_space import ArchConfig, resolve_arch
-from search_space.errors import SettingError
 from search_space.topdown import TopDownConfig
 from topdown.boxes import ground_truth_boxes
 from topdown.losses import TopDownLoss

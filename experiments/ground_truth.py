@@ -56,7 +56,6 @@ from arch_search.ground_truth import (
     summarize,
     winners_by_budget,
 )
-from arch_search.records import JsonlRecords
 from arch_search.report import plot_ground_truth
 from experiments.cli import fail_clearly
 from experiments.data import DatasetSchema, dataset_settings
@@ -64,7 +63,8 @@ from experiments.proxy_data import proxy_context
 from experiments.sections import LossSchema, section_dataclass
 from experiments.short_training import train_one
 from experiments.tables import to_markdown
-from posetrain.interrupts import Interrupted, requested, stop_on_signals
+from posecore.interrupts import Interrupted, requested, stop_on_signals
+from posecore.records import JsonlRecords
 from search_space import to_json
 from search_space.resolution import ResolutionRule
 from search_space.space import LitePoseSpace, largest_member_of

@@ -11,7 +11,7 @@ without complaint whenever the tensor counts happened to agree. The joint count 
 read from the weights' output layers, so CrowdPose (14) and COCO (17) heads need no option.
 
 The file is read with ``torch.load(..., weights_only=True)``: a downloaded checkpoint is data and
-must not be able to run code. The folder is written whole (``search_space.folders.staged``); a
+must not be able to run code. The folder is written whole (``posecore.folders.staged``); a
 non-empty ``out=`` is refused unless ``overwrite=true``, which replaces it whole.
 """
 
@@ -27,12 +27,12 @@ from hydra.core.config_store import ConfigStore
 from torch import Tensor
 
 from experiments.cli import fail_clearly, settings
+from posecore.errors import MissingFileError, UserError
+from posecore.folders import staged
 from posenets import build_model
 from posenets.checkpoint import CheckpointError, read_torch_file
 from posenets.io import KIND, write_standalone
-from search_space import ArchConfigError, LitePoseConfig, UserError, resolve_arch
-from search_space.errors import MissingFileError
-from search_space.folders import staged
+from search_space import ArchConfigError, LitePoseConfig, resolve_arch
 
 # The release's module names -> ours (posenets/litepose.py), applied in order to each key.
 RELEASE_RENAMES: tuple[tuple[str, str], ...] = (

@@ -27,7 +27,7 @@ from omegaconf import MISSING
 
 from evaluators.latency_table import build_table
 from experiments.cli import fail_clearly
-from posetrain.interrupts import Interrupted, requested, stop_on_signals
+from posecore.interrupts import Interrupted, requested, stop_on_signals
 from search_space.space import LitePoseSpace, largest_member_of
 
 

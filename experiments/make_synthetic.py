@@ -24,7 +24,7 @@ from bottomup.datasets.coco_format import DatasetError
 from bottomup.datasets.registry import synthetic_folder
 from bottomup.datasets.synthetic import SyntheticOptions, generate
 from experiments.cli import check_seed, fail_clearly
-from search_space.folders import OutputFolderError
+from posecore.folders import OutputFolderError
 
 _HINTS = typing.get_type_hints(SyntheticOptions)
 # The schema is SyntheticOptions' fields plus where to write, so a new option or a typo in an

@@ -32,7 +32,8 @@ from arch_search.budget import parse_budgets
 from arch_search.calibration import ap_estimator, ground_truth_ap
 from arch_search.report import STYLES, Run, plot_runs
 from experiments.cli import fail_clearly
-from search_space.errors import SettingError
+from experiments.committed import GROUND_TRUTH, PROXY_SCORES
+from posecore.errors import SettingError
 
 SCORE_SUFFIX = "_score"
 
@@ -106,8 +107,8 @@ def load_runs(cfg: ParetoConfig) -> tuple[list[Run], str]:
 def overlay(cfg: ParetoConfig) -> list[Path]:
     runs, objective = load_runs(cfg)
     budgets = parse_budgets(cfg.budgets, cfg.convention)
-    estimator = ap_estimator(objective.removesuffix(SCORE_SUFFIX), cfg.calibration)
-    truth = ground_truth_ap(cfg.ground_truth)
+    estimator = ap_estimator(objective.removesuffix(SCORE_SUFFIX), cfg.calibration or PROXY_SCORES)
+    truth = ground_truth_ap(cfg.ground_truth or GROUND_TRUTH)
     return plot_runs(runs, objective, budgets, Path(cfg.out), estimator, truth, cfg.name)
 
 

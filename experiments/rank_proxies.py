@@ -46,7 +46,6 @@ from arch_search.budget import PAPER_BUDGETS
 from arch_search.ground_truth import budget_bands, configs_of, load_table, run_records
 from arch_search.proxies import get_proxy, list_proxies
 from arch_search.rankers import AGGREGATIONS, aggregate_ranks, feature_matrix, out_of_fold
-from arch_search.records import JsonlRecords
 from arch_search.report import plot_agreement, plot_proxy_ranking
 from evaluators.rank_agreement import (
     agreement,
@@ -60,7 +59,8 @@ from experiments.data import DatasetSchema
 from experiments.proxy_data import proxy_context
 from experiments.sections import LossSchema
 from experiments.tables import to_markdown
-from search_space.errors import SettingError, UnknownNameError
+from posecore.errors import SettingError, UnknownNameError
+from posecore.records import JsonlRecords
 from search_space.resolution import ResolutionRule
 
 TRUTH = "truth_AP"

@@ -5,7 +5,7 @@
     python -m experiments.search storage=postgresql+psycopg://user@host/db  # many workers
     python -m experiments.search proxy=short_train n_trials=20        # proxies that use data
     python -m experiments.search proxy=supernet +proxy_options.checkpoint=<supernet ckpt>
-    python -m experiments.search budget=40ms convention=latency table=<CSV> [runtime=openvino]
+    python -m experiments.search budgets=40ms convention=latency table=<CSV> [runtime=openvino]
     python -m experiments.search family=topdown budgets='{P: 100M}' convention=true proxy=synflow
 
 ``family=topdown`` searches the declared top-down space (``search_space.topdown_space``) around
@@ -38,9 +38,11 @@ each budget, ``exports/<budget name>/`` with ``arch.json``, ``trial.json``, ``mo
 ``table`` (a per-layer latency table of this space, ``python -m experiments.latency_table``)
 adds every trial's predicted latency (``latency_pred_ms`` in ``trials.csv``) and, in each
 export, ``latency.json`` with the predicted and the measured latency (the table's runtime and
-threads). With ``convention=latency`` the budget is that predicted latency (``budget=40ms``):
+threads). With ``convention=latency`` the budgets are that predicted latency (``budgets=40ms``,
+or a mapping of names to times):
 the Pareto plot has it on its x-axis, and every export fits it (the named MACs budgets pick among
 the members within it; ``exports/latency_<budget>`` is the best within it alone).
+``budget=`` (one budget) is the older spelling of ``budgets=`` and is read as it.
 Rerunning the same command continues the same study. A Ctrl-C (SIGINT) or SIGTERM lets the running
 trial finish (or fail, where it trains), writes the tables and plots of the finished trials, skips
 the exports and exits 130 (143 for SIGTERM).
@@ -60,7 +62,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
 from arch_search.admission import finished_trials
-from arch_search.budget import LATENCY, LatencyBudget, parse_budgets, parse_latency_ms
+from arch_search.budget import LATENCY, parse_budgets
 from arch_search.calibration import ap_estimator, ground_truth_ap
 from arch_search.driver import SearchSettings, run_search
 from arch_search.evolution import EvolutionSettings
@@ -78,15 +80,16 @@ from evaluators.latency_table import (
     space_fingerprint,
 )
 from experiments.cli import check_seed, fail_clearly
+from experiments.committed import GROUND_TRUTH, PROXY_SCORES
 from experiments.data import DatasetSchema
 from experiments.proxy_data import proxy_context
 from experiments.sections import LossSchema, section_dataclass
+from posecore.errors import SettingError, UnknownNameError
+from posecore.interrupts import Interrupted, requested, stop_on_signals
 from posenets import build_model
 from posenets.inherit import provenance
 from posenets.io import write_standalone
-from posetrain.interrupts import Interrupted, requested, stop_on_signals
-from search_space import ArchConfigError, UnknownNameError, list_presets, resolve_arch
-from search_space.errors import SettingError
+from search_space import ArchConfigError, list_presets, resolve_arch
 from search_space.resolution import ResolutionRule
 from search_space.space import LitePoseSpace, largest_member_of
 from search_space.topdown import TopDownConfig
@@ -101,9 +104,11 @@ DATA_FREE = ("synflow", "params", "macs")  # the proxies a top-down search may u
 class SearchConfig:
     # paper (XS / S / M / L at their published GMACs), one budget (5.0G) or {name: MACs, ...}:
     # one study serves them all (constrained to the widest), each exports its own best trial.
+    # With convention=latency: times predicted from `table` (40ms, or {fast: 20ms, slow: 40ms}).
     budgets: Any = "paper"
-    budget: str | None = None  # one budget: budget=5.0G is budgets=5.0G (older commands)
-    convention: str = "paper"  # the budgets' MACs convention (paper: deconvs per output pixel)
+    budget: str | None = None  # the older spelling of one budget: budget=5.0G is budgets=5.0G
+    # the budgets' MACs convention (paper: deconvs per output pixel), or latency
+    convention: str = "paper"
     proxy: str = "jacob_cov"  # ranks the ground truth best (experiments.rank_proxies, README)
     # The space's largest member (a preset or arch file): with branches, the space adds branch
     # removal (litepose_supernet_multibranch); without, it is the single-branch LitePose space.
@@ -113,28 +118,29 @@ class SearchConfig:
     # top-down space around `topdown_largest` (budgets per person, data-free proxies only)
     family: str = "litepose"
     topdown_largest: str = "rethinking_mobile_demo"
-    n_trials: int = 40
+    n_trials: int = SearchSettings.n_trials
     storage: str | None = None
-    study_name: str = "posearch"
-    seed: int = 0
+    study_name: str = SearchSettings.study_name
+    seed: int = SearchSettings.seed
     run_dir: str = "outputs/search"
     # evolution: regularized evolution within each budget, every candidate drawn within the
     # budget whose turn it is (docs/search.md: measured against random_within, random, nsga2, tpe)
-    sampler: str = "evolution"
+    sampler: str = SearchSettings.sampler
     # population / tournament / mutation / crossover (arch_search.evolution.EvolutionSettings;
     # {} = its measured defaults)
     evolution: dict[str, Any] = field(default_factory=dict)
-    multi_objective: bool = True
-    seed_paper_models: bool = True
+    multi_objective: bool = SearchSettings.multi_objective
+    seed_paper_models: bool = SearchSettings.seed_paper_models
     # Candidates are scored at their resolution gene mapped by this rule (ResolutionRule fields;
     # {} = its defaults, the rule the ground truth is trained under).
     resolution_rule: dict[str, Any] = field(default_factory=dict)
-    latency_runs: int = 3  # CPU latency (ms, one thread, own input size) per scored trial; 0: off
+    # CPU latency (ms, one thread, own input size, median of these runs) per scored trial; 0: off
+    latency_runs: int = SearchSettings.latency_runs
     exports: bool = True  # false: tables and plots only, no exports/<name>/
     # pareto.png's AP estimate: the proxy's scores against trained AP (isotonic fit) and the
     # ground-truth table whose AP is drawn where a member was trained; null: the committed ones.
-    calibration: str | None = None  # results/rank_proxies/scores.csv
-    ground_truth: str | None = None  # results/ground_truth/table.csv
+    calibration: str | None = None  # default: experiments.committed.PROXY_SCORES
+    ground_truth: str | None = None  # default: experiments.committed.GROUND_TRUTH
     table: str | None = None  # per-layer latency table (experiments.latency_table); needed by
     # convention=latency
     runtime: str | None = None  # the runtime the latency budget is for (onnxruntime, openvino,
@@ -182,8 +188,8 @@ def search(cfg: SearchConfig) -> Path:
     write_tables(table, objective, run_dir)
     # The AP calibration and the ground truth are the bottom-up demo's: no estimate for top-down.
     topdown = cfg.family == TOPDOWN
-    estimator = None if topdown else ap_estimator(cfg.proxy, cfg.calibration)
-    truth = None if topdown else ground_truth_ap(cfg.ground_truth)
+    estimator = None if topdown else ap_estimator(cfg.proxy, cfg.calibration or PROXY_SCORES)
+    truth = None if topdown else ground_truth_ap(cfg.ground_truth or GROUND_TRUTH)
     plot_pareto(table, objective, budgets, run_dir, estimator, truth)
     if requested():
         raise Interrupted(
@@ -214,24 +220,30 @@ def get_proxy_checked(cfg: SearchConfig):
 
 
 def search_budgets(cfg: SearchConfig, predictor: LatencyPredictor | None):
-    """The named budgets the study serves: ``budget`` / ``budgets`` in MACs, or with
-    ``convention=latency`` one predicted-latency budget (``budget=40ms``) from ``table``."""
+    """The named budgets the study serves (``budgets``): in MACs, or with ``convention=latency``
+    predicted latency (``budgets=40ms``) from ``table``. ``budget=`` is the older spelling of one
+    budget and is read as ``budgets=`` (the commands of earlier runs still run); both at once
+    are refused."""
+    value = cfg.budgets
     if cfg.family == TOPDOWN and (cfg.budget or cfg.budgets) == "paper":
         raise SettingError(
             "family=topdown: budgets=paper are LitePose's MACs per image; give MACs per person "
             "(one crop), e.g. budgets='{P: 100M}' convention=true"
         )
-    if cfg.convention != LATENCY:
-        return parse_budgets(cfg.budget or cfg.budgets, convention_of(cfg))
-    if not cfg.budget:
-        raise SettingError("convention=latency needs budget=<milliseconds>, e.g. budget=40ms")
-    if predictor is None:
+    if cfg.budget is not None:
+        if cfg.budgets != "paper":
+            raise SettingError(
+                f"budget={cfg.budget} and budgets={cfg.budgets}: give one; budget= is the older "
+                "spelling of budgets="
+            )
+        value = cfg.budget
+    if cfg.convention == LATENCY and predictor is None:
         raise SettingError(
             "convention=latency needs table=<latency table CSV>: measure one on the target "
             "device with `python -m experiments.latency_table runtime=onnxruntime threads=1 "
             "out=<file>`"
         )
-    return {f"latency_{cfg.budget}": LatencyBudget(parse_latency_ms(cfg.budget), predictor)}
+    return parse_budgets(value, convention_of(cfg), predictor)
 
 
 def convention_of(cfg: SearchConfig) -> str:

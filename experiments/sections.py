@@ -22,8 +22,8 @@ from bottomup.codec import DecodeOptions
 from bottomup.losses import LossConfig
 from bottomup.recipe import Recipe
 from bottomup.transforms import AugmentConfig
+from posecore.errors import SettingError
 from posetrain.trainer import TrainerConfig
-from search_space.errors import SettingError
 
 T = TypeVar("T")
 

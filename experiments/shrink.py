@@ -42,8 +42,9 @@ from evaluators.macs_fast import fast_macs
 from experiments.cli import fail_clearly
 from experiments.shrink_training import train_path
 from experiments.tables import to_markdown
+from posecore.errors import SettingError, UnknownNameError
 from posenets import build_model
-from search_space import SettingError, UnknownNameError, get_preset, list_presets, save_arch
+from search_space import get_preset, list_presets, save_arch
 from search_space.config import HigherHRNetConfig
 from shrinking import ShrinkPath, ShrinkStep, generate_path, get_path, list_paths
 from shrinking.figure import plot_shrinking

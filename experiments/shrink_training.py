@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from search_space.errors import UserError
+from posecore.errors import UserError
 from shrinking import ShrinkPath
 
 AP_COLUMNS = ("AP", "AP50", "AP75", "AR")

@@ -20,11 +20,11 @@ from torch import nn
 
 from arch_search.trained_proxies import SupernetProxy
 from experiments.proxy_data import proxy_context
+from posecore.errors import MissingFileError, SettingError
 from posenets.checkpoint import load_checkpoint
 from posenets.inherit import Transfer, file_sha256, inherit, provenance, read_weights
 from posenets.io import MODEL_FILE
 from search_space import ArchConfig
-from search_space.errors import MissingFileError, SettingError
 from supernet.checkpoint import SUPERNET_KEY, open_supernet
 
 RECALIBRATION_SEED = 0  # export's default: train init=<supernet> gives the export's weights

@@ -65,12 +65,12 @@ from experiments.sections import (
 )
 from experiments.starting_weights import inherit_into
 from experiments.train_settings import LAST, check_train_resume, run_settings
+from posecore.interrupts import stop_on_signals
 from posenets import build_model
 from posenets.checkpoint import load_checkpoint
 from posenets.inherit import provenance
 from posetrain.distillation import DistillationStep, check_teacher, fingerprint, load_teacher
 from posetrain.distributed import init_distributed, shutdown
-from posetrain.interrupts import stop_on_signals
 from posetrain.trainer import Trainer
 from search_space import resolve_arch, save_arch, to_dict
 

@@ -52,13 +52,13 @@ from evaluators.pose_eval import ap_evaluator, evaluate_model
 from experiments.cli import fail_clearly
 from experiments.data import DatasetSchema, load_datasets
 from experiments.sections import LossSchema, TrainerSchema, loss_config, trainer_config
+from posecore.errors import SettingError
+from posecore.interrupts import stop_on_signals
 from posenets import build_model
 from posenets.checkpoint import CheckpointError, load_checkpoint
 from posetrain.distributed import init_distributed, shutdown
-from posetrain.interrupts import stop_on_signals
 from posetrain.trainer import Trainer
 from search_space import ArchConfigError, LitePoseConfig, resolve_arch, to_dict
-from search_space.errors import SettingError
 from search_space.space import LitePoseSpace, largest_member_of
 from supernet import LitePoseSupernet
 from supernet.checkpoint import SUPERNET_KEY, supernet_state

@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from search_space.errors import UserError
+from posecore.errors import UserError
 
 FORMAT = "posearch-checkpoint-v1"
 

@@ -36,9 +36,10 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from posecore.errors import UserError
 from posenets.checkpoint import load_checkpoint
 from posenets.io import MODEL_FILE, load_standalone
-from search_space import ArchConfig, UserError
+from search_space import ArchConfig
 from search_space.plan import layer_plan
 
 MODES = ("strict", "partial")

@@ -5,7 +5,7 @@ machinery: the architecture (with its canonical hash) and the weights. The ONNX 
 of any height and width (multiples of the net's stride), as test-time decoding needs.
 
 A folder is never mixed or half-written: it is built as a temporary sibling and renamed into place
-when complete (``search_space.folders.staged``), so a failure or a kill leaves the previous folder
+when complete (``posecore.folders.staged``), so a failure or a kill leaves the previous folder
 as it was, and a folder of one model never gains the files of another. It carries posearch's
 marker; a folder without one is never replaced (the entry points' ``overwrite=true`` included).
 """
@@ -21,15 +21,15 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
+from posecore.folders import OutputFolderError, staged  # noqa: F401 (its old home)
 from posenets.builder import build_model
 from posenets.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from search_space import ArchConfig, from_dict, save_arch, to_dict
-from search_space.folders import OutputFolderError, staged  # noqa: F401 (its old home)
 
 MODEL_FILE = "model.pt"
 ARCH_FILE = "arch.json"
 ONNX_FILE = "model.onnx"
-KIND = "model"  # the marker kind of a standalone folder (search_space.folders)
+KIND = "model"  # the marker kind of a standalone folder (posecore.folders)
 WEIGHTS_FILE = "weights.json"  # where the weights came from (posenets.inherit.provenance)
 
 
@@ -57,7 +57,7 @@ def save_standalone(
     command: str = "posenets.io.save_standalone",
     provenance: dict | None = None,
 ) -> Path:
-    """Write ``folder`` whole (``search_space.folders.staged``): a folder posearch did not make
+    """Write ``folder`` whole (``posecore.folders.staged``): a folder posearch did not make
     is refused, one it made is replaced whole, so it never holds the files of two models."""
     folder = Path(folder)
     with staged(folder, KIND, command, {"arch": to_dict(config), "onnx": onnx}) as stage:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from search_space.errors import SettingError
+from posecore.errors import SettingError
 
 PRECISIONS = ("fp32", "fp16", "int8")
 INPUT_NAME = "image"  # posenets.io.export_onnx's input

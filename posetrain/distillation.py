@@ -24,11 +24,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from posecore.errors import MissingFileError, SettingError
 from posenets.checkpoint import CheckpointError
 from posenets.io import load_standalone
 from posetrain.steps import autocast_for
 from search_space import ArchConfig, arch_hash
-from search_space.errors import MissingFileError, SettingError
 
 
 def load_teacher(path: str | Path) -> tuple[nn.Module, ArchConfig]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
-from search_space.errors import UserError
+from posecore.errors import UserError
 
 TIMEOUT_VARIABLE = "POSEARCH_DIST_TIMEOUT"
 

@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from posecore.errors import SettingError
 from posenets.checkpoint import load_checkpoint
-from search_space.errors import SettingError
 
 SETTINGS_KEY = "settings"  # the checkpoint entry that holds them
 LABELS = "labels"  # inside the settings: what to show beside a value, never compared

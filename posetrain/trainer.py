@@ -11,8 +11,8 @@ Lifecycle of ``Trainer.fit()``:
    optional gradient clipping, optimiser and schedule steps.
 3. Every ``checkpoint_every`` steps and at each epoch's end, rank 0 writes ``last.pt`` atomically;
    after an evaluation that improves the score it also writes ``best.pt``.
-4. After a SIGINT / SIGTERM (inside ``posetrain.interrupts.stop_on_signals``) the step under way
-   finishes, ``last.pt`` is written and :class:`~posetrain.interrupts.Interrupted` is raised; every
+4. After a SIGINT / SIGTERM (inside ``posecore.interrupts.stop_on_signals``) the step under way
+   finishes, ``last.pt`` is written and :class:`~posecore.interrupts.Interrupted` is raised; every
    rank of a distributed run stops after the same step.
 
 A non-finite loss stops the run with :class:`TrainingDiverged` before anything is written, so the
@@ -35,12 +35,12 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from posecore.errors import SettingError, UserError
+from posecore.interrupts import Interrupted, requested
 from posenets.checkpoint import load_checkpoint, save_checkpoint
 from posetrain.distributed import DistContext
-from posetrain.interrupts import Interrupted, requested
 from posetrain.sampler import ResumableSampler
 from posetrain.steps import StandardStep, TrainStep
-from search_space.errors import SettingError, UserError
 
 SCHEDULES = ("multistep", "cosine", "constant")
 

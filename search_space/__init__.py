@@ -16,13 +16,7 @@ from search_space.config import (
     LitePoseConfig,
     LiteStageConfig,
 )
-from search_space.errors import (
-    ArchConfigError,
-    MissingFileError,
-    SettingError,
-    UnknownNameError,
-    UserError,
-)
+from search_space.errors import ArchConfigError
 from search_space.presets import get_preset, list_presets, preset_info, resolve_arch
 from search_space.serialize import (
     arch_hash,
@@ -49,10 +43,6 @@ from search_space.topdown import (
 __all__ = [
     "ArchConfig",
     "ArchConfigError",
-    "MissingFileError",
-    "SettingError",
-    "UnknownNameError",
-    "UserError",
     "DeconvHeadConfig",
     "DeconvLayerConfig",
     "MobileEncoderConfig",

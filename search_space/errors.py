@@ -1,33 +1,13 @@
-"""The errors a user can fix, and the one error type of the architecture language.
+"""The one error type of the architecture language: a field of a config that cannot be built.
 
-Every error a user can fix from the command line (a setting, a name, a file, an input) is a
-:class:`UserError`: ``experiments.cli.fail_clearly`` reports exactly this family in one line with
-exit status 2, so a ``ValueError`` or ``KeyError`` from a bug keeps its traceback. The family lives
-here, in the lowest layer, so that every package can raise it. Each subclass also derives from the
-built-in type a caller would expect (``ValueError`` for a bad value, ``KeyError`` for a name not
-in a registry, ``FileNotFoundError`` for a missing file).
+It is a :class:`posecore.errors.UserError` (reported in one line by ``experiments.cli``); the
+generic errors (a setting, a name, a file) live on the ground floor, ``posecore.errors``.
 """
 
+from posecore.errors import SettingError, UserError
 
-class UserError(Exception):
-    """An error the user can fix: the message names the input, the value and what would do."""
-
-
-class SettingError(UserError, ValueError):
-    """A setting or option outside what is accepted, e.g.
-    ``trainer.lr=0: must be > 0``."""
-
-
-class UnknownNameError(UserError, KeyError):
-    """A name that no registry holds (a preset, a proxy, a keypoint layout, a shrinking path);
-    the message lists the known ones."""
-
-    def __str__(self) -> str:  # KeyError would quote the message
-        return str(self.args[0]) if self.args else ""
-
-
-class MissingFileError(UserError, FileNotFoundError):
-    """A file named by the user that does not exist."""
+# SettingError: still imported from here by tests/test_search_evolution.py
+__all__ = ["ArchConfigError", "SettingError"]
 
 
 class ArchConfigError(UserError, ValueError):

@@ -1,8 +1,11 @@
 """Named architectures, registered timm-style: one small function per preset.
 
 ``get_preset(name, **overrides)`` returns the config (overrides replace top-level fields, e.g.
-``num_joints=17`` for COCO heads); ``list_presets(pattern)`` lists names. Published paper numbers
-(paper-convention GMACs) are kept beside each preset so tables can show ours against theirs.
+``num_joints=17`` for COCO heads); ``list_presets(pattern, tag=...)`` lists names. Published paper
+numbers (paper-convention GMACs, CrowdPose and COCO AP) are kept beside each preset so tables can
+show ours against theirs, and tags select families as timm's ``list_models(filter=...)`` does:
+``list_presets(tag="paper")`` is the paper's LitePose-XS / S / M / L, the one list that the
+search's seeds, its named budgets, the ground truth and the latency fit read.
 Defaults use CrowdPose heads (14 joints), the setting of the paper's main results.
 """
 
@@ -14,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from posecore.errors import UnknownNameError
 from search_space.config import (
     ArchConfig,
     DeconvHeadConfig,
@@ -26,10 +30,11 @@ from search_space.config import (
     LiteStageConfig,
     branch_feature_strides,
 )
-from search_space.errors import ArchConfigError, UnknownNameError
+from search_space.errors import ArchConfigError
 from search_space.serialize import load_arch
 
 PIPELINES = ("bottomup", "topdown")
+PAPER = ("paper",)  # the tag of the paper's four: LitePose-XS / S / M / L
 
 
 @dataclass(frozen=True)
@@ -39,13 +44,27 @@ class PresetInfo:
     published_gmacs: float | None  # paper convention, CrowdPose heads (top-down: docs/topdown.md)
     summary: str
     pipeline: str = "bottomup"  # what its outputs feed: bottom-up decoding or top-down crops
+    tags: tuple[str, ...] = ()  # families it belongs to: list_presets(tag=...)
+    short: str | None = None  # the paper's name for it (XS), also its named budget's
+    crowdpose_ap: float | None = None  # published AP, CrowdPose test
+    coco_ap: float | None = None  # published AP, COCO val
 
 
 _REGISTRY: dict[str, PresetInfo] = {}
 
 
-def register(name: str, published_gmacs: float | None = None, pipeline: str = "bottomup"):
-    """Decorator: register a zero-argument config function under ``name``."""
+def register(
+    name: str,
+    published_gmacs: float | None = None,
+    pipeline: str = "bottomup",
+    *,
+    tags: tuple[str, ...] = (),
+    short: str | None = None,
+    crowdpose_ap: float | None = None,
+    coco_ap: float | None = None,
+):
+    """Decorator: register a zero-argument config function under ``name``, with the numbers
+    published for it and the tags that select its family."""
     if pipeline not in PIPELINES:
         raise ValueError(f"preset {name!r}: pipeline {pipeline!r} is not one of {PIPELINES}")
 
@@ -53,22 +72,29 @@ def register(name: str, published_gmacs: float | None = None, pipeline: str = "b
         if name in _REGISTRY:
             raise KeyError(f"preset {name!r} is already registered")
         summary = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
-        _REGISTRY[name] = PresetInfo(name, fn, published_gmacs, summary, pipeline)
+        _REGISTRY[name] = PresetInfo(
+            name, fn, published_gmacs, summary, pipeline, tuple(tags), short, crowdpose_ap, coco_ap
+        )
         return fn
 
     return wrap
 
 
-def list_presets(pattern: str = "*", pipeline: str | None = "bottomup") -> list[str]:
-    """Preset names matching ``pattern`` whose networks feed ``pipeline`` (None: every one).
+def list_presets(
+    pattern: str = "*", pipeline: str | None = "bottomup", tag: str | None = None
+) -> list[str]:
+    """Preset names matching ``pattern`` whose networks feed ``pipeline`` (None: every one),
+    with ``tag`` among their tags (None: any), in the order they were registered.
 
     The default is the bottom-up presets, whose networks return ``[out_quarter, out_half]``:
     what every bottom-up tool that loops over presets expects. Top-down networks return one
-    heatmap output per crop (``search_space.topdown``)."""
+    heatmap output per crop (``search_space.topdown``). ``tag="paper"``: the paper's four."""
     return [
         name
         for name, info in _REGISTRY.items()
-        if fnmatch.fnmatch(name, pattern) and pipeline in (None, info.pipeline)
+        if fnmatch.fnmatch(name, pattern)
+        and pipeline in (None, info.pipeline)
+        and (tag is None or tag in info.tags)
     ]
 
 
@@ -217,25 +243,25 @@ def litepose(
     )
 
 
-@register("litepose_xs", published_gmacs=1.2)
+@register("litepose_xs", 1.2, tags=PAPER, short="XS", crowdpose_ap=49.4, coco_ap=40.6)
 def litepose_xs() -> LitePoseConfig:
     """LitePose-XS (released subnet, 256 px)."""
     return litepose(256, 16, (16, 32, 48, 80), (16, 24, 24))
 
 
-@register("litepose_s", published_gmacs=5.0)
+@register("litepose_s", 5.0, tags=PAPER, short="S", crowdpose_ap=58.3, coco_ap=56.8)
 def litepose_s() -> LitePoseConfig:
     """LitePose-S (released subnet, 448 px)."""
     return litepose(448, 16, (16, 32, 48, 120), (32, 24, 32))
 
 
-@register("litepose_m", published_gmacs=7.8)
+@register("litepose_m", 7.8, tags=PAPER, short="M", crowdpose_ap=59.9, coco_ap=59.8)
 def litepose_m() -> LitePoseConfig:
     """LitePose-M (released subnet, 448 px)."""
     return litepose(448, 16, (24, 48, 72, 120), (64, 40, 32))
 
 
-@register("litepose_l", published_gmacs=13.7)
+@register("litepose_l", 13.7, tags=PAPER, short="L", crowdpose_ap=61.9, coco_ap=62.5)
 def litepose_l() -> LitePoseConfig:
     """LitePose-L (released subnet, 512 px)."""
     return litepose(512, 24, (24, 64, 96, 160), (64, 40, 32))

@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from posecore.errors import MissingFileError
 from search_space.config import (
     FAMILIES,
     ArchConfig,
@@ -31,7 +32,7 @@ from search_space.config import (
     LitePoseConfig,
     LiteStageConfig,
 )
-from search_space.errors import ArchConfigError, MissingFileError
+from search_space.errors import ArchConfigError
 from search_space.topdown import NESTED as _TOPDOWN_NESTED
 from search_space.topdown import TopDownConfig
 

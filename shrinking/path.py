@@ -22,8 +22,8 @@ import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from posecore.errors import UserError
 from search_space.config import HigherHRNetConfig, HRNetStageConfig
-from search_space.errors import UserError
 from search_space.presets import get_preset, preset_info
 
 FIRST_STAGE = 2  # HigherHRNet numbers its multi-branch stages 2, 3, 4; config.stages[0] is stage 2

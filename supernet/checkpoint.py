@@ -13,9 +13,9 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from posecore.errors import UserError
 from posenets.checkpoint import CheckpointError, load_checkpoint
 from search_space import LitePoseConfig, from_dict, to_dict
-from search_space.errors import UserError
 from search_space.space import LitePoseSpace
 from supernet.litepose_supernet import LitePoseSupernet
 

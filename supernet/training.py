@@ -22,12 +22,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
+from bottomup.losses import in_place_distillation
+from posecore.errors import SettingError
 from posetrain.steps import autocast_for
 from search_space.config import LitePoseConfig
-from search_space.errors import SettingError
 from search_space.space import Genes, LitePoseSpace
 from supernet.litepose_supernet import LitePoseSupernet
 
@@ -211,6 +211,7 @@ class SandwichStep:
         self.distill_ramp = distill_ramp
         self.phases = check_phases(phases)
         self.num_joints = supernet.largest.num_joints
+        self.distill_fn = in_place_distillation(self.num_joints)
         self.smallest = smallest
         self.names = member_slots(num_random, smallest)
 
@@ -245,12 +246,10 @@ class SandwichStep:
                 outputs = [o.float() for o in model(image)]
             loss = self.loss_fn(outputs, targets)["loss"]
             if teacher is None:
-                teacher = [outputs[0][:, : self.num_joints].detach(), outputs[1].detach()]
+                teacher = [o.detach() for o in outputs]
             else:
                 if distill_weight:
-                    distill = F.mse_loss(outputs[0][:, : self.num_joints], teacher[0]) + F.mse_loss(
-                        outputs[1], teacher[1]
-                    )
+                    distill = sum(self.distill_fn(outputs, teacher, targets).values())
                     loss = loss + distill * distill_weight
                 loss = loss * self.member_weight
             if not torch.isfinite(loss):

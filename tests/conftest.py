@@ -88,6 +88,37 @@ def shared_data() -> Path:
     return REAL_DATA
 
 
+@pytest.fixture(scope="session")
+def postgres_server():
+    """One throwaway PostgreSQL server for the session (``storages.start_postgres``). None
+    started is a failure naming why (every attempt's error), never a skip."""
+    from storages import NoPostgres, start_postgres
+
+    try:
+        server = start_postgres()
+    except NoPostgres as err:
+        pytest.fail(str(err), pytrace=False)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server) -> str:
+    """SQLAlchemy URL of a fresh, empty PostgreSQL database on the session's server."""
+    return postgres_server.database()
+
+
+@pytest.fixture(params=("sqlite", "journal", "postgresql"))
+def storage_url(request, tmp_path) -> str:
+    """A fresh study storage of each kind the search supports, one test run per kind: the
+    test body is written once and runs on every backend (as Optuna's storage tests do)."""
+    from storages import file_storage_url
+
+    if request.param == "postgresql":
+        return request.getfixturevalue("postgres_url")
+    return file_storage_url(request.param, tmp_path)
+
+
 def free_port() -> int:
     """A free TCP port on the loopback, for torchrun's rendezvous in tests."""
     import socket

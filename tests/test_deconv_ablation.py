@@ -79,7 +79,7 @@ def test_train_resumes_only_the_missing_widths(tmp_path, monkeypatch):
 
 
 def test_a_non_litepose_preset_is_a_user_error():
-    from search_space import SettingError
+    from posecore.errors import SettingError
 
     with pytest.raises(SettingError, match="LitePose"):
         run(_cfg("preset=higherhrnet_w16", "latency=false", "run_dir=unused"))

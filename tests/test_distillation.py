@@ -6,13 +6,13 @@ import torch
 from bottomup.datasets import SyntheticOptions, build_dataset
 from bottomup.losses import BottomUpLoss, DistillationConfig, DistillationLoss
 from bottomup.training_data import TrainingSamples
+from posecore.errors import MissingFileError, SettingError, UserError
 from posenets import build_model
 from posenets.checkpoint import load_checkpoint
 from posenets.io import save_standalone
 from posetrain.distillation import DistillationStep, check_teacher, fingerprint, load_teacher
 from posetrain.trainer import Trainer, TrainerConfig
 from search_space import get_preset
-from search_space.errors import MissingFileError, SettingError, UserError
 
 K = 14
 
@@ -173,3 +173,26 @@ def test_a_resumed_distillation_run_ends_with_the_same_weights(tmp_path):
     other = fingerprint(teacher, teacher_config) | {"weights": "0" * 16}
     with pytest.raises(SettingError, match="mix two runs"):
         _trainer(tmp_path, tmp_path / "resumed", teacher, teacher_config, 6, fp=other).fit()
+
+
+def test_in_place_distillation_is_the_plain_mse_of_both_heatmaps():
+    """The supernet's in-place distillation is the one distillation loss, every pixel, no tags:
+    exactly the MSE of the 1/4 and 1/2 heatmaps that ``SandwichStep`` once wrote out itself."""
+    import torch.nn.functional as F
+
+    from bottomup.losses import in_place_distillation
+    from bottomup.outputs import split_quarter
+
+    gen = torch.Generator().manual_seed(0)
+    k, d = 3, 1
+
+    def outputs():
+        return [torch.randn(2, k * (1 + d), 8, 8, generator=gen), torch.randn(2, k, 16, 16)]
+
+    student, teacher = outputs(), outputs()
+    parts = in_place_distillation(k)(student, teacher, {})  # no targets: nothing is masked
+    expected = F.mse_loss(student[0][:, :k], teacher[0][:, :k]) + F.mse_loss(student[1], teacher[1])
+    assert sum(parts.values()).item() == expected.item()
+    heat, tags = split_quarter(student[0], k)
+    assert heat.shape[1] == k and tags.shape[1] == k * d
+    assert heat.data_ptr() == student[0].data_ptr()  # a view, heatmaps first

@@ -11,6 +11,7 @@ import onnxruntime
 import pytest
 import torch
 
+from posecore.folders import MARKER, staged
 from posenets import build_model
 from posenets.checkpoint import CheckpointError, save_checkpoint
 from posenets.io import (
@@ -21,7 +22,6 @@ from posenets.io import (
     save_standalone,
 )
 from search_space import arch_hash, get_preset, to_dict
-from search_space.folders import MARKER, staged
 from search_space.space import LitePoseSpace
 from supernet import LitePoseSupernet
 from supernet.checkpoint import supernet_state

@@ -19,8 +19,8 @@ from arch_search.ground_truth import (
     winners_by_budget,
 )
 from evaluators.macs_fast import fast_macs
+from posecore.errors import SettingError
 from search_space import save_arch
-from search_space.errors import SettingError
 from search_space.space import LitePoseSpace, largest_member_of
 
 SPACE = LitePoseSpace(largest=largest_member_of("litepose_supernet_multibranch", num_joints=14))

@@ -32,9 +32,9 @@ from evaluators.latency_table import (
     space_fingerprint,
     space_units,
 )
+from posecore.errors import SettingError
 from search_space import from_dict, get_preset
 from search_space.config import InvertedResidualConfig, LiteBranchConfig
-from search_space.errors import SettingError
 from search_space.plan import layer_plan
 from search_space.space import LitePoseSpace
 
@@ -241,10 +241,13 @@ def test_search_under_a_latency_budget_never_exports_a_member_over_it(tmp_path, 
     rng = np.random.default_rng(1)
     budget_ms = float(np.median([predictor.predict_ms(space.sample(rng)) for _ in range(30)]))
     budget = LatencyBudget(budget_ms, predictor)
-    settings = SearchSettings(budgets={"latency": budget}, run_dir=tmp_path / "driver", n_trials=16)
+    settings = SearchSettings(
+        {"latency": budget}, tmp_path / "driver", 16, seed_paper_models=False, latency_runs=0
+    )
     study = run_search(space, settings, get_proxy("params"), ProxyContext(), progress=False)
     trials = trials_table(study, "params_score", {"latency": budget})
     assert trials["latency_pred_ms"].notna().all()  # every trial, feasible or not
+    assert {name for t in study.trials for name in t.constraints} == {"latency_ms"}
     scored = trials[trials["params"].notna()]
     assert len(scored) and (scored["latency_pred_ms"] <= budget_ms).all()
     # the default sampler draws within the budget (arch_search.evolution): no trial is over it
@@ -278,6 +281,17 @@ def test_latency_search_settings_fail_clearly(tmp_path):
     latency = OmegaConf.structured(SearchConfig(budget="40ms", convention="latency"))
     with pytest.raises(SettingError, match="convention=latency needs table="):
         search_budgets(latency, None)
+    predictor = LatencyPredictor(_synthetic_table(TINY["kernels"], tmp_path))
+    assert search_budgets(latency, predictor) == {"latency_40ms": LatencyBudget(40.0, predictor)}
+    named = OmegaConf.structured(
+        SearchConfig(budgets={"fast": "20ms", "slow": "0.04s"}, convention="latency")
+    )
+    assert search_budgets(named, predictor) == {
+        "fast": LatencyBudget(20.0, predictor),
+        "slow": LatencyBudget(40.0, predictor),
+    }
+    with pytest.raises(BudgetError, match=r"needs budgets=<milliseconds>, e.g. budgets=40ms"):
+        search_budgets(OmegaConf.structured(SearchConfig(convention="latency")), predictor)
     table = _synthetic_table(TINY["kernels"], tmp_path)  # not the default space
     cfg = OmegaConf.structured(SearchConfig(table=str(table.path)))
     with pytest.raises(LatencyTableError, match="measured for another search space.*supernet="):

@@ -1,4 +1,7 @@
-"""Data flows one way (config -> model -> training -> ...): importing a stage loads no later one."""
+"""Data flows one way (config -> model -> training -> ...): importing a stage loads no later one.
+
+The ground floor, ``posecore`` (user errors, interrupts, JSONL records, output folders), is the
+standard library only: every package may import it, and it imports none of them."""
 
 import ast
 import subprocess
@@ -22,18 +25,36 @@ REPO = Path(__file__).resolve().parents[1]
     ],
 )
 def test_importing_a_stage_loads_no_later_stage(module, later):
+    loaded = _loaded(module, later)
+    assert loaded == "[]", f"{module} loads {loaded}"
+
+
+def _loaded(module: str, packages: tuple[str, ...]) -> str:
+    """Which of ``packages`` a fresh interpreter holds after importing ``module``."""
     script = (
         f"import sys, {module}\n"
-        f"print(sorted({{m.split('.')[0] for m in sys.modules}} & {set(later)!r}))\n"
+        f"print(sorted({{m.split('.')[0] for m in sys.modules}} & {set(packages)!r}))\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, check=False
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "[]", f"{module} loads {done.stdout.strip()}"
+    return done.stdout.strip()
 
 
 EXPERIMENTS = REPO / "experiments"
+LIBRARY = ("posecore", "search_space", "posenets", "bottomup", "topdown", "posetrain", "supernet",
+           "evaluators", "arch_search", "shrinking", "experiments")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "module", sorted(f"posecore.{p.stem}" for p in (REPO / "posecore").glob("[!_]*.py"))
+)
+def test_the_ground_floor_imports_no_other_floor(module):
+    """``posecore`` is below everything (every package imports it), so it may import none of
+    them, nor numpy or torch: the standard library only."""
+    others = tuple(p for p in LIBRARY if p != "posecore") + ("numpy", "torch")
+    assert _loaded(module, others) == "[]"
 
 
 def _is_entry_point(path: Path) -> bool:
@@ -71,10 +92,6 @@ def test_no_module_under_experiments_imports_an_entry_point():
         for path in sorted(EXPERIMENTS.glob("*.py"))
     }
     assert {module: imported for module, imported in found.items() if imported} == {}
-
-
-LIBRARY = ("search_space", "posenets", "bottomup", "topdown", "posetrain", "supernet",
-           "evaluators", "arch_search", "shrinking", "experiments")  # fmt: skip
 
 
 def test_no_library_module_imports_by_name_at_run_time():

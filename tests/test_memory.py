@@ -11,8 +11,8 @@ from evaluators.memory import (
     estimate_memory,
     layer_parameters,
 )
+from posecore.errors import UserError
 from search_space import get_preset
-from search_space.errors import UserError
 from search_space.plan import layer_plan
 
 

@@ -6,8 +6,9 @@ import pytest
 from omegaconf import OmegaConf
 
 from arch_search.calibration import ap_estimator, ground_truth_ap
+from experiments.committed import GROUND_TRUTH, PROXY_SCORES
 from experiments.pareto import ParetoConfig, load_runs, overlay
-from search_space.errors import SettingError
+from posecore.errors import SettingError
 
 
 def _scores(tmp_path, proxy="jacob_cov"):
@@ -33,15 +34,18 @@ def test_isotonic_estimate_is_monotone_and_stays_within_the_trained_range(tmp_pa
 
 
 def test_supernet_scores_are_ap_and_unknown_proxies_get_no_estimate(tmp_path):
-    assert ap_estimator("supernet").estimate([0.2, 0.05]).tolist() == [0.2, 0.05]
+    assert ap_estimator("supernet", tmp_path / "missing.csv").estimate([0.2, 0.05]).tolist() == [
+        0.2,
+        0.05,
+    ]
     assert ap_estimator("short_train", _scores(tmp_path)) is None
     assert ap_estimator("jacob_cov", tmp_path / "missing.csv") is None
 
 
 def test_the_committed_calibration_covers_the_default_proxy():
-    estimator = ap_estimator("jacob_cov")
+    estimator = ap_estimator("jacob_cov", PROXY_SCORES)
     assert estimator is not None and len(estimator.scores) > 10
-    assert len(ground_truth_ap()) > 10
+    assert len(ground_truth_ap(GROUND_TRUTH)) > 10
 
 
 def _trials(path, proxy="jacob_cov", n=12, seed=0):

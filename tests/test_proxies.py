@@ -119,3 +119,79 @@ def test_synflow_sees_the_resolution():
         for r in (256, 512)
     )
     assert high > low  # more output pixels: a larger synaptic flow
+
+
+class _Tiny(torch.nn.Module):
+    """A 1x1 convolution (3 -> 2 channels, weights set by hand, no bias) and a ReLU; returns its
+    map twice, as a network returns its two outputs. Small enough to score by hand."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 2, 1, bias=False)
+        with torch.no_grad():
+            self.conv.weight.copy_(
+                torch.tensor([[1.0, -2.0, 3.0], [0.0, 1.0, 0.0]])[..., None, None]
+            )
+        self.relu = torch.nn.ReLU()
+
+    def forward(self, image):
+        out = self.relu(self.conv(image))
+        return [out, out]
+
+
+def _tiny_proxy(name, monkeypatch, image):
+    """``name``'s proxy scoring :class:`_Tiny` at 2 px, on a batch of ``image`` alone, under the
+    loss ``sum(outputs[0])``."""
+    import evaluators.proxies
+
+    proxy = get_proxy(name)
+    monkeypatch.setattr(proxy, "_model", lambda config, context: _Tiny())
+    monkeypatch.setattr(evaluators.proxies, "build_model", lambda config: _Tiny())
+    context = ProxyContext(
+        batches=lambda size: iter([{"image": image}]),
+        loss_fn=lambda outputs, batch: {"loss": outputs[0].sum()},
+    )
+    monkeypatch.setattr(ProxyContext, "scored_size", lambda self, config: 2)
+    return proxy.score(get_preset("litepose_xs"), context)
+
+
+def _pixels(*values):
+    """A batch of images of 2 x 2 pixels, each pixel of image i the 3 channel values given."""
+    return torch.tensor(values, dtype=torch.float32)[:, :, None, None].expand(-1, 3, 2, 2)
+
+
+def test_each_zero_cost_proxy_scores_a_tiny_module_as_computed_by_hand(monkeypatch):
+    """Values, not just finiteness. The tiny module: y_0 = relu(x_0 - 2 x_1 + 3 x_2),
+    y_1 = relu(x_1), on 2 x 2 pixels, two outputs (y, y).
+
+    * params: 6 weights.
+    * synflow: weights made |w| = (1, 2, 3 | 0, 1, 0), input all ones, R = sum of both outputs
+      = 2 * 4 * (6 + 1) = 56; dR/d|w_ij| = 2 * 4 = 8 for every weight, so
+      sum |w * dR/dw| = 8 * 7 = 56: log 56.
+    * grad_norm / snip, one image with pixels x = (3, 1, 1) and loss sum(y): y_0 = 4 > 0 and
+      y_1 = 1 > 0 at all 4 pixels, so dL/dw_0j = 4 x_j = (12, 4, 4) and dL/dw_1j = 4 x_j =
+      (12, 4, 4). grad_norm = sqrt(2 * (144 + 16 + 16)) = sqrt(352); snip = sum |w * g| =
+      12 + 8 + 12 + 0 + 4 + 0 = 36.
+    * jacob_cov, images (1, -1, 0) -> codes (1 at 4 pixels of y_0, 0 at y_1) and
+      (1, 1, 1) -> y_0 = 2 > 0, y_1 = 1 > 0: codes all 1. Each image has 8 binary units
+      (2 channels x 4 pixels) per output hook; the ReLU runs once (both outputs are one map):
+      K = [[8, 4], [4, 8]] (agreements), log det = log 48.
+    """
+    one = _pixels((3.0, 1.0, 1.0))
+    assert _tiny_proxy("params", monkeypatch, one) == 6
+    assert _tiny_proxy("synflow", monkeypatch, one) == pytest.approx(math.log(56), rel=1e-12)
+    assert _tiny_proxy("grad_norm", monkeypatch, one) == pytest.approx(math.sqrt(352), rel=1e-6)
+    assert _tiny_proxy("snip", monkeypatch, one) == pytest.approx(36, rel=1e-6)
+    two = _pixels((1.0, -1.0, 0.0), (1.0, 1.0, 1.0))
+    assert _tiny_proxy("jacob_cov", monkeypatch, two) == pytest.approx(math.log(48), rel=1e-9)
+    same = _pixels((1.0, 1.0, 1.0), (2.0, 1.0, 1.0))  # one code twice: a singular kernel
+    assert _tiny_proxy("jacob_cov", monkeypatch, same) == -math.inf
+
+
+def test_the_macs_proxy_is_the_exact_count():
+    """``macs`` is the exact fast count, which tests/test_macs.py checks against fvcore and
+    against hand counts on tiny modules (deconvolutions, BN, ReLU)."""
+    from evaluators.macs_fast import fast_macs
+
+    config = get_preset("litepose_xs")
+    assert get_proxy("macs").score(config, CONTEXT) == fast_macs(config).macs

@@ -14,7 +14,7 @@ from arch_search.rankers import (
     out_of_fold,
 )
 from evaluators.rank_agreement import paired_difference
-from search_space import arch_hash, get_preset, to_json
+from search_space import arch_hash, get_preset, list_presets, to_json
 
 
 def test_rank_aggregation_of_two_proxies_gives_the_hand_computed_order():
@@ -79,7 +79,7 @@ def test_the_paired_interval_of_a_proxy_against_itself_is_zero():
 
 def test_combined_and_learned_serve_a_search_as_proxies(tmp_path):
     assert {"combined", "learned"} <= set(list_proxies())
-    names = ["litepose_xs", "litepose_s", "litepose_m", "litepose_l"]
+    names = list_presets(tag="paper")
     configs = [get_preset(n, num_joints=14) for n in names]
     macs = get_proxy("macs")
     context = ProxyContext()

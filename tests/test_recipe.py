@@ -34,7 +34,7 @@ from bottomup.transforms import (
 )
 from evaluators.keypoint_ap import evaluate_keypoints
 from experiments.sections import recipe_config
-from search_space.errors import SettingError
+from posecore.errors import SettingError
 
 CONF = str(Path(experiments.train.__file__).parent / "conf")
 

@@ -368,8 +368,8 @@ def _arch(change: Callable[[dict], object]) -> Callable[[Path], Path]:
 
 
 def _full_folder(folder: Path) -> Path:
-    """An earlier export's folder, posearch's marker included (search_space.folders)."""
-    from search_space.folders import staged
+    """An earlier export's folder, posearch's marker included (posecore.folders)."""
+    from posecore.folders import staged
 
     out = folder / "out"
     with staged(out, "model", "export", {}) as stage:
@@ -782,7 +782,7 @@ def test_only_user_errors_get_one_line_a_bug_keeps_its_traceback(capsys):
     """fail_clearly reports the UserError family and nothing else: a ValueError or KeyError from
     a bug must not pass as a user's mistake."""
     from experiments.cli import fail_clearly
-    from search_space import SettingError, UnknownNameError
+    from posecore.errors import SettingError, UnknownNameError
 
     with pytest.raises(SystemExit) as exited, fail_clearly("cmd"):
         raise UnknownNameError("unknown thing 'x'; known things: ['y']")
@@ -801,10 +801,11 @@ def test_every_error_an_entry_point_reports_is_a_user_error():
     from evaluators.coco_inputs import ResultsError
     from experiments.import_release import ReleaseImportError
     from experiments.shrink_training import StepTrainingError
+    from posecore.errors import UserError
     from posenets.checkpoint import CheckpointError
     from posenets.io import OutputFolderError
     from posetrain.trainer import TrainingDiverged
-    from search_space import ArchConfigError, UserError
+    from search_space import ArchConfigError
     from shrinking import ShrinkPathError
 
     family = (
@@ -961,7 +962,7 @@ def test_synthetic_options_left_out_of_the_yaml_keep_the_generator_defaults():
 
 def test_the_run_dir_check_makes_the_folder_and_leaves_what_it_holds(tmp_path):
     """A rerun resumes from its run folder: the check must not add or remove anything there."""
-    from experiments.cli import check_run_dir
+    from posecore.folders import check_run_dir
 
     made = check_run_dir(tmp_path / "new" / "run")
     assert made.is_dir() and list(made.iterdir()) == []

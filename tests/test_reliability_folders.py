@@ -16,9 +16,9 @@ import torch
 
 from arch_search.budget import Budget
 from arch_search.report import export_winners
+from posecore.folders import MARKER, OutputFolderError, locked, read_marker, staged
 from posenets.checkpoint import CheckpointError, save_checkpoint
 from search_space import get_preset, to_dict
-from search_space.folders import MARKER, OutputFolderError, locked, read_marker, staged
 
 
 def _users_folder(folder: Path) -> dict[str, bytes]:

@@ -15,6 +15,7 @@ import pytest
 import torch
 from test_export import TINY_DATA, _compose_export, _perturbed_folder
 
+from posecore.errors import SettingError
 from posenets.io import load_standalone
 from posenets.runtimes import (
     PROVENANCE_FILE,
@@ -24,7 +25,6 @@ from posenets.runtimes import (
     open_runner,
     runtime_file,
 )
-from search_space.errors import SettingError
 
 # fp32: the same arithmetic in another order (BN folded, other kernels); int8: the error of
 # 8-bit activations and weights (measured on this fixture: at most 10.0-10.4% of the largest

@@ -25,8 +25,8 @@ from arch_search.proxies import ProxyContext, get_proxy
 from arch_search.report import export_winners
 from arch_search.tables import best_within, feasible_column, pareto_front, trials_table
 from evaluators.macs_fast import fast_macs
+from posecore.errors import SettingError
 from search_space import arch_hash, from_dict
-from search_space.errors import SettingError
 from search_space.space import LitePoseSpace
 
 SPACE = LitePoseSpace()
@@ -36,6 +36,7 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 def _search(tmp_path, budgets, n_trials=25, proxy="params", **kwargs):
     if isinstance(budgets, Budget):
         budgets = {"B": budgets}
+    kwargs = {"seed_paper_models": False, "latency_runs": 0} | kwargs  # fast: no extras
     settings = SearchSettings(budgets=budgets, run_dir=tmp_path, n_trials=n_trials, **kwargs)
     study = run_search(SPACE, settings, get_proxy(proxy), ProxyContext(), progress=False)
     return study, trials_table(study, f"{proxy}_score", budgets)
@@ -79,8 +80,12 @@ def test_no_reported_best_exceeds_its_budget(tmp_path):
     assert (front["macs_paper"] <= 4e9).all() and front["params_score"].is_monotonic_increasing
 
 
-def test_duplicates_are_not_scored_twice(tmp_path):
-    settings = SearchSettings(budgets={"B": Budget(20e9, "true")}, run_dir=tmp_path, n_trials=3)
+def test_duplicates_are_not_scored_twice(tmp_path, storage_url):
+    """On every storage (``storage_url``: SQLite, journal file, PostgreSQL)."""
+    settings = SearchSettings(
+        {"B": Budget(20e9, "true")}, tmp_path, n_trials=3, storage=storage_url,
+        seed_paper_models=False, latency_runs=0,
+    )  # fmt: skip
     study = run_search(SPACE, settings, get_proxy("params"), ProxyContext(), progress=False)
     first = study.trials[0]
     study.enqueue_trial(first.params)
@@ -125,14 +130,17 @@ def test_a_winner_is_shared_only_where_it_truly_scores_best(tmp_path):
         assert best["params_score"] == fits["params_score"].max()
 
 
-def test_a_study_is_continued_only_under_its_own_budgets(tmp_path):
-    _search(tmp_path, PAPER, n_trials=2)
+def test_a_study_is_continued_only_under_its_own_budgets(tmp_path, storage_url):
+    """Resumed, on every storage, with the trials it had; refused under other settings."""
+    first, _ = _search(tmp_path, PAPER, n_trials=2, storage=storage_url)
+    before = [(t.params, t.values) for t in first.trials]
     with pytest.raises(SettingError, match="was searched with .*budgets.*new study_name"):
-        _search(tmp_path, {"S": PAPER["S"]}, n_trials=3)
+        _search(tmp_path, {"S": PAPER["S"]}, n_trials=3, storage=storage_url)
     with pytest.raises(SettingError, match="multi_objective"):
-        _search(tmp_path, PAPER, n_trials=3, multi_objective=False)
-    study, _ = _search(tmp_path, PAPER, n_trials=3)
+        _search(tmp_path, PAPER, n_trials=3, multi_objective=False, storage=storage_url)
+    study, _ = _search(tmp_path, PAPER, n_trials=3, storage=storage_url)
     assert len(study.trials) == 3
+    assert [(t.params, t.values) for t in study.trials[:2]] == before
 
 
 def test_mixed_conventions_and_empty_budgets_are_refused(tmp_path):
@@ -206,3 +214,64 @@ def test_killed_search_continues_the_same_study(tmp_path):
         assert len(arch["hash"]) == 16 and arch["family"] == "litepose"
     assert (tmp_path / "pareto.png").stat().st_size > 10_000
     assert (tmp_path / "pareto.pdf").exists()
+
+
+def test_a_trial_costs_its_candidate_once_and_names_its_constraint_for_the_budget(monkeypatch):
+    """The budget's cost is the constraint and the second objective: one computation a trial
+    (it was two), kept under the budget's column and constraint name."""
+    from arch_search.driver import SearchObjective
+
+    calls = []
+    cost_of = Budget.cost_of
+    monkeypatch.setattr(
+        Budget, "cost_of", lambda self, c, m: calls.append(1) or cost_of(self, c, m)
+    )
+    budget = Budget(4e9, "paper")
+    sampler = optuna.samplers.RandomSampler(seed=0)
+    study = optuna.create_study(sampler=sampler, directions=["maximize", "minimize"])
+    study.optimize(SearchObjective(SPACE, budget, get_proxy("params"), ProxyContext(), True), 6)
+    assert len(calls) == 6
+    for t in study.trials:
+        assert list(t.constraints) == ["macs"]
+        assert t.constraints["macs"] == t.user_attrs["macs_paper"] - 4e9
+        assert t.values[1] == t.user_attrs["macs_paper"]
+
+
+def test_the_tables_read_a_trials_one_constraint_whatever_its_name(tmp_path):
+    """A latency study begun when every constraint was named ``macs`` keeps its feasibility
+    after it resumes under the name ``latency_ms``."""
+    study = optuna.create_study()
+    for name, value in (("macs", -1.0), ("macs", 2.0), ("latency_ms", -0.5), ("latency_ms", 3.0)):
+        trial = study.ask()
+        trial.set_constraint(name, value)
+        study.tell(trial, 0.0)
+    assert trials_table(study, "score")["feasible"].tolist() == [True, False, True, False]
+
+
+def test_the_search_settings_have_one_set_of_defaults():
+    """The command's schema reads its defaults from ``SearchSettings``: they once disagreed
+    (``seed_paper_models`` True vs False, ``latency_runs`` 3 vs 0)."""
+    import dataclasses
+
+    from experiments.search import SearchConfig
+
+    command = {f.name: f.default for f in dataclasses.fields(SearchConfig)}
+    library = {f.name: f.default for f in dataclasses.fields(SearchSettings)}
+    # budgets, run_dir, evolution, proxy: the same names, other types (a setting, its parsed form)
+    shared = sorted(set(command) & set(library) - {"budgets", "run_dir", "evolution", "proxy"})
+    assert {"seed_paper_models", "latency_runs", "n_trials", "sampler", "seed"} <= set(shared)
+    assert {k: command[k] for k in shared} == {k: library[k] for k in shared}
+    assert library["seed_paper_models"] is True and library["latency_runs"] == 3  # docs/search.md
+
+
+def test_budget_is_the_older_spelling_of_budgets():
+    from omegaconf import OmegaConf
+
+    from experiments.search import SearchConfig, search_budgets
+
+    def budgets(**kwargs):
+        return search_budgets(OmegaConf.structured(SearchConfig(**kwargs)), None)
+
+    assert budgets(budget="5.0G") == budgets(budgets="5.0G") == {"5.0G": Budget(5e9, "paper")}
+    with pytest.raises(SettingError, match="give one; budget= is the older spelling of budgets="):
+        budgets(budget="5.0G", budgets="{S: 5.0G}")

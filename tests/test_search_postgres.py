@@ -1,103 +1,21 @@
 """Several search workers on one PostgreSQL-backed study.
 
-The server is a throwaway one in a temporary folder, listening on a Unix socket only. It comes from
-the ``pgserver`` wheel (PostgreSQL inside a PyPI package, in the test extra; as root it runs the
-server as a system user that it creates, since PostgreSQL refuses to run as root) or, where that
-wheel does not exist (Python 3.13+), from ``initdb`` / ``pg_ctl`` on the PATH or in Debian's
-``/usr/lib/postgresql/*/bin``. No server means a failure, never a skip: CI must run this.
+The server is a throwaway one (``tests/storages.py``, through the ``postgres_url`` fixture of
+``conftest.py``: a fresh database for each test). No server means a failure, never a skip: CI must
+run this.
 """
 
 from __future__ import annotations
 
-import glob
-import os
-import pwd
-import shutil
-import subprocess
-import tempfile
-import warnings
 from collections import Counter
-from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import optuna
-import pytest
 from optuna.trial import TrialState
 from test_search import _run_cli
 
 N_TRIALS = 12
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)  # what the driver counts toward n_trials
 NO_EXPORTS = ("exports=false",)  # per-budget ONNX exports would take most of the time
-
-
-def _pgserver(pgdata: Path) -> tuple[str, Callable[[], None]]:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
-        import pgserver
-
-    server = pgserver.get_server(pgdata, cleanup_mode="delete")
-    info = server.get_postmaster_info()
-    return f"host={info.socket_dir}&port={info.port}", server.cleanup
-
-
-def _system_postgres(pgdata: Path) -> tuple[str, Callable[[], None]]:
-    found = [shutil.which("pg_ctl")] + sorted(glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"))
-    found = [p for p in found if p]
-    if not found:
-        raise FileNotFoundError("no pg_ctl on the PATH nor in /usr/lib/postgresql/*/bin")
-    bindir = Path(found[0]).parent
-    user = "nobody" if os.geteuid() == 0 else None  # postgres refuses to run as root
-    if user:
-        entry = pwd.getpwnam(user)
-        os.chown(pgdata, entry.pw_uid, entry.pw_gid)
-
-    def run(*args: str) -> None:
-        subprocess.run(args, user=user, check=True, capture_output=True, text=True, timeout=60)
-
-    run(str(bindir / "initdb"), "-D", str(pgdata), "-U", "postgres", "--auth=trust")
-    options = f"-h '' -k {pgdata} -c fsync=off"
-    run(
-        str(bindir / "pg_ctl"),
-        "-D",
-        str(pgdata),
-        "-l",
-        str(pgdata / "log"),
-        "-o",
-        options,
-        "-w",
-        "start",
-    )
-
-    def stop() -> None:
-        run(str(bindir / "pg_ctl"), "-D", str(pgdata), "-m", "immediate", "stop")
-        shutil.rmtree(pgdata, ignore_errors=True)
-
-    return f"host={pgdata}&port=5432", stop
-
-
-@pytest.fixture(scope="module")
-def postgres_url() -> Iterator[str]:
-    """SQLAlchemy URL of a fresh, empty PostgreSQL database (psycopg 3 driver)."""
-    errors = []
-    for start in (_pgserver, _system_postgres):
-        pgdata = Path(tempfile.mkdtemp(prefix="posearch-pg-"))
-        try:
-            query, stop = start(pgdata)
-            break
-        except Exception as err:  # every way of failing is reported below
-            detail = getattr(err, "stderr", "") or ""
-            log = pgdata / "log"
-            if log.exists():
-                detail += log.read_text()[-2000:]
-            errors.append(f"{start.__name__}: {err!r}\n{detail}")
-            shutil.rmtree(pgdata, ignore_errors=True)
-    else:
-        pytest.fail(
-            "could not start a PostgreSQL server (install the test extra, which brings pgserver, "
-            "or PostgreSQL's server binaries):\n" + "\n".join(errors)
-        )
-    yield f"postgresql+psycopg://postgres@/postgres?{query}"
-    stop()
 
 
 def test_two_workers_finish_n_trials_between_them_without_duplicates(postgres_url, tmp_path):

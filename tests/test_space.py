@@ -16,6 +16,8 @@ from search_space import (
     InvertedResidualConfig,
     LiteBranchConfig,
     get_preset,
+    list_presets,
+    preset_info,
     to_dict,
 )
 from search_space.presets import litepose
@@ -23,10 +25,26 @@ from search_space.space import LitePoseSpace
 
 SPACE = LitePoseSpace()
 MULTI = LitePoseSpace(largest=get_preset("litepose_supernet_multibranch"))
-RELEASED = ["litepose_xs", "litepose_s", "litepose_m", "litepose_l"]
+RELEASED = list_presets(tag="paper")
 
 
-@pytest.mark.parametrize("name", ["litepose_xs", "litepose_s", "litepose_m", "litepose_l"])
+def test_the_paper_models_are_one_query_with_their_published_numbers():
+    """The paper's four, stated once (tags on the presets), with the numbers the paper gives:
+    paper-convention GMACs, CrowdPose test AP and COCO val AP (LitePose, Table 2 / 3)."""
+    assert RELEASED == ["litepose_xs", "litepose_s", "litepose_m", "litepose_l"]
+    published = [
+        (i.short, i.published_gmacs, i.crowdpose_ap, i.coco_ap) for i in map(preset_info, RELEASED)
+    ]
+    assert published == [
+        ("XS", 1.2, 49.4, 40.6),
+        ("S", 5.0, 58.3, 56.8),
+        ("M", 7.8, 59.9, 59.8),
+        ("L", 13.7, 61.9, 62.5),
+    ]
+    assert list_presets(tag="no such tag") == []
+
+
+@pytest.mark.parametrize("name", RELEASED)
 def test_released_models_are_members(name):
     config = get_preset(name)
     assert SPACE.contains(config)

@@ -12,7 +12,13 @@ from perturbed_supernet import perturbed_supernet
 from evaluators.macs import count_macs
 from evaluators.macs_fast import fast_macs
 from posenets.checkpoint import save_checkpoint
-from search_space import ArchConfigError, InvertedResidualConfig, LiteBranchConfig, get_preset
+from search_space import (
+    ArchConfigError,
+    InvertedResidualConfig,
+    LiteBranchConfig,
+    get_preset,
+    list_presets,
+)
 from search_space.space import LitePoseSpace
 from supernet import LitePoseSupernet
 from supernet.checkpoint import load_supernet, supernet_state
@@ -21,7 +27,7 @@ from supernet.training import sandwich_subnets
 
 SIZE = 64
 EXPORT_SIZE = 32  # exactness does not depend on the size; 32 px keeps 70 exports fast
-RELEASED = ["litepose_xs", "litepose_s", "litepose_m", "litepose_l"]
+RELEASED = list_presets(tag="paper")
 
 
 def _perturbed_supernet(seed: int = 0, preset: str = "litepose_supernet_multibranch"):
@@ -72,7 +78,7 @@ def test_random_members_export_exactly(preset, count):
             assert count_macs(exported).macs == fast_macs(config).macs
 
 
-@pytest.mark.parametrize("name", ["litepose_xs", "litepose_s", "litepose_m", "litepose_l"])
+@pytest.mark.parametrize("name", RELEASED)
 def test_released_models_export_with_their_preset_macs(name):
     net = LitePoseSupernet(get_preset("litepose_supernet"))
     config = get_preset(name)

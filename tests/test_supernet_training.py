@@ -13,7 +13,7 @@ from conftest import torchrun
 from toy_supernet_training import RESOLUTIONS, K, RandomPoseTargets, run, small_space
 
 from bottomup.losses import BottomUpLoss
-from search_space.errors import UserError
+from posecore.errors import UserError
 from supernet import LitePoseSupernet
 from supernet.training import (
     DIMENSIONS,

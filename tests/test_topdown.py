@@ -12,7 +12,7 @@ from bottomup.datasets.coco_format import KeypointDataset
 from bottomup.keypoints import COCO
 from bottomup.transforms import transform_keypoints, warp_image
 from evaluators.keypoint_ap import evaluate_keypoints
-from search_space import MissingFileError
+from posecore.errors import MissingFileError
 from topdown.boxes import BoxFileError, PersonBox, detection_boxes, ground_truth_boxes
 from topdown.crops import CropRegion, box_region, crop_matrix, invert, map_points
 from topdown.decode import (

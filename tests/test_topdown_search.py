@@ -11,8 +11,8 @@ from arch_search.driver import SearchSettings, run_search
 from arch_search.proxies import ProxyContext, get_proxy
 from evaluators.end_to_end import EndToEnd, crossing_persons
 from evaluators.macs_fast import fast_macs
+from posecore.errors import SettingError
 from search_space import from_dict
-from search_space.errors import SettingError
 from search_space.topdown import TopDownConfig
 from search_space.topdown_space import TopDownSpace
 

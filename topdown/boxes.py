@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from search_space.errors import MissingFileError, UserError
+from posecore.errors import MissingFileError, UserError
 
 PERSON = 1
 

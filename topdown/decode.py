@@ -22,7 +22,7 @@ from torch import Tensor
 from bottomup.codec import from_cells
 from bottomup.keypoints import KeypointLayout
 from bottomup.refinement import adjust_dark, adjust_quarter_pixel
-from search_space.errors import SettingError
+from posecore.errors import SettingError
 from topdown.crops import invert, map_points
 
 CONFIDENT_HEAT = 0.2

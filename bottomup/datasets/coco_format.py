@@ -25,7 +25,7 @@ from pycocotools.coco import COCO
 from bottomup.coco_values import numbers_problem
 from bottomup.keypoints import KeypointLayout, get_layout
 from bottomup.sample import PoseSample
-from search_space.errors import UserError
+from posecore.errors import UserError
 
 
 class DatasetError(UserError, ValueError):

@@ -31,7 +31,7 @@ from bottomup.datasets.cache import build_once
 from bottomup.datasets.coco_format import FOLDER_LAYOUTS
 from bottomup.datasets.synthetic_figures import INDEX, SKIN_TONES, draw_figure, pose_figure
 from bottomup.keypoints import get_layout
-from search_space.errors import SettingError
+from posecore.errors import SettingError
 
 SPLITS = ("train", "val")
 SPLIT_ID_OFFSET = {"train": 0, "val": 10_000_000}  # image ids stay unique across splits

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from search_space.errors import SettingError, UserError
+from posecore.errors import SettingError, UserError
 
 PROVENANCE_FILE = "provenance.json"
 

@@ -10,7 +10,7 @@ import json
 from collections.abc import Callable, Hashable
 from pathlib import Path
 
-from search_space.errors import SettingError
+from posecore.errors import SettingError
 
 
 class JsonlRecords:

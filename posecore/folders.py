@@ -12,8 +12,13 @@ A folder is written into a temporary sibling and renamed into place when complet
 it (``.<name>.lock``, ``fcntl.flock``: the system frees it when its holder dies) keeps a second
 writer out while the first is between its check and its rename.
 
-This module sits in the lowest layer (beside ``errors``, standard library only) so that every
-package that writes output, from ``posenets.io`` to ``arch_search.report``, uses the one rule.
+A run folder (training, a search, a ground truth: written into as the run goes, resumed by a
+rerun) is never replaced; :func:`check_run_dir` only makes sure it can be written, before
+anything is generated or trained.
+
+This module sits on the ground floor (``posecore``, beside ``errors``, standard library only) so
+that every package that writes output, from ``posenets.io`` to ``arch_search.report``, uses the one
+rule.
 """
 
 from __future__ import annotations
@@ -23,12 +28,13 @@ import hashlib
 import json
 import os
 import shutil
+import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from search_space.errors import UserError
+from posecore.errors import UserError
 
 MARKER = ".posearch.json"
 
@@ -199,3 +205,22 @@ def _not_writable(folder: Path, key: str, err: OSError) -> OutputFolderError:
     return OutputFolderError(
         f"{key}={folder}: cannot write there ({err.strerror}); give a writable {key}="
     )
+
+
+def check_run_dir(path: str | Path, key: str = "run_dir") -> Path:
+    """``path`` as a writable folder, made if missing: the one check of every entry point's
+    output folder. A file in its place (or above it) or a place where nothing can be written (a
+    read-only filesystem, a permission) is an :class:`OutputFolderError` naming ``key``. What the
+    folder already holds is left alone (a rerun resumes from it)."""
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise OutputFolderError(f"{key}={folder} is a file, not a folder: give another {key}=")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):  # a folder can exist and still refuse files
+            pass
+    except OSError as err:
+        raise OutputFolderError(
+            f"{key}={folder}: cannot write there ({err.strerror}); give a writable {key}="
+        ) from None
+    return folder
