@@ -58,8 +58,12 @@ class ProxyContext:
     train_samples: Any = None  # bottomup TrainingSamples: proxies that train draw from it
     val_dataset: Any = None  # a KeypointDataset: proxies that score AP evaluate on it
 
-    def scored_size(self, config: ArchConfig) -> int:
-        """The input size ``config`` is scored at: its resolution gene under the rule."""
+    def scored_size(self, config: ArchConfig) -> int | tuple[int, int]:
+        """The input size ``config`` is scored at: its resolution gene under the rule. A
+        top-down member's crop ``(h, w)`` is its own size, not a resolution gene: the crop a
+        person is warped to, whatever the image's size, so no rule maps it."""
+        if isinstance(config.input_size, tuple):
+            return config.input_size
         return self.resolution_rule.size(config.input_size)
 
 
@@ -134,7 +138,8 @@ class SynflowProxy(Proxy):
                 if p.is_floating_point():
                     p.abs_()
         size = context.scored_size(config)
-        ones = torch.ones(1, 3, size, size, dtype=torch.double, device=context.device)
+        height, width = size if isinstance(size, tuple) else (size, size)
+        ones = torch.ones(1, 3, height, width, dtype=torch.double, device=context.device)
         total = sum(o.sum() for o in model(ones))
         total.backward()
         score = sum(

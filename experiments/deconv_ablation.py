@@ -19,20 +19,27 @@ The table is written as ``deconv_ablation.csv`` / ``.md`` and drawn as ``deconv_
 
 A top-down preset (``preset=rethinking_mobile_demo``, ``simplebaseline_resnet50``) sweeps the
 widths of its decoder's deconvolutions instead (``TopDownHeadConfig.deconvs``, kernels kept):
-the ablation of "Rethinking Deconvolution". Its costs are per person crop; ``train=true`` is
-refused for it (the ground truth's short training is bottom-up), train a width with
-``experiments.train model=<arch file>`` (docs/topdown.md).
+the ablation of "Rethinking Deconvolution". Its costs are per person crop, and the table adds
+``decoder GMACs`` (the deconvolutions, their BN and the final conv, true count). With
+``train=true`` each width is trained at the preset's own crop on ground-truth person crops of
+``dataset`` (``experiments.family_training.train_short``: ``schedule.steps`` batches of
+``schedule.batch_size`` crops, the loss group's foreground weight) once per seed of ``seeds``
+(null: ``[seed]``), and scored by AP on the first ``schedule.eval_images`` validation images
+(ground-truth boxes, no flip test); the table has the seeds' mean AP and its standard deviation,
+and the figure AP against decoder GMACs. Rows resume from ``trained.jsonl`` as above.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import hydra
+import numpy as np
 import pandas as pd
 import torch
 from hydra.core.config_store import ConfigStore
@@ -41,7 +48,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from arch_search.ground_truth import Schedule
 from evaluators.latency import measure_latency
 from evaluators.macs import count_params
-from evaluators.macs_fast import fast_macs
+from evaluators.macs_fast import fast_macs, layer_macs
 from experiments.cli import fail_clearly
 from experiments.data import DatasetSchema, dataset_settings
 from experiments.deconv_figure import plot_deconv_ablation
@@ -52,6 +59,7 @@ from posecore.records import JsonlRecords
 from posenets import build_model
 from search_space import get_preset, list_presets, to_json
 from search_space.config import LitePoseConfig
+from search_space.plan import layer_plan
 from search_space.resolution import ResolutionRule
 from search_space.topdown import DeconvLayerConfig, TopDownConfig
 
@@ -76,6 +84,7 @@ class DeconvAblationConfig:
     threads: int | None = MISSING
     train: bool = MISSING
     seed: int = MISSING
+    seeds: list[int] | None = None  # top-down train=true: every seed (null: [seed])
     schedule: dict[str, Any] = MISSING  # arch_search.ground_truth.Schedule's fields
     resolution_rule: dict[str, Any] = MISSING  # search_space.resolution.ResolutionRule's fields
     run_dir: str = MISSING
@@ -130,11 +139,6 @@ def base_config(cfg: DictConfig) -> LitePoseConfig | TopDownConfig:
         )
     config = get_preset(cfg.preset, num_joints=cfg.num_joints)
     if isinstance(config, TopDownConfig):
-        if cfg.train:
-            raise SettingError(
-                f"train=true trains bottom-up heads; for the top-down preset {cfg.preset!r} train "
-                "each width with experiments.train model=<arch file> (docs/topdown.md)"
-            )
         return config
     if not isinstance(config, LitePoseConfig):
         raise SettingError(
@@ -163,6 +167,8 @@ def cost_record(config: LitePoseConfig, cfg: DictConfig) -> dict:
         "GMACs (paper conv.)": counts.macs_paper / 1e9,
         "params (M)": count_params(model) / 1e6,
     }
+    if isinstance(config, TopDownConfig):
+        record["decoder GMACs"] = decoder_macs(config) / 1e9
     if cfg.latency:
         size = cfg.latency_size or config.input_size
         report = measure_latency(
@@ -177,6 +183,16 @@ def cost_record(config: LitePoseConfig, cfg: DictConfig) -> dict:
         record[f"CPU ms @{label}"] = report.latency_ms
         record[f"IQR ms @{label}"] = report.iqr_ms
     return record
+
+
+def decoder_macs(config: TopDownConfig) -> int:
+    """True MACs of a top-down decoder: its plan's deconvolution layers (with their BN) and the
+    final conv, one person crop."""
+    return sum(
+        layer_macs(layer)
+        for layer in layer_plan(config)
+        if layer.name.startswith("deconv.") or layer.name == "final"
+    )
 
 
 def trained_rows(path: Path) -> JsonlRecords:
@@ -234,6 +250,57 @@ def train_widths(cfg: DictConfig, configs: list[LitePoseConfig], run_dir: Path) 
     return results
 
 
+def train_topdown_widths(
+    cfg: DictConfig, configs: list[TopDownConfig], run_dir: Path
+) -> list[dict]:
+    """Each top-down width trained once per seed (finished lines of ``trained.jsonl`` reused);
+    one dict per width: the seeds' mean AP, its standard deviation and the training time."""
+    from experiments.data import load_datasets  # the training stack, only when asked
+    from experiments.family_training import train_short, validation_ap
+    from experiments.sections import loss_config
+
+    schedule = section_dataclass(Schedule, cfg.schedule, "schedule")
+    seeds = list(cfg.seeds) if cfg.seeds is not None else [cfg.seed]
+    store = trained_rows(run_dir / "trained.jsonl")
+    data: tuple | None = None
+    results = []
+    for config in configs:
+        rows = []
+        for seed in seeds:
+            key = {
+                "channels": list(head_widths(config)),
+                "size": list(config.input_size),
+                "seed": seed,
+                "schedule": asdict(schedule),
+            }
+            row = store.done.get(store.key(key))
+            if row is None:
+                if data is None:
+                    data = load_datasets(cfg.dataset)
+                train_set, val_set = data
+                print(f"training decoder {key['channels']} seed {seed}", flush=True)
+                start = time.process_time()
+                model = train_short(config, train_set, schedule, seed, loss_config(cfg.loss))
+                metrics = validation_ap(model, config, val_set, schedule.eval_images)
+                row = {**key, **metrics, "cpu_seconds": time.process_time() - start}
+                store.add(row)
+            rows.append(row)
+        ap = [r["AP"] for r in rows]
+        results.append(
+            {
+                "train size": "x".join(str(side) for side in config.input_size),
+                "GMACs @train": fast_macs(config).macs / 1e9,
+                "train steps": schedule.steps,
+                "seeds": len(rows),
+                "AP": float(np.mean(ap)),
+                "AP sd": float(np.std(ap, ddof=1)) if len(ap) > 1 else float("nan"),
+                "AP50": float(np.mean([r["AP50"] for r in rows])),
+                "train CPU s": float(np.mean([r["cpu_seconds"] for r in rows])),
+            }
+        )
+    return results
+
+
 def run(cfg: DictConfig) -> pd.DataFrame:
     """The whole command: every setting checked before any model is built, timed or trained."""
     base = base_config(cfg)
@@ -250,7 +317,8 @@ def run(cfg: DictConfig) -> pd.DataFrame:
     )
     run_dir = Path(cfg.run_dir)
     if cfg.train:
-        table = pd.concat([table, pd.DataFrame(train_widths(cfg, configs, run_dir))], axis=1)
+        train = train_topdown_widths if isinstance(base, TopDownConfig) else train_widths
+        table = pd.concat([table, pd.DataFrame(train(cfg, configs, run_dir))], axis=1)
     run_dir.mkdir(parents=True, exist_ok=True)
     table.to_csv(run_dir / f"{STEM}.csv", index=False)
     (run_dir / f"{STEM}.md").write_text(to_markdown(table) + "\n")

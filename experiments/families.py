@@ -69,7 +69,7 @@ def training_parts(
     if is_topdown(config):
         return TrainingParts(
             PersonCrops(train_set, config, seed),
-            TopDownLoss(),
+            TopDownLoss(losses.foreground_weight),
             None if val_set is None
             else topdown_ap_evaluator(val_set, config, eval_flip, eval_max_images),
         )  # fmt: skip

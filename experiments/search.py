@@ -6,6 +6,14 @@
     python -m experiments.search proxy=short_train n_trials=20        # proxies that use data
     python -m experiments.search proxy=supernet +proxy_options.checkpoint=<supernet ckpt>
     python -m experiments.search budgets=40ms convention=latency table=<CSV> [runtime=openvino]
+    python -m experiments.search family=topdown budgets='{P: 100M}' convention=true proxy=synflow
+
+``family=topdown`` searches the declared top-down space (``search_space.topdown_space``) around
+``topdown_largest`` (default ``rethinking_mobile_demo``) with the same driver, sampler, storage
+and exports; its budgets are MACs *per person* (one crop through the network; a top-down image
+costs that times its persons), so the paper's per-image budgets (``budgets=paper``) are refused
+and ``budgets`` must be given. Its proxies are the data-free ones (``synflow``, ``params``,
+``macs``): the data proxies' batches are bottom-up images.
 
 Proxies that need data (grad_norm, snip, jacob_cov, short_train, supernet) get it from the
 ``dataset`` settings (the CPU demo's synthetic data by default); every candidate is scored at its
@@ -81,9 +89,15 @@ from posecore.interrupts import Interrupted, requested, stop_on_signals
 from posenets import build_model
 from posenets.inherit import provenance
 from posenets.io import write_standalone
-from search_space import ArchConfigError
+from search_space import ArchConfigError, list_presets, resolve_arch
 from search_space.resolution import ResolutionRule
 from search_space.space import LitePoseSpace, largest_member_of
+from search_space.topdown import TopDownConfig
+from search_space.topdown_space import TopDownSpace
+
+TOPDOWN = "topdown"
+FAMILIES = ("litepose", TOPDOWN)
+DATA_FREE = ("synflow", "params", "macs")  # the proxies a top-down search may use
 
 
 @dataclass
@@ -100,6 +114,10 @@ class SearchConfig:
     # removal (litepose_supernet_multibranch); without, it is the single-branch LitePose space.
     # Unused with proxy=supernet: the checkpoint's stored space is searched.
     supernet: str = "litepose_supernet_multibranch"
+    # litepose: the space around `supernet` (bottom-up, budgets per image); topdown: the declared
+    # top-down space around `topdown_largest` (budgets per person, data-free proxies only)
+    family: str = "litepose"
+    topdown_largest: str = "rethinking_mobile_demo"
     n_trials: int = SearchSettings.n_trials
     storage: str | None = None
     study_name: str = SearchSettings.study_name
@@ -168,8 +186,10 @@ def search(cfg: SearchConfig) -> Path:
     objective = objective_column(cfg.proxy)
     table = trials_table(study, objective, budgets)
     write_tables(table, objective, run_dir)
-    estimator = ap_estimator(cfg.proxy, cfg.calibration or PROXY_SCORES)
-    truth = ground_truth_ap(cfg.ground_truth or GROUND_TRUTH)
+    # The AP calibration and the ground truth are the bottom-up demo's: no estimate for top-down.
+    topdown = cfg.family == TOPDOWN
+    estimator = None if topdown else ap_estimator(cfg.proxy, cfg.calibration or PROXY_SCORES)
+    truth = None if topdown else ground_truth_ap(cfg.ground_truth or GROUND_TRUTH)
     plot_pareto(table, objective, budgets, run_dir, estimator, truth)
     if requested():
         raise Interrupted(
@@ -205,6 +225,11 @@ def search_budgets(cfg: SearchConfig, predictor: LatencyPredictor | None):
     budget and is read as ``budgets=`` (the commands of earlier runs still run); both at once
     are refused."""
     value = cfg.budgets
+    if cfg.family == TOPDOWN and (cfg.budget or cfg.budgets) == "paper":
+        raise SettingError(
+            "family=topdown: budgets=paper are LitePose's MACs per image; give MACs per person "
+            "(one crop), e.g. budgets='{P: 100M}' convention=true"
+        )
     if cfg.budget is not None:
         if cfg.budgets != "paper":
             raise SettingError(
@@ -218,7 +243,13 @@ def search_budgets(cfg: SearchConfig, predictor: LatencyPredictor | None):
             "device with `python -m experiments.latency_table runtime=onnxruntime threads=1 "
             "out=<file>`"
         )
-    return parse_budgets(value, cfg.convention, predictor)
+    return parse_budgets(value, convention_of(cfg), predictor)
+
+
+def convention_of(cfg: SearchConfig) -> str:
+    """The budgets' convention; ``convention=true`` on the command line is YAML's boolean, which
+    the string field receives as ``'True'``: it means the true convention."""
+    return "true" if cfg.convention in (True, "True") else cfg.convention
 
 
 def latency_predictor(cfg: SearchConfig, space: LitePoseSpace) -> LatencyPredictor | None:
@@ -244,12 +275,33 @@ def latency_predictor(cfg: SearchConfig, space: LitePoseSpace) -> LatencyPredict
     return LatencyPredictor(table, cfg.supernet)
 
 
-def search_space(cfg: SearchConfig, proxy, rule: ResolutionRule) -> LitePoseSpace:
+def topdown_space(cfg: SearchConfig, proxy) -> TopDownSpace:
+    """``family=topdown``: the declared top-down space around ``topdown_largest``; a proxy that
+    needs data is refused (its batches are whole images for bottom-up networks)."""
+    if proxy.needs_data:
+        raise SettingError(
+            f"family=topdown with proxy={cfg.proxy!r}: that proxy scores on bottom-up image "
+            f"batches; give a data-free one: {sorted(DATA_FREE)}"
+        )
+    largest = resolve_arch(cfg.topdown_largest)
+    if not isinstance(largest, TopDownConfig):
+        raise SettingError(
+            f"topdown_largest={cfg.topdown_largest!r} is a {largest.family} architecture; give "
+            f"a top-down one: {list_presets(pipeline='topdown')}"
+        )
+    return TopDownSpace(largest=largest)
+
+
+def search_space(cfg: SearchConfig, proxy, rule: ResolutionRule) -> LitePoseSpace | TopDownSpace:
     """The space around ``supernet`` with the default choices; with the supernet proxy, the
     space its checkpoint stores (``supernet`` is then unused; older checkpoints without one fall
     back to the default). The checkpoint stores the input sizes it was trained at, and candidates
     are scored at their resolution gene mapped by ``rule``, so the searched resolution genes are
     those (of the default space's and the stored ones) that ``rule`` maps onto a trained size."""
+    if cfg.family not in FAMILIES:
+        raise SettingError(f"family={cfg.family!r}: must be one of {FAMILIES}")
+    if cfg.family == TOPDOWN:
+        return topdown_space(cfg, proxy)
     default = LitePoseSpace(largest_member_of(cfg.supernet))
     if not isinstance(proxy, SupernetProxy) or proxy.space is None:
         return default

@@ -3,7 +3,8 @@
 Around a largest member (``TopDownSpace.largest``, by default ``rethinking_mobile_demo``), a
 member chooses:
 
-* ``crop``: the crop (height, width), one of ``crops``;
+* ``crop``: the crop (height, width), one of ``crops``, as the gene ``"<h>x<w>"`` (Optuna's
+  categorical choices are plain values, and its storages keep no tuples);
 * ``stage<s>.width`` (the largest member's channels times one of ``width_scales``, rounded to a
   multiple of 8 by ``search_space.channels.make_divisible``) and ``stage<s>.depth`` (1 to the
   largest member's depth) for every encoder stage, and ``stage<s>.block<b>.kernel`` /
@@ -14,8 +15,15 @@ member chooses:
 The stem, the strides and the number of deconvolutions are the largest member's. ``genes(config)``
 reads a member's genes back; a config outside the space (another encoder, another depth of
 decoder, a value the space does not offer) is refused naming the gene, and ``decode`` refuses a
-gene the space does not have by its name. Budgets (MACs per person) are applied by the search,
-which may count MACs; this module cannot (it sits below the evaluators).
+gene the space does not have by its name.
+
+The search driver (``arch_search.driver``, ``experiments.search family=topdown``) reads this
+space through the interface it reads ``LitePoseSpace`` by: ``choices`` (every gene's values,
+ascending in cost: crops by area, so the sampler's repair can lower a gene to fit),
+``decode`` of every gene (block genes beyond a depth carried along, ignored), ``encode`` /
+``contains``, ``smallest``, ``mutate_genes`` and ``crossover_genes``. Budgets are MACs *per
+person* (one crop through the network), applied by the search, which may count MACs; this
+module cannot (it sits below the evaluators).
 """
 
 from __future__ import annotations
@@ -36,6 +44,11 @@ from search_space.topdown import (
 )
 
 DECONV_WIDTHS = (8, 16, 32, 64, 128, 256)
+
+
+def crop_gene(crop: tuple[int, int]) -> str:
+    """``(128, 96)`` -> ``"128x96"``: the crop as a gene value."""
+    return f"{crop[0]}x{crop[1]}"
 
 
 def _default_largest() -> TopDownConfig:
@@ -72,16 +85,17 @@ class TopDownSpace:
     def choices(self) -> dict[str, tuple]:
         """Every gene and its allowed values (a member uses the block genes of the blocks it
         keeps)."""
-        genes: dict[str, tuple] = {"crop": tuple(tuple(c) for c in self.crops)}
+        by_area = sorted({tuple(c) for c in self.crops}, key=lambda c: (c[0] * c[1], c))
+        genes: dict[str, tuple] = {"crop": tuple(crop_gene(c) for c in by_area)}
         for s, stage in enumerate(self.largest.encoder.stages):
             genes[f"stage{s}.width"] = self.widths_of(s)
             genes[f"stage{s}.depth"] = tuple(range(1, stage.depth + 1))
             for b in range(stage.depth):
-                genes[f"stage{s}.block{b}.kernel"] = tuple(self.kernels)
-                genes[f"stage{s}.block{b}.expansion"] = tuple(self.expansions)
+                genes[f"stage{s}.block{b}.kernel"] = tuple(sorted(self.kernels))
+                genes[f"stage{s}.block{b}.expansion"] = tuple(sorted(self.expansions))
         for i in range(len(self.largest.head.deconvs)):
-            genes[f"deconv{i}.width"] = tuple(self.deconv_widths)
-            genes[f"deconv{i}.kernel"] = tuple(self.deconv_kernels)
+            genes[f"deconv{i}.width"] = tuple(sorted(self.deconv_widths))
+            genes[f"deconv{i}.kernel"] = tuple(sorted(self.deconv_kernels))
         return genes
 
     def widths_of(self, stage: int) -> tuple[int, ...]:
@@ -113,9 +127,11 @@ class TopDownSpace:
                 raise SpaceError(name, value, "is not a gene of this top-down space; its genes: "
                                  "crop, stage<s>.width / .depth / .block<b>.kernel / .expansion, "
                                  "deconv<i>.width / .kernel")  # fmt: skip
-            allowed = choices[name]
-            if (tuple(value) if isinstance(value, list) else value) not in allowed:
-                raise SpaceError(name, value, f"must be one of {list(allowed)}")
+            if value not in choices[name]:
+                raise SpaceError(name, value, f"must be one of {list(choices[name])}")
+        for name in self._needed(genes):
+            if name not in genes:
+                raise SpaceError(name, None, f"gene missing; allowed values {list(choices[name])}")
         stages = []
         for s, stage in enumerate(self.largest.encoder.stages):
             depth = genes[f"stage{s}.depth"]
@@ -130,9 +146,10 @@ class TopDownSpace:
             for i in range(len(self.largest.head.deconvs))
         )
         encoder = dataclasses.replace(self.largest.encoder, stages=tuple(stages))
+        height, width = (int(side) for side in genes["crop"].split("x"))
         return dataclasses.replace(
             self.largest,
-            input_size=tuple(genes["crop"]),
+            input_size=(height, width),
             encoder=encoder,
             head=dataclasses.replace(self.largest.head, deconvs=deconvs),
         )
@@ -159,7 +176,7 @@ class TopDownSpace:
         for path, (got, want) in fixed.items():
             if got != want:
                 raise SpaceError(path, got, f"is fixed at {want} in this space")
-        genes: dict = {"crop": tuple(config.input_size)}
+        genes: dict = {"crop": crop_gene(config.input_size)}
         for s, stage in enumerate(config.encoder.stages):
             if stage.stride != largest.encoder.stages[s].stride:
                 raise SpaceError(f"encoder.stages[{s}].stride", stage.stride,
@@ -175,7 +192,52 @@ class TopDownSpace:
         self.decode(genes)  # every value checked against the space
         return genes
 
+    def _needed(self, genes: dict) -> list[str]:
+        """The genes a member with these depths reads (the crop, every stage's width and depth,
+        the kept blocks' kernel and expansion, every deconvolution's width and kernel)."""
+        needed = ["crop"]
+        for s, _ in enumerate(self.largest.encoder.stages):
+            needed += [f"stage{s}.width", f"stage{s}.depth"]
+            for b in range(genes.get(f"stage{s}.depth", 0)):
+                needed += [f"stage{s}.block{b}.kernel", f"stage{s}.block{b}.expansion"]
+        for i in range(len(self.largest.head.deconvs)):
+            needed += [f"deconv{i}.width", f"deconv{i}.kernel"]
+        return needed
+
+    # ------------------------------------------------------------------ what the search reads
+    def encode(self, config: TopDownConfig) -> dict:
+        """Every gene of ``choices`` for ``config`` (``genes``), the blocks beyond a stage's
+        depth filled with their largest values (carried along, not read); a config outside the
+        space is refused naming the gene."""
+        kept = self.genes(config)
+        return {name: kept.get(name, values[-1]) for name, values in self.choices().items()}
+
+    def contains(self, config) -> bool:
+        try:
+            self.genes(config)
+        except ArchConfigError:
+            return False
+        return True
+
+    def smallest(self) -> TopDownConfig:
+        """Every gene at its first (cheapest) choice: the search's reachability floor."""
+        return self.decode({name: values[0] for name, values in self.choices().items()})
+
+    def largest_member(self) -> TopDownConfig:
+        return self.decode({name: values[-1] for name, values in self.choices().items()})
+
+    def mutate_genes(self, genes: dict, rng: np.random.Generator, probability: float) -> dict:
+        """Each gene drawn anew with ``probability`` (block genes beyond a depth included, so a
+        depth grown back recovers them)."""
+        out = dict(genes)
+        for name, allowed in self.choices().items():
+            if rng.random() < probability:
+                out[name] = _pick(rng, allowed)
+        return out
+
+    def crossover_genes(self, a: dict, b: dict, rng: np.random.Generator) -> dict:
+        return {name: a[name] if rng.random() < 0.5 else b[name] for name in self.choices()}
+
 
 def _pick(rng: np.random.Generator, values: tuple):
-    value = values[int(rng.integers(len(values)))]
-    return tuple(value) if isinstance(value, list) else value
+    return values[int(rng.integers(len(values)))]

@@ -37,6 +37,7 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 
 def _settings(tmp_path, n_trials, **kwargs) -> SearchSettings:
     kwargs.setdefault("evolution", SMALL)
+    kwargs.setdefault("seed_paper_models", False)  # counts below are of drawn trials only
     return SearchSettings(budgets=PAPER, run_dir=tmp_path, n_trials=n_trials, **kwargs)
 
 
