@@ -295,7 +295,7 @@ def run_search(
     predictor = settings.predictor or (latency[0] if latency else None)
     study = open_study(settings, space)
     if settings.seed_paper_models and not study.trials:
-        for name in list_presets(tag="paper"):
+        for name in list_presets(tag="paper")[: settings.n_trials]:  # never past n_trials
             config = get_preset(name)
             if space.contains(config):
                 study.enqueue_trial(space.encode(config), skip_if_exists=True)

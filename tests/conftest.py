@@ -19,6 +19,7 @@ if str(TESTS) not in sys.path:
     sys.path.insert(0, str(TESTS))
 
 import repo_writes  # noqa: E402 (tests/ is on the path from here)
+from storages import STORAGES, file_storage_url  # noqa: E402
 
 # Every interpreter a test starts imports this checkout's code wherever it runs (an editable
 # install may point at another checkout): the tests run from a scratch folder, below.
@@ -108,12 +109,10 @@ def postgres_url(postgres_server) -> str:
     return postgres_server.database()
 
 
-@pytest.fixture(params=("sqlite", "journal", "postgresql"))
+@pytest.fixture(params=STORAGES)
 def storage_url(request, tmp_path) -> str:
     """A fresh study storage of each kind the search supports, one test run per kind: the
     test body is written once and runs on every backend (as Optuna's storage tests do)."""
-    from storages import file_storage_url
-
     if request.param == "postgresql":
         return request.getfixturevalue("postgres_url")
     return file_storage_url(request.param, tmp_path)
