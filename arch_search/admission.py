@@ -19,7 +19,7 @@ import optuna
 from optuna.exceptions import ExperimentalWarning
 from optuna.trial import TrialState
 
-from posetrain.interrupts import Interrupted, requested
+from posecore.interrupts import Interrupted, requested
 
 HOST = socket.gethostname()
 POLL_S = 0.2  # how often a trial waiting on other workers' trials looks again

@@ -4,10 +4,9 @@ It is a :class:`posecore.errors.UserError` (reported in one line by ``experiment
 generic errors (a setting, a name, a file) live on the ground floor, ``posecore.errors``.
 """
 
-from posecore.errors import SettingError, UserError
+from posecore.errors import UserError
 
-# SettingError: still imported from here by tests/test_search_evolution.py
-__all__ = ["ArchConfigError", "SettingError"]
+__all__ = ["ArchConfigError"]
 
 
 class ArchConfigError(UserError, ValueError):

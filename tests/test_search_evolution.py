@@ -26,7 +26,7 @@ from arch_search.evolution import TARGET_ATTR, BudgetedSampler, EvolutionSetting
 from arch_search.proxies import ProxyContext, get_proxy
 from arch_search.storage import make_storage
 from evaluators.macs_fast import fast_macs
-from search_space.errors import SettingError
+from posecore.errors import SettingError
 from search_space.space import LitePoseSpace
 
 SPACE = LitePoseSpace()
