@@ -33,6 +33,7 @@ from evaluators.pose_eval import evaluate_model
 from evaluators.proxies import Proxy, ProxyContext, register_proxy
 from posecore.errors import SettingError
 from posenets import build_model
+from posenets.inherit import provenance
 from posetrain.trainer import Trainer, TrainerConfig
 from search_space.config import ArchConfig
 from search_space.errors import ArchConfigError
@@ -189,6 +190,13 @@ class SupernetProxy(_ScoredOnValidation):
         self._loaded = loaded
         self.recalibration_batches = recalibration_batches
         self.batch_size = batch_size
+
+    def exported_model(self, config: ArchConfig, context: ProxyContext):
+        """The subnet with the supernet's weights and recalibrated BN: what was scored."""
+        origin = provenance(
+            "supernet", self.checkpoint, recalibration_batches=self.recalibration_batches
+        )
+        return self.subnet(config, context), origin
 
     def subnet(self, config: ArchConfig, context: ProxyContext) -> nn.Module:
         """The candidate's weights from the supernet, BN statistics recalibrated."""

@@ -73,6 +73,14 @@ class Proxy:
     name = "proxy"
     cost = "unknown"
     needs_data = False
+    # Hooks a search reads instead of testing the proxy's type: the space the proxy's own
+    # weights span (None: the search's default space), and ``exported_model`` below.
+    space = None
+
+    def exported_model(self, config: ArchConfig, context: ProxyContext):
+        """``(model, weights provenance)`` for a search's export of ``config`` when this proxy
+        holds weights for it (the supernet proxy), or None: the export builds fresh ones."""
+        return None
 
     def score(self, config: ArchConfig, context: ProxyContext) -> float:
         raise NotImplementedError

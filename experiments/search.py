@@ -69,7 +69,6 @@ from arch_search.evolution import EvolutionSettings
 from arch_search.proxies import ProxyContext, get_proxy, list_proxies
 from arch_search.report import export_winners, plot_pareto, write_tables
 from arch_search.tables import format_winners, objective_column, trials_table, winners_table
-from arch_search.trained_proxies import SupernetProxy
 from evaluators.latency_table import (
     LatencyPredictor,
     LatencyTable,
@@ -303,7 +302,7 @@ def search_space(cfg: SearchConfig, proxy, rule: ResolutionRule) -> LitePoseSpac
     if cfg.family == TOPDOWN:
         return topdown_space(cfg, proxy)
     default = LitePoseSpace(largest_member_of(cfg.supernet))
-    if not isinstance(proxy, SupernetProxy) or proxy.space is None:
+    if proxy.space is None:  # the proxy's weights span no space of their own
         return default
     trained = proxy.space
     candidates = sorted(set(default.resolutions) | set(trained.resolutions))
@@ -334,14 +333,9 @@ def exporter(proxy, context: ProxyContext, predictor: LatencyPredictor | None = 
     and threads."""
 
     def export(config, folder: Path) -> None:
-        model = proxy.subnet(config, context) if isinstance(proxy, SupernetProxy) else None
-        origin = (  # weights.json: what the folder's weights are
-            provenance(
-                "supernet", proxy.checkpoint, recalibration_batches=proxy.recalibration_batches
-            )
-            if model is not None
-            else provenance("random")
-        )
+        held = proxy.exported_model(config, context)
+        # weights.json: what the folder's weights are
+        model, origin = held if held is not None else (None, provenance("random"))
         network = model if model is not None else build_model(config)
         write_standalone(network, config, folder, True, origin)
         if predictor is not None:
