@@ -34,7 +34,7 @@ from evaluators.proxies import Proxy, ProxyContext, register_proxy
 from posecore.errors import SettingError
 from posenets import build_model
 from posenets.inherit import provenance
-from posetrain.trainer import Trainer, TrainerConfig
+from posetrain.trainer import Trainer, short_schedule
 from search_space.config import ArchConfig
 from search_space.errors import ArchConfigError
 from supernet.checkpoint import open_supernet
@@ -133,18 +133,8 @@ class ShortTrainProxy(_ScoredOnValidation):
         """The candidate after ``steps`` batches, trained as ``experiments.train`` would."""
         _require(context, self.name, "train_samples", "val_dataset", "loss_fn")
         size = self._size(config, context)
-        settings = TrainerConfig(
-            epochs=max(1, -(-self.steps * self.batch_size // len(context.train_samples))),
-            max_steps=self.steps,
-            batch_size=self.batch_size,
-            lr=self.lr,
-            schedule="cosine",
-            warmup_steps=min(10, self.steps // 5),
-            amp=False,
-            seed=context.seed,
-            checkpoint_every=10**9,
-            log_every=10**9,
-            progress=False,
+        settings = short_schedule(
+            self.steps, self.batch_size, self.lr, context.seed, len(context.train_samples)
         )
         torch.manual_seed(context.seed)
         model = build_model(config)

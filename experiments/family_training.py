@@ -25,28 +25,8 @@ from evaluators.pose_eval import evaluate_model
 from evaluators.topdown_eval import evaluate_topdown
 from experiments.families import is_topdown, training_parts
 from posenets import build_model
-from posetrain.trainer import Trainer, TrainerConfig
+from posetrain.trainer import Trainer, short_schedule
 from search_space.config import ArchConfig
-
-
-def trainer_settings(schedule: Schedule, seed: int, items: int) -> TrainerConfig:
-    """The short schedule as trainer settings (``items``: training samples, for the epochs the
-    trainer's sampler needs to reach ``steps``)."""
-    return TrainerConfig(
-        epochs=max(1, -(-schedule.steps * schedule.batch_size // items)),
-        max_steps=schedule.steps,
-        batch_size=schedule.batch_size,
-        lr=schedule.lr,
-        schedule="cosine",
-        warmup_steps=min(10, schedule.steps // 5),
-        amp=False,
-        seed=seed,
-        num_workers=0,
-        checkpoint_every=10**9,
-        log_every=10**9,
-        eval_every_epochs=10**9,
-        progress=False,
-    )
 
 
 def train_short(
@@ -61,7 +41,9 @@ def train_short(
     parts = training_parts(config, train_set, None, losses or LossConfig(), seed, False, None)
     torch.manual_seed(seed)
     model = build_model(config)
-    settings = trainer_settings(schedule, seed, len(parts.samples))
+    settings = short_schedule(
+        schedule.steps, schedule.batch_size, schedule.lr, seed, len(parts.samples)
+    )
     with tempfile.TemporaryDirectory(prefix="family_train_") as run_dir:
         trainer = Trainer(model, parts.loss_fn, parts.samples, settings, Path(run_dir))
         trainer.fit()

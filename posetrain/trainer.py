@@ -104,6 +104,27 @@ def _check_number(name: str, value, low: float, strict: bool = False) -> None:
         )
 
 
+def short_schedule(steps: int, batch_size: int, lr: float, seed: int, items: int) -> TrainerConfig:
+    """A fixed number of cosine-decayed steps with nothing saved, logged or evaluated on the
+    way: how proxies and short comparisons train a candidate (``items``: training samples, for
+    the epochs the sampler needs to reach ``steps``)."""
+    return TrainerConfig(
+        epochs=max(1, -(-steps * batch_size // items)),
+        max_steps=steps,
+        batch_size=batch_size,
+        lr=lr,
+        schedule="cosine",
+        warmup_steps=min(10, steps // 5),
+        amp=False,
+        seed=seed,
+        num_workers=0,
+        checkpoint_every=10**9,
+        log_every=10**9,
+        eval_every_epochs=10**9,
+        progress=False,
+    )
+
+
 @dataclass
 class TrainResult:
     steps: int
