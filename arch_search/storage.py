@@ -2,8 +2,8 @@
 
 RDB storages get heartbeats, so a trial whose worker was killed is failed and queued again; a
 storage that cannot be opened is a ``SettingError`` naming the URL and the fix. A queued trial
-(an enqueued preset, a stale trial's retry) is claimed by exactly one worker
-(``ClaimOnceRDBStorage``).
+(an enqueued preset, a stale trial's retry) is claimed by exactly one worker, and a trial is born
+with its worker's name and first heartbeat (``ClaimOnceRDBStorage``).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import optuna
 from optuna.exceptions import ExperimentalWarning
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages._rdb.models import TrialModel
-from optuna.trial import TrialState
+from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy import update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import (
@@ -29,6 +29,7 @@ from sqlalchemy.exc import (
     ProgrammingError,
 )
 
+from arch_search.admission import worker_name
 from posecore.errors import SettingError
 
 
@@ -82,7 +83,36 @@ class ClaimOnceRDBStorage(RDBStorage):
     (``SELECT ... FOR UPDATE``) is a no-op on SQLite, so two workers could both read WAITING, both
     run the trial, and the second to finish died with "Cannot tell a COMPLETE trial" (optuna
     issues 4002, 4621). ``UPDATE ... WHERE state = WAITING`` lets the database decide: one worker's
-    update matches the row, every other's matches none and moves on to the next queued trial."""
+    update matches the row, every other's matches none and moves on to the next queued trial.
+
+    A trial it starts (created or claimed) carries its worker's name from the start and gets its
+    first heartbeat at once. Optuna records the first heartbeat only after the sampler's proposal,
+    and posearch named the worker only in the objective: a worker killed in between (the evolution's
+    proposal is the slow part) left a RUNNING trial that no grace period and no dead-pid check
+    could end, and a rerun waited on it for ever (CI, 2026-12-03)."""
+
+    def _create_new_trial(
+        self, study_id: int, template_trial: FrozenTrial | None = None
+    ) -> FrozenTrial:
+        # Optuna's cache in front of every RDB storage calls this, not ``create_new_trial``.
+        if template_trial is not None:  # enqueued or added: not started here
+            return super()._create_new_trial(study_id, template_trial)
+        started = FrozenTrial(
+            number=-1,
+            state=TrialState.RUNNING,
+            value=None,
+            datetime_start=datetime.now(),  # as Optuna's own new trial
+            datetime_complete=None,
+            params={},
+            distributions={},
+            user_attrs={"worker": worker_name()},  # in the row's own transaction
+            system_attrs={},
+            intermediate_values={},
+            trial_id=-1,
+        )
+        trial = super()._create_new_trial(study_id, started)
+        self.record_heartbeat(trial._trial_id)
+        return trial
 
     def set_trial_state_values(
         self, trial_id: int, state: TrialState, values: Sequence[float] | None = None
@@ -100,7 +130,11 @@ class ClaimOnceRDBStorage(RDBStorage):
             )
         )
         with self.engine.begin() as connection:
-            return connection.execute(claim).rowcount == 1
+            claimed = connection.execute(claim).rowcount == 1
+        if claimed:  # a retry's copy names the dead worker until now
+            self.set_trial_user_attr(trial_id, "worker", worker_name())
+            self.record_heartbeat(trial_id)
+        return claimed
 
 
 def _rdb_storage(url: str, heartbeat_s: int, attempts: int = 8) -> RDBStorage:

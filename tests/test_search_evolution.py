@@ -4,6 +4,7 @@ uninterrupted one would have, several workers keep the exact trial count, and a 
 settings that define another study is refused."""
 
 import multiprocessing
+import os
 import time
 from collections import Counter
 from pathlib import Path
@@ -241,3 +242,34 @@ def test_an_optuna_older_than_5_is_named_at_import(monkeypatch):
     with pytest.raises(ImportError, match=r"optuna >= 5.0 .* optuna 4.5.0 is installed"):
         importlib.import_module("arch_search.driver")
     monkeypatch.setitem(sys.modules, "arch_search.driver", arch_search.driver)
+
+
+def _ask_and_die(settings: SearchSettings) -> None:
+    """A worker killed after Optuna created its trial but before the trial's heartbeat thread
+    or objective ran: the sampler's proposal is the slow part of that window."""
+    from arch_search.driver import open_study
+
+    open_study(settings, SPACE).ask()
+    os._exit(9)  # no cleanup, as SIGKILL
+
+
+def test_a_worker_killed_before_its_trial_started_does_not_stall_the_rerun(tmp_path):
+    """CI, 2026-12-03: the rerun after a SIGKILL waited 300 s on a RUNNING trial that had no
+    heartbeat and no worker name, so neither the grace period nor the dead-pid check ended it."""
+    settings = _settings(tmp_path, 6, storage=f"sqlite:///{tmp_path / 'study.db'}")
+    _run(_settings(tmp_path, 3, storage=settings.storage_url))
+    dying = multiprocessing.get_context("fork").Process(target=_ask_and_die, args=(settings,))
+    dying.start()
+    dying.join(60)
+    stalled = optuna.load_study(study_name="posearch", storage=settings.storage_url).trials
+    assert [t.state.name for t in stalled].count("RUNNING") == 1
+    rerun = multiprocessing.get_context("fork").Process(target=_run, args=(settings,))
+    started = time.monotonic()
+    rerun.start()
+    rerun.join(120)
+    if rerun.is_alive():
+        rerun.kill()
+    waited = time.monotonic() - started
+    assert rerun.exitcode == 0, f"the rerun was still waiting after {waited:.0f} s"
+    trials = optuna.load_study(study_name="posearch", storage=settings.storage_url).trials
+    assert sum(t.state.name == "COMPLETE" for t in trials) == 6
