@@ -159,9 +159,7 @@ class BudgetedSampler(optuna.samplers.BaseSampler):
         index = [n for n, _ in self.targets].index(name)
         return limits[index - 1] if index else 0.0
 
-    def propose(
-        self, trials: Sequence[FrozenTrial], name: str, budget: SearchBudget, rng
-    ) -> Genes:
+    def propose(self, trials: Sequence[FrozenTrial], name: str, budget: SearchBudget, rng) -> Genes:
         """Genes of a new member for budget ``name``: within it, above the next smaller budget
         (``floor``) and new to the study; after ``max_draws`` draws, the first that was within
         it and new, else the last draw lowered until it fits (``repair``)."""

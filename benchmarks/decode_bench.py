@@ -38,7 +38,10 @@ STRIDE = 2  # the aggregated maps are at 1/2 of the input
 
 
 def scene(
-    rng: np.random.Generator, codec: HeatmapTagCodec, size: int, tag_dim: int,
+    rng: np.random.Generator,
+    codec: HeatmapTagCodec,
+    size: int,
+    tag_dim: int,
     persons: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """heat (K, size, size) and tags (K, D, size, size) of one image (see the module docstring);

@@ -127,9 +127,7 @@ def main() -> None:
     for name in args.models:
         config = get_preset(f"litepose_{name}")
         size = config.input_size
-        codec = HeatmapTagCodec(
-            CodecConfig(size, CROWDPOSE.num_joints, config.tag_dim), CROWDPOSE
-        )
+        codec = HeatmapTagCodec(CodecConfig(size, CROWDPOSE.num_joints, config.tag_dim), CROWDPOSE)
         decoded = decode_ms(args, codec, reference, size // STRIDE)
         torch.manual_seed(0)
         model = build_model(config).eval()

@@ -82,9 +82,7 @@ def latency_rows(args, model_name: str, folder: Path) -> list[dict]:
                     runtime_file(folder, runtime, precision), runtime, size, macs=macs,
                     runs=args.runs, warmup=3, threads=threads or None, clock=clock,
                 )  # fmt: skip
-                times.setdefault((threads, runtime, precision, clock), []).append(
-                    report.latency_ms
-                )
+                times.setdefault((threads, runtime, precision, clock), []).append(report.latency_ms)
     rows = []
     for (threads, runtime, precision, clock), values in times.items():
         rows.append(
@@ -118,9 +116,7 @@ def ap_rows(args, folder: Path) -> list[dict]:
         rows = []
         for runtime, precision in [(None, "fp32"), *jobs]:
             chosen = [f"runtime={runtime}", f"precision={precision}"] if runtime else []
-            cfg = compose(
-                "evaluate", [f"checkpoint={folder}", f"dataset={args.dataset}", *chosen]
-            )
+            cfg = compose("evaluate", [f"checkpoint={folder}", f"dataset={args.dataset}", *chosen])
             stats = run(cfg)
             rows.append({"runtime": runtime or "eager", "precision": precision, **stats})
     return rows

@@ -27,7 +27,6 @@ class LatencyTableError(UserError, ValueError):
     """A table that does not fit the run (runtime, threads, space, format) or lacks a layer."""
 
 
-
 # Records that runtimes fuse into the layer before them (ONNX Runtime folds a BN into its conv
 # and runs the activation inside the conv kernel): timed with that layer, as one unit.
 FOLLOWERS = ("bn", "relu", "relu6")
@@ -192,7 +191,6 @@ def describe_space(space) -> str:
     )
 
 
-
 @dataclass(frozen=True)
 class LayerSpec:
     """One distinct layer to time: its key, its op, a factory for the one-layer module and the
@@ -202,4 +200,3 @@ class LayerSpec:
     op: str
     build: Callable[[], nn.Module]
     input_shapes: tuple[tuple[int, ...], ...]
-

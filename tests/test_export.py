@@ -248,7 +248,11 @@ def test_reexport_replaces_the_folder_whole_and_bad_precisions_fail(tmp_path):
     result = _export("arch=litepose_xs", f"out={out}", "overwrite=true")
     assert result.returncode == 0, result.stderr
     assert sorted(p.name for p in out.iterdir()) == [
-        MARKER, "arch.json", "model.onnx", "model.pt", "weights.json"
+        MARKER,
+        "arch.json",
+        "model.onnx",
+        "model.pt",
+        "weights.json",
     ]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"], "no staging folder is left"
     result = _export("arch=litepose_xs", f"out={tmp_path / 'x'}", "precision=fp8")

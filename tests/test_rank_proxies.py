@@ -65,7 +65,10 @@ def test_taus_intervals_and_bands_of_a_hand_made_table_and_resume(tmp_path):
     assert "combined_all" not in ranking.index.get_level_values("proxy")
     paired = pd.read_csv(tmp_path / "run" / "paired.csv").set_index(["ranker", "scope"])
     assert set(paired.index.get_level_values("ranker")) == {
-        "params", "combined", "learned", "learned_trend"
+        "params",
+        "combined",
+        "learned",
+        "learned_trend",
     }
     low, high = paired.loc[("params", "whole"), ["low", "high"]]
     assert low <= paired.loc[("params", "whole"), "tau - macs tau"] <= high

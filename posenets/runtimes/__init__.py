@@ -57,9 +57,7 @@ class RuntimeInfo:
 
 RUNTIMES = {
     "onnx": RuntimeInfo("onnx", "posenets.runtimes.onnx", "onnxruntime", ("fp32", "fp16", "int8")),
-    "openvino": RuntimeInfo(
-        "openvino", "posenets.runtimes.openvino", "openvino", ("fp32", "int8")
-    ),
+    "openvino": RuntimeInfo("openvino", "posenets.runtimes.openvino", "openvino", ("fp32", "int8")),
     "executorch": RuntimeInfo(
         "executorch", "posenets.runtimes.executorch", "executorch", ("fp32", "int8")
     ),
