@@ -17,6 +17,7 @@ import optuna
 from optuna.exceptions import ExperimentalWarning
 from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages._rdb.models import TrialModel
+from optuna.storages.journal import JournalStorage
 from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy import update
 from sqlalchemy.engine import make_url
@@ -40,9 +41,9 @@ def make_storage(url: str, heartbeat_s: int) -> optuna.storages.BaseStorage:
         check_database_url(url)
         return _rdb_storage(url, heartbeat_s)
     if url.startswith("journal:"):
-        from optuna.storages.journal import JournalFileBackend, JournalStorage
+        from optuna.storages.journal import JournalFileBackend
 
-        return JournalStorage(JournalFileBackend(url.removeprefix("journal:")))
+        return NamedWorkerJournalStorage(JournalFileBackend(url.removeprefix("journal:")))
     raise SettingError(
         f"storage={url!r}: use an sqlite://, postgresql:// or mysql:// URL, or "
         "journal:<path> for a journal file"
@@ -76,6 +77,41 @@ def check_database_url(url: str) -> None:
         ) from None
 
 
+def started_trial() -> FrozenTrial:
+    """The template of a trial this worker starts: RUNNING, named after its worker in the same
+    write that creates it, so no kill can leave it nameless."""
+    return FrozenTrial(
+        number=-1,
+        state=TrialState.RUNNING,
+        value=None,
+        datetime_start=datetime.now(),  # as Optuna's own new trial
+        datetime_complete=None,
+        params={},
+        distributions={},
+        user_attrs={"worker": worker_name()},
+        system_attrs={},
+        intermediate_values={},
+        trial_id=-1,
+    )
+
+
+class NamedWorkerJournalStorage(JournalStorage):
+    """A journal storage whose trials carry their worker's name from the start, as
+    ``ClaimOnceRDBStorage``'s do (a journal has no heartbeats: a trial killed on another machine
+    stays RUNNING; on this machine the dead worker's pid tells)."""
+
+    def create_new_trial(self, study_id: int, template_trial: FrozenTrial | None = None) -> int:
+        return super().create_new_trial(study_id, template_trial or started_trial())
+
+    def set_trial_state_values(
+        self, trial_id: int, state: TrialState, values: Sequence[float] | None = None
+    ) -> bool:
+        claimed = super().set_trial_state_values(trial_id, state, values)
+        if claimed and state == TrialState.RUNNING:  # a queued trial claimed
+            self.set_trial_user_attr(trial_id, "worker", worker_name())
+        return claimed
+
+
 class ClaimOnceRDBStorage(RDBStorage):
     """An RDB storage whose claim of a waiting trial is one conditional UPDATE.
 
@@ -97,20 +133,7 @@ class ClaimOnceRDBStorage(RDBStorage):
         # Optuna's cache in front of every RDB storage calls this, not ``create_new_trial``.
         if template_trial is not None:  # enqueued or added: not started here
             return super()._create_new_trial(study_id, template_trial)
-        started = FrozenTrial(
-            number=-1,
-            state=TrialState.RUNNING,
-            value=None,
-            datetime_start=datetime.now(),  # as Optuna's own new trial
-            datetime_complete=None,
-            params={},
-            distributions={},
-            user_attrs={"worker": worker_name()},  # in the row's own transaction
-            system_attrs={},
-            intermediate_values={},
-            trial_id=-1,
-        )
-        trial = super()._create_new_trial(study_id, started)
+        trial = super()._create_new_trial(study_id, started_trial())
         self.record_heartbeat(trial._trial_id)
         return trial
 

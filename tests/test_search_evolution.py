@@ -253,15 +253,20 @@ def _ask_and_die(settings: SearchSettings) -> None:
     os._exit(9)  # no cleanup, as SIGKILL
 
 
-def test_a_worker_killed_before_its_trial_started_does_not_stall_the_rerun(tmp_path):
+@pytest.mark.parametrize("backend", ["sqlite", "journal"])
+def test_a_worker_killed_before_its_trial_started_does_not_stall_the_rerun(tmp_path, backend):
     """CI, 2026-12-03: the rerun after a SIGKILL waited 300 s on a RUNNING trial that had no
     heartbeat and no worker name, so neither the grace period nor the dead-pid check ended it."""
-    settings = _settings(tmp_path, 6, storage=f"sqlite:///{tmp_path / 'study.db'}")
+    url = {
+        "sqlite": f"sqlite:///{tmp_path / 'study.db'}",
+        "journal": f"journal:{tmp_path / 'j.log'}",
+    }
+    settings = _settings(tmp_path, 6, storage=url[backend])
     _run(_settings(tmp_path, 3, storage=settings.storage_url))
     dying = multiprocessing.get_context("fork").Process(target=_ask_and_die, args=(settings,))
     dying.start()
     dying.join(60)
-    stalled = optuna.load_study(study_name="posearch", storage=settings.storage_url).trials
+    stalled = _trials(settings)
     assert [t.state.name for t in stalled].count("RUNNING") == 1
     rerun = multiprocessing.get_context("fork").Process(target=_run, args=(settings,))
     started = time.monotonic()
@@ -271,5 +276,9 @@ def test_a_worker_killed_before_its_trial_started_does_not_stall_the_rerun(tmp_p
         rerun.kill()
     waited = time.monotonic() - started
     assert rerun.exitcode == 0, f"the rerun was still waiting after {waited:.0f} s"
-    trials = optuna.load_study(study_name="posearch", storage=settings.storage_url).trials
-    assert sum(t.state.name == "COMPLETE" for t in trials) == 6
+    assert sum(t.state.name == "COMPLETE" for t in _trials(settings)) == 6
+
+
+def _trials(settings: SearchSettings) -> list[optuna.trial.FrozenTrial]:
+    storage = make_storage(settings.storage_url, heartbeat_s=10)
+    return optuna.load_study(study_name="posearch", storage=storage).trials
