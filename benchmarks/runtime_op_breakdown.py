@@ -31,9 +31,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from evaluators.latency_builder import empty_call_us, measure_layers  # noqa: E402
 from evaluators.latency_predictor import RUNNERS, LatencyTable, TableHeader  # noqa: E402
 from evaluators.latency_units import Unit, config_units  # noqa: E402
-from search_space import get_preset  # noqa: E402
+from search_space import get_preset, list_presets, preset_info  # noqa: E402
 
-PRESETS = {"xs": "litepose_xs", "s": "litepose_s", "m": "litepose_m", "l": "litepose_l"}
+# The paper's four by their short names (xs, s, m, l), from the preset registry.
+PRESETS = {preset_info(name).short.lower(): name for name in list_presets(tag="paper")}
 
 
 def kind(unit: Unit) -> str:

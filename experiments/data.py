@@ -25,6 +25,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from bottomup.datasets import SyntheticOptions, build_dataset
 from bottomup.datasets.coco_format import KeypointDataset
 from experiments.sections import section_dataclass, section_schema
+from posecore.errors import SettingError
 from posetrain.distributed import DistContext, barrier
 
 SyntheticSchema = section_schema(SyntheticOptions)
@@ -51,7 +52,10 @@ def dataset_settings(dataset: DictConfig) -> dict[str, Any]:
     """The section as plain data, as its YAML gives it: what run settings, checkpoints and
     records store (a key the schema has but the YAML leaves out is dropped, so typing the group
     changed no stored settings and no resume)."""
-    return _given(OmegaConf.to_container(dataset, resolve=True))
+    given = _given(OmegaConf.to_container(dataset, resolve=True))
+    if given.get("synthetic") == {}:  # a real dataset's empty block, stored as before: none
+        given["synthetic"] = None
+    return given
 
 
 def _given(value: Any) -> Any:
@@ -62,8 +66,19 @@ def _given(value: Any) -> Any:
 
 def synthetic_options(dataset: DictConfig) -> SyntheticOptions | None:
     """The ``dataset.synthetic`` block as generator options (None: the section has none; a field
-    left out keeps ``SyntheticOptions``' default)."""
-    if not dataset.get("synthetic"):
+    left out keeps ``SyntheticOptions``' default). A real dataset's block is empty (``{}`` in
+    its YAML, so an override into it composes instead of failing inside OmegaConf); a value
+    given there would be ignored, so it is refused, naming it."""
+    block = dataset.get("synthetic")
+    if dataset.get("name") != "synthetic":
+        given = sorted(_given(OmegaConf.to_container(block))) if block else []
+        if given:
+            raise SettingError(
+                f"dataset.synthetic.{given[0]} applies only to dataset=synthetic "
+                f"({dataset.get('name')} is real data): drop it"
+            )
+        return None
+    if not block:
         return None
     return section_dataclass(SyntheticOptions, dataset.synthetic, "dataset.synthetic")
 

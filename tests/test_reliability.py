@@ -970,3 +970,36 @@ def test_the_run_dir_check_makes_the_folder_and_leaves_what_it_holds(tmp_path):
     check_run_dir(made)
     assert [p.name for p in made.iterdir()] == ["last.pt"]
     assert (made / "last.pt").read_bytes() == b"kept"
+
+
+@pytest.mark.parametrize("dataset", ["coco", "crowdpose"])
+def test_a_synthetic_option_given_to_real_data_is_refused_naming_it(dataset):
+    """``dataset=coco dataset.synthetic.num_train=5`` was an OmegaConf AssertionError traceback
+    while Hydra composed the config (the real datasets' block was null). The block is now empty:
+    the override composes, and the value, which real data would ignore, is refused by name."""
+    from experiments.data import synthetic_options
+    from posecore.errors import SettingError
+
+    assert (
+        synthetic_options(_compose("train", [f"dataset={dataset}", "dataset.root=/d"]).dataset)
+        is None
+    )
+    cfg = _compose(
+        "train", [f"dataset={dataset}", "dataset.root=/d", "dataset.synthetic.num_train=5"]
+    )
+    with pytest.raises(
+        SettingError,
+        match=rf"dataset\.synthetic\.num_train applies only to dataset=synthetic \({dataset}",
+    ):
+        synthetic_options(cfg.dataset)
+
+
+def test_train_with_a_synthetic_option_on_real_data_fails_in_one_line(tmp_path):
+    overrides = ["dataset=coco", f"dataset.root={tmp_path}", "dataset.synthetic.num_train=5"]
+    result = _run("train", [*overrides, f"run_dir={tmp_path / 'out'}"])
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    assert (
+        "train failed: dataset.synthetic.num_train applies only to dataset=synthetic"
+        in result.stderr
+    )
