@@ -3,6 +3,8 @@
     .venv/bin/python benchmarks/search_budgets.py [--trials 320] [--seeds 0 1 2] [--proxy macs]
         [--methods ...] [--long evolution 3200] [--cache scores.json] [--save curves.json]
     .venv/bin/python benchmarks/search_budgets.py --load a.json b.json     # only the table
+    .venv/bin/python benchmarks/search_budgets.py --proxy supernet \
+        --proxy-option checkpoint=<fair supernet>/checkpoints/last.pt --cache supernet_scores.json
 
 One search must serve the paper's XS / S / M / L budgets (paper convention). Compared, each with
 the same number of trials, the driver's own objective (``arch_search.driver.SearchObjective``)
@@ -28,7 +30,8 @@ fits it: a pure test of serving four constraints. A scored proxy (``--proxy jaco
 architecture) is scored once per architecture and kept in ``--cache`` (JSON, by arch hash) for
 every method and seed: its context uses seed 0 whatever the run's seed, so a score is a function
 of the architecture alone; it is built like ``experiments.search``'s (demo data and loss, the
-default resolution rule).
+default resolution rule). With ``--proxy supernet`` (``--proxy-option checkpoint=...``) the
+space searched is the checkpoint's own, as in ``experiments.search``.
 """
 
 from __future__ import annotations
@@ -46,7 +49,8 @@ import pandas as pd
 from arch_search.budget import PAPER_BUDGETS, Budget
 from arch_search.driver import SearchObjective, SearchSettings, make_sampler
 from arch_search.evolution import EvolutionSettings
-from evaluators.proxies import Proxy, ProxyContext, get_proxy
+from arch_search.proxies import get_proxy
+from evaluators.proxies import Proxy, ProxyContext
 from search_space import arch_hash
 from search_space.space import LitePoseSpace, largest_member_of
 
@@ -191,20 +195,34 @@ def _load(paths: list[str]) -> dict:
     return curves
 
 
-def proxy_and_context(name: str) -> tuple[Proxy, ProxyContext]:
-    """The proxy and the context ``experiments.search`` would score with (seed 0)."""
-    proxy = get_proxy(name)
+def proxy_and_context(name: str, options: dict, supernet: str):
+    """The proxy (with ``options``, e.g. the supernet proxy's ``checkpoint``), the context and
+    the space ``experiments.search`` would score and search with (seed 0): with the supernet
+    proxy, the checkpoint's own space at the sizes it was trained at."""
+    proxy = get_proxy(name, **options)
     if not proxy.needs_data:
-        return proxy, ProxyContext(seed=0)
+        return proxy, ProxyContext(seed=0), LitePoseSpace(largest_member_of(supernet))
     from hydra import compose, initialize_config_dir
 
-    import experiments.search  # noqa: F401  (registers the config's schema)
+    import experiments.search as search  # registers the config's schema
     from experiments.proxy_data import proxy_context
     from search_space.resolution import ResolutionRule
 
     with initialize_config_dir(str(REPO / "experiments" / "conf"), version_base="1.3"):
-        cfg = compose("search")
-    return proxy, proxy_context(cfg.dataset, ResolutionRule(), 0, cfg.loss)
+        cfg = compose("search", overrides=[f"supernet={supernet}"])
+    rule = ResolutionRule()
+    context = proxy_context(cfg.dataset, rule, 0, cfg.loss)
+    return proxy, context, search.search_space(cfg, proxy, rule)
+
+
+def _option(text: str) -> tuple[str, object]:
+    key, _, value = text.partition("=")
+    for kind in (int, float):
+        try:
+            return key, kind(value)
+        except ValueError:
+            pass
+    return key, value
 
 
 def main() -> None:
@@ -213,6 +231,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--proxy", default="macs")
     parser.add_argument("--supernet", default="litepose_supernet_multibranch")
+    parser.add_argument("--proxy-option", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="the proxy's options: checkpoint=<supernet checkpoint>")  # fmt: skip
     parser.add_argument("--methods", nargs="+", default=DEFAULT_METHODS)
     parser.add_argument("--checkpoints", type=int, nargs="+", default=[40, 80, 160, 320])
     parser.add_argument("--reach", type=float, default=0.98)
@@ -228,8 +248,8 @@ def main() -> None:
         curves = _load(args.load)
     else:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        space = LitePoseSpace(largest_member_of(args.supernet))
-        base, context = proxy_and_context(args.proxy)
+        options = dict(_option(text) for text in args.proxy_option)
+        base, context, space = proxy_and_context(args.proxy, options, args.supernet)
         proxy = CachedProxy(base, args.cache) if base.needs_data else base
         curves = {}
         runs = [(m, s, args.trials) for s in args.seeds for m in args.methods]  # seed outermost
