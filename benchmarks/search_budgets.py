@@ -45,6 +45,7 @@ from pathlib import Path
 import numpy as np
 import optuna
 import pandas as pd
+import yaml
 
 from arch_search.budget import PAPER_BUDGETS, Budget
 from arch_search.driver import SearchObjective, SearchSettings, make_sampler
@@ -216,13 +217,9 @@ def proxy_and_context(name: str, options: dict, supernet: str):
 
 
 def _option(text: str) -> tuple[str, object]:
+    """``KEY=VALUE`` with the value read as YAML (numbers, booleans), as Hydra reads overrides."""
     key, _, value = text.partition("=")
-    for kind in (int, float):
-        try:
-            return key, kind(value)
-        except ValueError:
-            pass
-    return key, value
+    return key, yaml.safe_load(value)
 
 
 def main() -> None:

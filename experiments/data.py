@@ -80,7 +80,7 @@ def synthetic_options(dataset: DictConfig) -> SyntheticOptions | None:
         return None
     if not block:
         return None
-    return section_dataclass(SyntheticOptions, dataset.synthetic, "dataset.synthetic")
+    return section_dataclass(SyntheticOptions, block, "dataset.synthetic")
 
 
 def load_datasets(
