@@ -108,7 +108,9 @@ class SearchConfig:
     budget: str | None = None  # the older spelling of one budget: budget=5.0G is budgets=5.0G
     # the budgets' MACs convention (paper: deconvs per output pixel), or latency
     convention: str = "paper"
-    proxy: str = "jacob_cov"  # ranks the ground truth best (experiments.rank_proxies, README)
+    # the best zero-cost proxy that needs no ground-truth file (README, "Combined and learned
+    # rankers": the fitted `learned` ranks within bands better but is fitted to the demo data)
+    proxy: str = "jacob_cov"
     # The space's largest member (a preset or arch file): with branches, the space adds branch
     # removal (litepose_supernet_multibranch); without, it is the single-branch LitePose space.
     # Unused with proxy=supernet: the checkpoint's stored space is searched.
