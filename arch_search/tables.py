@@ -102,7 +102,7 @@ def winners_table(
     rows = []
     for name, budget in budgets.items():
         best = best_within(table, objective, budget)
-        row = {"budget": f"{name} ({budget})", "trial": None, "cost / budget": None}
+        row = {"budget": name, "limit": str(budget), "trial": None, "cost / budget": None}
         if best is not None:
             row |= {
                 "trial": int(best["number"]),

@@ -23,7 +23,14 @@ from arch_search.budget import (
 from arch_search.driver import SearchSettings, run_search
 from arch_search.proxies import ProxyContext, get_proxy
 from arch_search.report import export_winners
-from arch_search.tables import best_within, feasible_column, pareto_front, trials_table
+from arch_search.tables import (
+    best_within,
+    feasible_column,
+    format_winners,
+    pareto_front,
+    trials_table,
+    winners_table,
+)
 from evaluators.macs_fast import fast_macs
 from posecore.errors import SettingError
 from search_space import arch_hash, from_dict
@@ -128,6 +135,19 @@ def test_a_winner_is_shared_only_where_it_truly_scores_best(tmp_path):
         fits = table[table[feasible_column(name)] & (table["state"] == "COMPLETE")]
         assert best["macs_paper"] <= budget.macs
         assert best["params_score"] == fits["params_score"].max()
+
+
+def test_the_console_table_names_each_budget_once_with_its_best_trial(tmp_path):
+    budgets = {"5.0G": Budget(5e9, "paper"), "XS": PAPER["XS"]}
+    study, table = _search(tmp_path, budgets, n_trials=12)
+    winners = winners_table(table, "params_score", budgets)
+    assert list(winners["budget"]) == ["5.0G", "XS"]
+    assert list(winners["limit"]) == ["5G (paper MACs)", "1.2G (paper MACs)"]
+    for name, budget in budgets.items():
+        row = winners[winners["budget"] == name].iloc[0]
+        assert row["trial"] == best_within(table, "params_score", budget)["number"]
+        assert 0 < row["cost / budget"] <= 1
+    assert "5.0G (5G" not in format_winners(winners)
 
 
 def test_a_study_is_continued_only_under_its_own_budgets(tmp_path, storage_url):
