@@ -266,7 +266,8 @@ def main() -> None:
                 _save(curves, args.save)
     best = best_known(curves)
     seeds = sorted({s for _, s in curves})
-    print(f"proxy {args.proxy}, seeds {seeds}; best within each budget / best known")
+    scored_by = f"proxy {args.proxy}" if not args.load else f"curves of {', '.join(args.load)}"
+    print(f"{scored_by}, seeds {seeds}; best within each budget / best known")
     print("best known: " + ", ".join(f"{n} {v:.6g}" for n, v in best.items()))
     print(
         summarise(curves, args.checkpoints, args.reach, best).to_markdown(

@@ -164,15 +164,11 @@ def ranker_scores(scores: pd.DataFrame, truth: pd.DataFrame, cfg: DictConfig) ->
     """The rankers' scores as new columns of ``scores``: each rank aggregation of
     ``cfg.combined`` over the whole table, and the learned ranker's out-of-fold predictions
     (folds by architecture, fixed by ``cfg.seed``). Returns what the learned ranker picked."""
-    if cfg.aggregation not in AGGREGATIONS:
-        raise SettingError(f"aggregation={cfg.aggregation!r}: must be one of {AGGREGATIONS}")
     for name, members in cfg.combined.items():
-        _check_scored(scores, f"combined.{name}", list(members))
         scores[name] = aggregate_ranks(scores, list(members), cfg.aggregation)
     if not cfg.learned:
         return {}
     members = list(cfg.learned_proxies)
-    _check_scored(scores, "learned_proxies", members)
     x = feature_matrix(configs_of(truth), scores, members)
     predicted, alphas = out_of_fold(
         x.to_numpy(), scores[TRUTH].to_numpy(), scores["arch"], cfg.folds, cfg.seed,
@@ -194,10 +190,31 @@ def ranker_scores(scores: pd.DataFrame, truth: pd.DataFrame, cfg: DictConfig) ->
     return picked
 
 
-def _check_scored(scores: pd.DataFrame, setting: str, members: list[str]) -> None:
-    missing = [m for m in members if m not in scores.columns]
-    if missing:
-        raise SettingError(f"{setting}={members}: {missing} not scored; add them to proxies=")
+def learned_names(cfg: DictConfig) -> tuple[str, ...]:
+    """The learned rankers this run fits: none without ``learned`` (the trend variant is the
+    same ridge, so it goes with it)."""
+    if not cfg.learned:
+        return ()
+    return (cfg.learned, cfg.learned_trend) if cfg.learned_trend else (cfg.learned,)
+
+
+def check_rankers(cfg: DictConfig, proxies: list[str]) -> None:
+    """Every ranker setting names proxies that this run scores: checked before the first
+    architecture is scored, so a wrong setting costs nothing (scoring the table takes minutes)."""
+    if cfg.aggregation not in AGGREGATIONS:
+        raise SettingError(f"aggregation={cfg.aggregation!r}: must be one of {AGGREGATIONS}")
+    if cfg.baseline not in proxies:
+        raise SettingError(f"baseline={cfg.baseline!r} is not among proxies={proxies}")
+    settings = {f"combined.{name}": list(members) for name, members in cfg.combined.items()}
+    if cfg.learned:
+        settings["learned_proxies"] = list(cfg.learned_proxies)
+    for setting, members in settings.items():
+        missing = [m for m in members if m not in proxies]
+        if missing:
+            raise SettingError(
+                f"{setting}={members}: {missing} not scored; add them to proxies= (or drop the "
+                f"ranker: ~{setting}, learned='')"
+            )
 
 
 def paired_table(
@@ -265,6 +282,29 @@ def check_same_run(run_dir: Path, cfg: DictConfig) -> None:
             f"ground_truth={cfg.ground_truth}, but the scores in {run_dir} are of "
             f"ground_truth={old}: rerun with ground_truth={old} or another run_dir"
         )
+    _check_same_scoring(run_dir, before, cfg)
+
+
+def _check_same_scoring(run_dir: Path, before: DictConfig, cfg: DictConfig) -> None:
+    """A score is stored by (architecture, proxy): a proxy scored before with other options (or
+    the supernet from another checkpoint) would be read back, not measured. Adding a proxy is
+    fine; changing how one already scored is measured needs another run_dir."""
+    old_options = OmegaConf.to_container(before.get("proxy_options", OmegaConf.create()))
+    new_options = OmegaConf.to_container(cfg.proxy_options, resolve=True)
+    old_ckpt, new_ckpt = before.get("supernet_checkpoint"), cfg.supernet_checkpoint
+    if old_ckpt and new_ckpt and Path(old_ckpt).resolve() != Path(new_ckpt).resolve():
+        raise SettingError(
+            f"supernet_checkpoint={new_ckpt}, but the supernet scores in {run_dir} are of "
+            f"{old_ckpt}: rerun with that checkpoint or another run_dir"
+        )
+    for proxy in sorted(set(before.get("proxies") or []) | ({"supernet"} if old_ckpt else set())):
+        if proxy in new_options or proxy in old_options:
+            if old_options.get(proxy, {}) != new_options.get(proxy, {}):
+                raise SettingError(
+                    f"proxy_options.{proxy}={new_options.get(proxy, {})}, but the {proxy} "
+                    f"scores in {run_dir} were measured with {old_options.get(proxy, {})}: "
+                    "rerun with those options or another run_dir"
+                )
 
 
 def measured_seed_tau(table_path: Path) -> float:
@@ -308,6 +348,7 @@ def run(cfg: DictConfig) -> pd.DataFrame:
     if cfg.supernet_checkpoint:
         proxies.append("supernet")
         options["supernet"] = {**options.get("supernet", {}), "checkpoint": cfg.supernet_checkpoint}
+    check_rankers(cfg, proxies)
     built = {name: get_proxy(name, **options.get(name, {})) for name in proxies}
     records = ScoreRecords(run_dir / "records.jsonl")
     configs = configs_of(truth)
@@ -324,10 +365,8 @@ def run(cfg: DictConfig) -> pd.DataFrame:
         rows.append(scored)
     scores = pd.DataFrame(rows)
     scores["band"] = budget_bands(scores["gmacs_paper"], cfg.band)
-    if cfg.baseline not in proxies:
-        raise SettingError(f"baseline={cfg.baseline!r} is not among proxies={proxies}")
     learned = ranker_scores(scores, truth, cfg)
-    rankers = list(cfg.combined) + [r for r in (cfg.learned, cfg.learned_trend) if r]
+    rankers = list(cfg.combined) + list(learned_names(cfg))
     scores.to_csv(run_dir / "scores.csv", index=False)
     seed_sd = float(truth.loc[truth["n_seeds"] > 1, "AP_sd"].median())
     table = ranking_table(scores, proxies + rankers, seed_sd, cfg.n_boot, cfg.seed)

@@ -90,3 +90,40 @@ def test_missing_ground_truth_and_unknown_proxy_are_clear(tmp_path):
     assert missing.returncode == 2 and "experiments.ground_truth" in missing.stderr
     unknown = _run(tmp_path, "proxies=[params,oracle]")
     assert unknown.returncode == 2 and "oracle" in unknown.stderr and "synflow" in unknown.stderr
+
+
+def test_a_ranker_over_unscored_proxies_fails_before_any_architecture_is_scored(tmp_path):
+    """Scoring a real table takes minutes: a ranker naming a proxy the run does not score is
+    refused first, with the setting and the way out, and nothing is measured."""
+    refused = _run(tmp_path, "combined.combined=[macs,synflow]")
+    assert refused.returncode == 2
+    assert "combined.combined" in refused.stderr and "synflow" in refused.stderr
+    assert "proxies=" in refused.stderr and "Traceback" not in refused.stderr
+    records = tmp_path / "run" / "records.jsonl"
+    assert not records.exists() or records.read_text() == ""
+    learned = _run(tmp_path, "learned_proxies=[snip]")
+    assert learned.returncode == 2 and "learned_proxies" in learned.stderr
+    baseline = _run(tmp_path, "baseline=synflow")
+    assert baseline.returncode == 2 and "baseline=" in baseline.stderr
+
+
+def test_no_rankers_at_all_ranks_the_proxies_alone(tmp_path):
+    """``learned=''`` drops both learned rankers (the trend one goes with it), and with the
+    aggregations dropped too only the proxies are ranked."""
+    done = _run(tmp_path, "learned=''", "~combined.combined")
+    assert done.returncode == 0, done.stderr[-3000:]
+    ranking = pd.read_csv(tmp_path / "run" / "ranking.csv")
+    assert {"params", "macs"} <= set(ranking["proxy"])
+    assert not {"learned", "learned_trend", "combined"} & set(ranking["proxy"])
+
+
+def test_a_rerun_that_changes_how_a_scored_proxy_is_measured_is_refused(tmp_path):
+    """Scores are stored by (architecture, proxy): a rerun with other options for a proxy
+    already scored would read the old scores back, so it is refused with the way out."""
+    first = _run(tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    before = (tmp_path / "run" / "records.jsonl").read_text()
+    changed = _run(tmp_path, "+proxy_options.macs.convention=paper")
+    assert changed.returncode == 2 and "proxy_options.macs" in changed.stderr
+    assert "another run_dir" in changed.stderr and "Traceback" not in changed.stderr
+    assert (tmp_path / "run" / "records.jsonl").read_text() == before
