@@ -282,29 +282,31 @@ def check_same_run(run_dir: Path, cfg: DictConfig) -> None:
             f"ground_truth={cfg.ground_truth}, but the scores in {run_dir} are of "
             f"ground_truth={old}: rerun with ground_truth={old} or another run_dir"
         )
-    _check_same_scoring(run_dir, before, cfg)
 
 
-def _check_same_scoring(run_dir: Path, before: DictConfig, cfg: DictConfig) -> None:
-    """A score is stored by (architecture, proxy): a proxy scored before with other options (or
-    the supernet from another checkpoint) would be read back, not measured. Adding a proxy is
-    fine; changing how one already scored is measured needs another run_dir."""
-    old_options = OmegaConf.to_container(before.get("proxy_options", OmegaConf.create()))
-    new_options = OmegaConf.to_container(cfg.proxy_options, resolve=True)
-    old_ckpt, new_ckpt = before.get("supernet_checkpoint"), cfg.supernet_checkpoint
-    if old_ckpt and new_ckpt and Path(old_ckpt).resolve() != Path(new_ckpt).resolve():
-        raise SettingError(
-            f"supernet_checkpoint={new_ckpt}, but the supernet scores in {run_dir} are of "
-            f"{old_ckpt}: rerun with that checkpoint or another run_dir"
-        )
-    for proxy in sorted(set(before.get("proxies") or []) | ({"supernet"} if old_ckpt else set())):
-        if proxy in new_options or proxy in old_options:
-            if old_options.get(proxy, {}) != new_options.get(proxy, {}):
-                raise SettingError(
-                    f"proxy_options.{proxy}={new_options.get(proxy, {})}, but the {proxy} "
-                    f"scores in {run_dir} were measured with {old_options.get(proxy, {})}: "
-                    "rerun with those options or another run_dir"
-                )
+def scoring_options(proxy: str, options: dict) -> dict:
+    """What a proxy's scores depend on besides the architecture: its options, with the
+    supernet's checkpoint as an absolute path."""
+    used = dict(options.get(proxy, {}))
+    if "checkpoint" in used:
+        used["checkpoint"] = str(Path(used["checkpoint"]).resolve())
+    return used
+
+
+def check_same_scoring(run_dir: Path, options: dict[str, dict]) -> None:
+    """A score is stored by (architecture, proxy), so a proxy scored before with other options
+    (or the supernet from another checkpoint) would be read back, not measured. ``scoring.json``
+    keeps the options each proxy of ``run_dir`` was first scored with, over every run there;
+    adding a proxy is fine, changing how one already scored is measured needs another run_dir."""
+    path = run_dir / "scoring.json"
+    known = json.loads(path.read_text()) if path.exists() else {}
+    for proxy, used in options.items():
+        if proxy in known and known[proxy] != used:
+            raise SettingError(
+                f"proxy_options.{proxy}={used}, but the {proxy} scores in {run_dir} were "
+                f"measured with {known[proxy]}: rerun with those or another run_dir"
+            )
+    path.write_text(json.dumps({**known, **options}, indent=1, sort_keys=True) + "\n")
 
 
 def measured_seed_tau(table_path: Path) -> float:
@@ -349,6 +351,7 @@ def run(cfg: DictConfig) -> pd.DataFrame:
         proxies.append("supernet")
         options["supernet"] = {**options.get("supernet", {}), "checkpoint": cfg.supernet_checkpoint}
     check_rankers(cfg, proxies)
+    check_same_scoring(run_dir, {name: scoring_options(name, options) for name in proxies})
     built = {name: get_proxy(name, **options.get(name, {})) for name in proxies}
     records = ScoreRecords(run_dir / "records.jsonl")
     configs = configs_of(truth)
