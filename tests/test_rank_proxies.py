@@ -127,3 +127,8 @@ def test_a_rerun_that_changes_how_a_scored_proxy_is_measured_is_refused(tmp_path
     assert changed.returncode == 2 and "proxy_options.macs" in changed.stderr
     assert "another run_dir" in changed.stderr and "Traceback" not in changed.stderr
     assert (tmp_path / "run" / "records.jsonl").read_text() == before
+    # A run that does not score params in between does not make the folder forget how it was.
+    without = _run(tmp_path, "proxies=[macs]", "~combined.combined", "learned_proxies=[macs]")
+    assert without.returncode == 0, without.stderr[-3000:]
+    after = _run(tmp_path, "+proxy_options.params.device=cpu")
+    assert after.returncode == 2 and "proxy_options.params" in after.stderr
