@@ -212,7 +212,7 @@ def test_killed_search_continues_the_same_study(tmp_path):
     completed = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     assert len(completed) == len(before) + 5, "the rerun stops at exactly n_trials"
     header = next(line for line in out.splitlines() if "cost / budget" in line)
-    assert header.split()[:3] == ["budget", "trial", "cost"]  # the end-of-search table
+    assert header.split()[:4] == ["budget", "limit", "trial", "cost"]  # the end-of-search table
     assert "estimated AP" not in header or "score" in header
     table = pd.read_csv(tmp_path / "trials.csv")
     for column in (
