@@ -205,15 +205,18 @@ def check_rankers(cfg: DictConfig, proxies: list[str]) -> None:
         raise SettingError(f"aggregation={cfg.aggregation!r}: must be one of {AGGREGATIONS}")
     if cfg.baseline not in proxies:
         raise SettingError(f"baseline={cfg.baseline!r} is not among proxies={proxies}")
-    settings = {f"combined.{name}": list(members) for name, members in cfg.combined.items()}
+    settings = {  # setting -> (the proxies it names, how to drop the ranker instead)
+        f"combined.{name}": (list(members), f"~combined.{name}")
+        for name, members in cfg.combined.items()
+    }
     if cfg.learned:
-        settings["learned_proxies"] = list(cfg.learned_proxies)
-    for setting, members in settings.items():
+        settings["learned_proxies"] = (list(cfg.learned_proxies), "learned=''")
+    for setting, (members, drop) in settings.items():
         missing = [m for m in members if m not in proxies]
         if missing:
             raise SettingError(
                 f"{setting}={members}: {missing} not scored; add them to proxies= (or drop the "
-                f"ranker: ~{setting}, learned='')"
+                f"ranker: {drop})"
             )
 
 
